@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! # txcoord
+//!
+//! Saga transaction coordination over Redis: distributed locks with automatic renewal, fencing
+//! tokens, lost-lock signals and fast handoff, speaking the wire protocol of `PROTOCOL.md` that
+//! the Python and Node packages speak too.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use txcoord::{Client, LockManager};
+//!
+//! # async fn run() -> txcoord::Result<()> {
+//! let client = Client::open("redis://127.0.0.1:6380")?;
+//! let manager = LockManager::new(&client);
+//! if let Some(lock) = manager
+//!     .acquire_lock("order:42", Duration::from_secs(30), Duration::from_secs(10))
+//!     .await?
+//! {
+//!     println!("fencing token {:?}", lock.fencing_token());
+//!     manager.release_lock("order:42").await?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The core never creates an async runtime; it must be used from within a tokio runtime.
+
+#![forbid(unsafe_code)]
+
+mod client;
+mod error;
+pub mod keys;
+mod lock;
+mod manager;
+pub mod protocol;
+pub mod registry;
+pub mod validate;
+
+pub use client::{Client, ClientOptions, ClientStats};
+pub use error::{Error, ErrorKind, LossReason, Result};
+pub use keys::LockKeys;
+pub use lock::{
+    DistributedLock, LockOptions, LockStatus, DEFAULT_FALLBACK_POLL, DEFAULT_TIMEOUT, DEFAULT_TTL,
+    DEFAULT_WAITER_LEASE,
+};
+pub use manager::{AcquireOptions, LockManager, ManagerOptions};

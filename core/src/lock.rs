@@ -1,0 +1,845 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `DistributedLock`: one lock key, acquired with the protocol's scripts, renewed in the
+//! background, with a fencing token and a lost-lock signal.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::client::{bump, Client, WaiterRegistration};
+use crate::error::{Error, LossReason, Result};
+use crate::keys::LockKeys;
+use crate::protocol::{self, Attempt, FENCE_GRACE_MS, PUBLISH};
+use crate::validate;
+
+/// The seed's default lock TTL: 30 000 ms.
+pub const DEFAULT_TTL: Duration = Duration::from_millis(30_000);
+/// The seed's default acquire timeout: 10 000 ms.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(10_000);
+/// Longest a waiter sleeps between two checks of a lock whose txcoord holder will announce its
+/// release (a safety net for lost notifications).
+pub const DEFAULT_FALLBACK_POLL: Duration = Duration::from_millis(1_000);
+/// How long a waiter's registry entry lives without being refreshed; a crashed waiter's entry
+/// disappears after this.
+pub const DEFAULT_WAITER_LEASE: Duration = Duration::from_millis(5_000);
+/// First and longest pause between checks of a lock held by a client that announces nothing
+/// (the seed's own code, plain `SET NX`).
+const FOREIGN_POLL_MIN: Duration = Duration::from_millis(10);
+const FOREIGN_POLL_MAX: Duration = Duration::from_millis(250);
+/// Smallest time given to one attempt when a wait's deadline is close.
+const MIN_ATTEMPT_BUDGET: Duration = Duration::from_millis(50);
+/// Pause between attempts while Redis is unreachable.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// The part of a lease the holder may count on: the TTL less a clock-drift margin of 1 % + 2 ms.
+pub(crate) fn validity(ms: u64) -> Duration {
+    Duration::from_millis(ms.saturating_sub(ms / 100 + 2))
+}
+
+/// Where a lock handle stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LockStatus {
+    /// Never acquired.
+    Idle,
+    /// Held (as far as this process knows; see [`DistributedLock::is_held`] for the deadline).
+    Held,
+    /// Released by its holder.
+    Released,
+    /// Lost while held.
+    Lost(LossReason),
+}
+
+/// Settings of one lock. Defaults: ttl 30 000 ms, no owner, priority 0.
+#[derive(Debug, Clone)]
+pub struct LockOptions {
+    ttl: Duration,
+    owner_id: Option<String>,
+    priority: i32,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        LockOptions {
+            ttl: DEFAULT_TTL,
+            owner_id: None,
+            priority: 0,
+        }
+    }
+}
+
+impl LockOptions {
+    /// Options with every default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// The lock's TTL (whole milliseconds, 1 ms to 2^31−1 ms); renewed every ttl/3.
+    pub fn set_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+    /// An explicit owner id (a saga id): acquisitions with the same owner re-enter the lock.
+    pub fn set_owner_id(mut self, owner_id: impl Into<String>) -> Self {
+        self.owner_id = Some(owner_id.into());
+        self
+    }
+    /// The priority recorded for the deadlock detector (lowest is aborted first).
+    pub fn set_priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+}
+
+/// How an acquisition waits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WaitParams {
+    pub timeout: Duration,
+    pub fair: bool,
+    pub fallback_poll: Duration,
+    pub waiter_lease: Duration,
+}
+
+impl WaitParams {
+    pub(crate) fn once() -> Self {
+        WaitParams {
+            timeout: Duration::ZERO,
+            fair: false,
+            fallback_poll: DEFAULT_FALLBACK_POLL,
+            waiter_lease: DEFAULT_WAITER_LEASE,
+        }
+    }
+}
+
+struct State {
+    status: LockStatus,
+    /// Bumped at each acquisition, so a renewal task of an earlier one stops.
+    generation: u64,
+    value: Option<String>,
+    token: Option<u64>,
+    hold_count: u64,
+    deadline: Instant,
+    next_renewal: Instant,
+}
+
+struct LockInner {
+    client: Client,
+    keys: LockKeys,
+    ttl: Duration,
+    owner: String,
+    priority: i32,
+    // A std mutex: short critical sections, never held across an await.
+    state: Mutex<State>,
+    // A tokio mutex: serialises the commands that move the expiry (renew, extend, release), so
+    // the local deadline always matches the last expiry Redis applied. Held across awaits.
+    op_lock: tokio::sync::Mutex<()>,
+    status_tx: watch::Sender<LockStatus>,
+    reschedule: Arc<Notify>,
+    renewal: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A lock on one Redis key, wire-compatible with the seed's `DistributedLock`.
+///
+/// ## Behavior
+///
+/// - The lock key holds a random UUID while held; a plain `SET key value NX PX ttl` (what the
+///   seed's code does) excludes txcoord, and txcoord excludes it.
+/// - While held, the lock is renewed every ttl/3 by a background task that never overlaps
+///   itself; retryable errors are retried until the local deadline (acquisition time + TTL −
+///   drift, on the monotonic clock). The task stops before a release is sent.
+/// - Loss is signalled by [`DistributedLock::lost`] with a [`LossReason`].
+/// - Each acquisition gets a fencing token that strictly increases per lock key.
+/// - Cloning is cheap and clones share the lock. When the last clone is dropped while the lock
+///   is held, renewal stops and a release is sent in the background.
+#[derive(Clone)]
+pub struct DistributedLock {
+    inner: Arc<LockInner>,
+}
+
+impl std::fmt::Debug for DistributedLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DistributedLock")
+            .field("key", &self.inner.keys.lock)
+            .field("status", &self.status())
+            .field("fencing_token", &self.fencing_token())
+            .finish()
+    }
+}
+
+impl DistributedLock {
+    /// The seed's `new DistributedLock(redis, lockKey, ttl)`: a lock on `lock_key` (the client's
+    /// key prefix is put before it).
+    pub fn new(client: &Client, lock_key: &str, ttl: Duration) -> Result<Self> {
+        Self::with_options(client, lock_key, LockOptions::default().set_ttl(ttl))
+    }
+
+    /// A lock on `lock_key` with options.
+    pub fn with_options(client: &Client, lock_key: &str, options: LockOptions) -> Result<Self> {
+        let keys = LockKeys::new(client.key_prefix(), lock_key, "lock_key")?;
+        Self::from_keys(client, keys, options)
+    }
+
+    pub(crate) fn from_keys(client: &Client, keys: LockKeys, options: LockOptions) -> Result<Self> {
+        let ttl = validate::duration("ttl", options.ttl, 1, validate::MAX_MS)?;
+        if let Some(owner) = &options.owner_id {
+            validate::owner_id_str("owner_id", owner)?;
+        }
+        let now = Instant::now();
+        let (status_tx, _) = watch::channel(LockStatus::Idle);
+        Ok(DistributedLock {
+            inner: Arc::new(LockInner {
+                client: client.clone(),
+                keys,
+                ttl,
+                owner: options.owner_id.unwrap_or_default(),
+                priority: options.priority,
+                state: Mutex::new(State {
+                    status: LockStatus::Idle,
+                    generation: 0,
+                    value: None,
+                    token: None,
+                    hold_count: 0,
+                    deadline: now,
+                    next_renewal: now,
+                }),
+                op_lock: tokio::sync::Mutex::new(()),
+                status_tx,
+                reschedule: Arc::new(Notify::new()),
+                renewal: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The client this lock uses.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// The full lock key (with the client's prefix).
+    pub fn key(&self) -> &str {
+        &self.inner.keys.lock
+    }
+
+    /// The keys and channel this lock uses (PROTOCOL.md).
+    pub fn keys(&self) -> &LockKeys {
+        &self.inner.keys
+    }
+
+    /// The TTL given at construction.
+    pub fn ttl(&self) -> Duration {
+        self.inner.ttl
+    }
+
+    /// The explicit owner id, if any.
+    pub fn owner_id(&self) -> Option<&str> {
+        (!self.inner.owner.is_empty()).then_some(self.inner.owner.as_str())
+    }
+
+    /// The priority recorded in the registry.
+    pub fn priority(&self) -> i32 {
+        self.inner.priority
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where this handle stands.
+    pub fn status(&self) -> LockStatus {
+        self.state().status
+    }
+
+    /// Whether the lock is held and its local deadline has not passed. A process that was paused
+    /// past its lease sees `false` here before it can do anything else with the lock.
+    pub fn is_held(&self) -> bool {
+        let st = self.state();
+        st.status == LockStatus::Held && Instant::now() < st.deadline
+    }
+
+    /// How much longer the lock is safely held (zero when it is not).
+    pub fn remaining_validity(&self) -> Duration {
+        let st = self.state();
+        if st.status == LockStatus::Held {
+            st.deadline.saturating_duration_since(Instant::now())
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// The fencing token of the last acquisition (kept after release), `None` before the first.
+    /// Tokens strictly increase per lock key and stay below 2^53.
+    pub fn fencing_token(&self) -> Option<u64> {
+        self.state().token
+    }
+
+    /// The value stored in the lock key by the last acquisition.
+    pub fn value(&self) -> Option<String> {
+        self.state().value.clone()
+    }
+
+    /// How many holds the owner had when this handle acquired (1 unless re-entered).
+    pub fn hold_count(&self) -> u64 {
+        self.state().hold_count
+    }
+
+    /// Why the lock was lost, if it was.
+    pub fn loss_reason(&self) -> Option<LossReason> {
+        match self.status() {
+            LockStatus::Lost(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Resolves when the lock stops being held: `Some(reason)` if it was lost, `None` if it was
+    /// released (or was never acquired).
+    pub async fn lost(&self) -> Option<LossReason> {
+        let mut rx = self.inner.status_tx.subscribe();
+        loop {
+            let status = *rx.borrow_and_update();
+            match status {
+                LockStatus::Held => {}
+                LockStatus::Lost(r) => return Some(r),
+                LockStatus::Idle | LockStatus::Released => return None,
+            }
+            if rx.changed().await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// The seed's `acquire()`: one attempt; `true` if the lock is now held by this handle.
+    pub async fn acquire(&self) -> Result<bool> {
+        self.acquire_with(WaitParams::once()).await
+    }
+
+    /// Waits up to `timeout` for the lock (woken by release notifications). `false` on timeout.
+    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<bool> {
+        let timeout = validate::duration("timeout", timeout, 0, validate::MAX_MS)?;
+        self.acquire_with(WaitParams {
+            timeout,
+            ..WaitParams::once()
+        })
+        .await
+    }
+
+    pub(crate) async fn acquire_with(&self, wait: WaitParams) -> Result<bool> {
+        if self.status() == LockStatus::Held {
+            // As the seed's SET NX on a key this instance holds: no second hold on one handle.
+            return Ok(false);
+        }
+        let client = &self.inner.client;
+        let keys = &self.inner.keys;
+        let ttl_ms = self.inner.ttl.as_millis() as u64;
+        let value = uuid::Uuid::new_v4().to_string();
+        let queue = !wait.timeout.is_zero();
+        let (waiter_id, seq) = if queue { client.new_waiter() } else { (String::new(), 0) };
+        let op_budget = client.op_budget();
+        let start = Instant::now();
+        let deadline = start + wait.timeout;
+        let ttl_arg = ttl_ms.to_string();
+        let prio_arg = self.inner.priority.to_string();
+        let lease_arg = (wait.waiter_lease.as_millis() as u64).to_string();
+        let grace_arg = FENCE_GRACE_MS.to_string();
+        let fair_arg = if wait.fair { "1" } else { "0" };
+
+        let mut cleanup = Cleanup {
+            client: client.clone(),
+            keys: keys.clone(),
+            waiter_id: None,
+            value: None,
+            armed: true,
+        };
+        let mut registration: Option<WaiterRegistration> = None;
+        let mut foreign_poll = FOREIGN_POLL_MIN;
+        let mut index_due = start;
+
+        loop {
+            let sent = Instant::now();
+            let budget = if queue {
+                deadline
+                    .saturating_duration_since(sent)
+                    .max(MIN_ATTEMPT_BUDGET)
+                    .min(op_budget)
+            } else {
+                op_budget
+            };
+            bump(&client.stats_ref().attempts);
+            let reply = client
+                .run_script::<redis::Value>(
+                    &protocol::ACQUIRE,
+                    &keys.all(),
+                    &[
+                        &value,
+                        &ttl_arg,
+                        &self.inner.owner,
+                        &prio_arg,
+                        &waiter_id,
+                        fair_arg,
+                        &lease_arg,
+                        &grace_arg,
+                        &keys.channel,
+                        PUBLISH,
+                    ],
+                    budget,
+                )
+                .await
+                .and_then(|v| protocol::parse_attempt(&v));
+            match reply {
+                Ok(Attempt::Acquired {
+                    value,
+                    token,
+                    hold_count,
+                    validity_ms,
+                }) => {
+                    cleanup.armed = false;
+                    let validity_ms = if validity_ms > 0 { validity_ms as u64 } else { ttl_ms };
+                    self.on_acquired(value, token, hold_count, sent, validity_ms);
+                    return Ok(true);
+                }
+                Ok(Attempt::Busy { pttl, txcoord_holder }) => {
+                    if !queue {
+                        return Ok(false);
+                    }
+                    cleanup.waiter_id = Some(waiter_id.clone());
+                    let now = Instant::now();
+                    if registration.is_none() {
+                        registration = Some(client.register_waiter(&keys.channel, seq));
+                        if let Err(e) = client.ensure_subscribed(&keys.channel, budget).await {
+                            // Waiting still works by polling; the next wait re-tries the subscription.
+                            tracing::debug!("txcoord: subscribe to {}: {e}", keys.channel);
+                        }
+                        // Try again at once: a release between the first attempt and the
+                        // subscription was announced to nobody.
+                        continue;
+                    }
+                    if now >= deadline {
+                        break;
+                    }
+                    if now >= index_due {
+                        index_due = now + wait.waiter_lease / 2;
+                        note_waiting(client, keys, wait.waiter_lease);
+                    }
+                    let pause = if pttl == -2 {
+                        // free, but another waiter's turn (fair mode)
+                        wait.fallback_poll
+                    } else if txcoord_holder {
+                        until_expiry(pttl, wait.fallback_poll)
+                    } else {
+                        let p = foreign_poll.min(wait.fallback_poll);
+                        foreign_poll = (foreign_poll * 2).min(FOREIGN_POLL_MAX);
+                        until_expiry(pttl, p)
+                    };
+                    let wake_at = (now + pause).min(deadline);
+                    let notify = registration.as_ref().map(|r| r.notify.clone());
+                    if let Some(notify) = notify {
+                        if !client.is_subscribed_hint(&keys.channel) {
+                            let _ = client.ensure_subscribed(&keys.channel, op_budget.min(pause)).await;
+                        }
+                        tokio::select! {
+                            _ = notify.notified() => bump(&client.stats_ref().wake_notified),
+                            _ = tokio::time::sleep_until(wake_at) => bump(&client.stats_ref().wake_timer),
+                        }
+                    }
+                }
+                Ok(Attempt::Victim) => {
+                    cleanup.waiter_id = None;
+                    return Err(Error::DeadlockVictim {
+                        key: keys.lock.clone(),
+                        owner: self.inner.owner.clone(),
+                    });
+                }
+                Err(e) if e.is_retryable() => {
+                    // The script may have run even though no reply came: remember the value so a
+                    // grant nobody saw is released (or taken again by the next attempt).
+                    cleanup.value = Some(value.clone());
+                    if queue {
+                        cleanup.waiter_id = Some(waiter_id.clone());
+                    }
+                    let now = Instant::now();
+                    if !queue || now >= deadline {
+                        return Err(e);
+                    }
+                    tokio::time::sleep_until((now + RETRY_PAUSE).min(deadline)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // Timed out: leave the queue before answering, so no entry outlives the call.
+        drop(registration);
+        cleanup.armed = false;
+        cleanup.run(op_budget).await;
+        Ok(false)
+    }
+
+    fn on_acquired(&self, value: String, token: u64, hold_count: u64, sent: Instant, validity_ms: u64) {
+        bump(&self.inner.client.stats_ref().acquired);
+        let ttl = self.inner.ttl;
+        let generation = {
+            let mut st = self.state();
+            st.generation += 1;
+            st.status = LockStatus::Held;
+            st.value = Some(value);
+            st.token = Some(token);
+            st.hold_count = hold_count;
+            st.deadline = sent + validity(validity_ms);
+            st.next_renewal = sent + Duration::from_millis(validity_ms.min(ttl.as_millis() as u64) / 3);
+            st.generation
+        };
+        self.inner.status_tx.send_replace(LockStatus::Held);
+        let weak = Arc::downgrade(&self.inner);
+        let reschedule = self.inner.reschedule.clone();
+        let handle = tokio::spawn(renewal_loop(weak, reschedule, generation));
+        if let Some(old) = self.inner.renewal.lock().unwrap_or_else(|p| p.into_inner()).replace(handle) {
+            old.abort();
+        }
+    }
+
+    /// The seed's `release()`: stops renewal, then compare-and-deletes the key (or drops one
+    /// hold of a re-entered lock) and hands the lock to the next waiter. Releasing a lock that
+    /// was lost, or never acquired, does not fail.
+    pub async fn release(&self) -> Result<()> {
+        if let Some(h) = self.inner.renewal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            h.abort();
+        }
+        let _op = self.inner.op_lock.lock().await;
+        let (value, was_lost) = {
+            let mut st = self.state();
+            match st.status {
+                LockStatus::Held => {}
+                LockStatus::Lost(_) => {}
+                LockStatus::Idle | LockStatus::Released => return Ok(()),
+            }
+            let was_lost = matches!(st.status, LockStatus::Lost(_));
+            st.status = LockStatus::Released;
+            st.generation += 1;
+            (st.value.clone(), was_lost)
+        };
+        if !was_lost {
+            self.inner.status_tx.send_replace(LockStatus::Released);
+        }
+        let Some(value) = value else { return Ok(()) };
+        let client = &self.inner.client;
+        let result = client
+            .run_script::<redis::Value>(
+                &protocol::RELEASE,
+                &self.inner.keys.all(),
+                &[&value, &self.inner.keys.channel, PUBLISH],
+                client.op_budget(),
+            )
+            .await;
+        match result {
+            Ok(v) => {
+                if protocol::array(&v).ok().and_then(|a| a.first()).and_then(|c| protocol::int(c).ok()).unwrap_or(0) > 0 {
+                    bump(&client.stats_ref().released);
+                }
+                Ok(())
+            }
+            Err(e) if was_lost => {
+                tracing::debug!("txcoord: release of lost lock {}: {e}", self.inner.keys.lock);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The seed's `extend(additionalTime = ttl)`: sets the expiry to `additional` from now if the
+    /// lock is still ours, and moves the local deadline. Later renewals use the ttl again.
+    pub async fn extend(&self, additional: Option<Duration>) -> Result<bool> {
+        let additional = match additional {
+            Some(d) => validate::duration("additional_time", d, 1, validate::MAX_MS)?,
+            None => self.inner.ttl,
+        };
+        let ms = additional.as_millis() as u64;
+        let _op = self.inner.op_lock.lock().await;
+        let (value, generation) = {
+            let st = self.state();
+            if st.status != LockStatus::Held {
+                return Ok(false);
+            }
+            (st.value.clone().unwrap_or_default(), st.generation)
+        };
+        let client = &self.inner.client;
+        let sent = Instant::now();
+        let reply: i64 = client
+            .run_script(
+                &protocol::EXTEND,
+                &[&self.inner.keys.lock, &self.inner.keys.holder],
+                &[&value, &ms.to_string(), &FENCE_GRACE_MS.to_string()],
+                client.op_budget(),
+            )
+            .await?;
+        match reply {
+            1 => {
+                {
+                    let mut st = self.state();
+                    if st.generation == generation && st.status == LockStatus::Held {
+                        st.deadline = sent + validity(ms);
+                        st.next_renewal = sent + Duration::from_millis(ms.min(self.inner.ttl.as_millis() as u64) / 3);
+                    }
+                }
+                self.inner.reschedule.notify_one();
+                Ok(true)
+            }
+            -2 => {
+                self.inner.lose(LossReason::Taken, generation);
+                Ok(false)
+            }
+            _ => {
+                self.inner.lose(LossReason::Expired, generation);
+                Ok(false)
+            }
+        }
+    }
+}
+
+impl LockInner {
+    fn lose(&self, reason: LossReason, generation: u64) {
+        {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if st.status != LockStatus::Held || st.generation != generation {
+                return;
+            }
+            st.status = LockStatus::Lost(reason);
+        }
+        bump(&self.client.stats_ref().lost);
+        tracing::warn!("txcoord: lock {} lost ({reason})", self.keys.lock);
+        self.status_tx.send_replace(LockStatus::Lost(reason));
+    }
+}
+
+impl Drop for LockInner {
+    fn drop(&mut self) {
+        if let Some(h) = self.renewal.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
+            h.abort();
+        }
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        if st.status != LockStatus::Held {
+            return;
+        }
+        let Some(value) = st.value.take() else { return };
+        let client = self.client.clone();
+        let keys = self.keys.clone();
+        self.client.spawn(async move {
+            let budget = client.op_budget();
+            if let Err(e) = client
+                .run_script::<redis::Value>(&protocol::RELEASE, &keys.all(), &[&value, &keys.channel, PUBLISH], budget)
+                .await
+            {
+                tracing::debug!("txcoord: release of dropped lock {}: {e}", keys.lock);
+            }
+        });
+    }
+}
+
+/// Sleep length while a txcoord holder has `pttl` ms left: until just after its expiry, but no
+/// longer than `poll`.
+fn until_expiry(pttl: i64, poll: Duration) -> Duration {
+    if pttl >= 0 {
+        Duration::from_millis(pttl as u64 + 1).min(poll)
+    } else {
+        poll
+    }
+}
+
+fn note_waiting(client: &Client, keys: &LockKeys, lease: Duration) {
+    let client2 = client.clone();
+    let index = keys.index.clone();
+    let lock = keys.lock.clone();
+    let lease = (lease.as_millis() as u64).to_string();
+    client.spawn(async move {
+        let budget = client2.op_budget();
+        if let Err(e) = client2
+            .run_script::<i64>(&protocol::INDEX, &[&index], &[&lock, &lease], budget)
+            .await
+        {
+            tracing::debug!("txcoord: waiting index for {lock}: {e}");
+        }
+    });
+}
+
+/// What an acquisition that ends without the lock must undo: its waiter entry, and a grant
+/// whose reply never arrived.
+struct Cleanup {
+    client: Client,
+    keys: LockKeys,
+    waiter_id: Option<String>,
+    value: Option<String>,
+    armed: bool,
+}
+
+impl Cleanup {
+    async fn run(&mut self, budget: Duration) {
+        run_cleanup(&self.client, &self.keys, self.waiter_id.take(), self.value.take(), budget).await;
+    }
+}
+
+async fn run_cleanup(client: &Client, keys: &LockKeys, waiter_id: Option<String>, value: Option<String>, budget: Duration) {
+    if let Some(w) = waiter_id {
+        if let Err(e) = client
+            .run_script::<redis::Value>(&protocol::CANCEL, &keys.all(), &[&w, &keys.channel, PUBLISH], budget)
+            .await
+        {
+            tracing::debug!("txcoord: cancel waiter {w} of {}: {e}", keys.lock);
+        }
+    }
+    if let Some(v) = value {
+        if let Err(e) = client
+            .run_script::<redis::Value>(&protocol::RELEASE, &keys.all(), &[&v, &keys.channel, PUBLISH], budget)
+            .await
+        {
+            tracing::debug!("txcoord: release unconfirmed grant of {}: {e}", keys.lock);
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if !self.armed || (self.waiter_id.is_none() && self.value.is_none()) {
+            return;
+        }
+        let client = self.client.clone();
+        let keys = self.keys.clone();
+        let waiter_id = self.waiter_id.take();
+        let value = self.value.take();
+        self.client.spawn(async move {
+            let budget = client.op_budget();
+            run_cleanup(&client, &keys, waiter_id, value, budget).await;
+        });
+    }
+}
+
+/// Renews the lock every ttl/3 until it is released, lost, or its handle is dropped.
+async fn renewal_loop(weak: Weak<LockInner>, reschedule: Arc<Notify>, generation: u64) {
+    loop {
+        let (wake_at, deadline) = {
+            let Some(inner) = weak.upgrade() else { return };
+            let st = inner.state.lock().unwrap_or_else(|p| p.into_inner());
+            if st.status != LockStatus::Held || st.generation != generation {
+                return;
+            }
+            (st.next_renewal.min(st.deadline), st.deadline)
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake_at) => {}
+            _ = reschedule.notified() => continue,
+        }
+        let Some(inner) = weak.upgrade() else { return };
+        let now = Instant::now();
+        let (next, deadline) = {
+            let st = inner.state.lock().unwrap_or_else(|p| p.into_inner());
+            (st.next_renewal, st.deadline.max(deadline))
+        };
+        if now >= deadline {
+            inner.lose(LossReason::Deadline, generation);
+            return;
+        }
+        if now < next {
+            continue;
+        }
+        let _op = inner.op_lock.lock().await;
+        let value = {
+            let st = inner.state.lock().unwrap_or_else(|p| p.into_inner());
+            if st.status != LockStatus::Held || st.generation != generation {
+                return;
+            }
+            st.value.clone().unwrap_or_default()
+        };
+        let client = &inner.client;
+        let ttl_ms = inner.ttl.as_millis() as u64;
+        let sent = Instant::now();
+        let budget = deadline.saturating_duration_since(sent);
+        let reply: Result<i64> = client
+            .run_script(
+                &protocol::EXTEND,
+                &[&inner.keys.lock, &inner.keys.holder],
+                &[&value, &ttl_ms.to_string(), &FENCE_GRACE_MS.to_string()],
+                budget,
+            )
+            .await;
+        match reply {
+            Ok(1) => {
+                bump(&client.stats_ref().renewals);
+                let mut st = inner.state.lock().unwrap_or_else(|p| p.into_inner());
+                if st.generation == generation {
+                    st.deadline = sent + validity(ttl_ms);
+                    st.next_renewal = sent + inner.ttl / 3;
+                }
+            }
+            Ok(-2) => {
+                inner.lose(LossReason::Taken, generation);
+                return;
+            }
+            Ok(_) => {
+                inner.lose(LossReason::Expired, generation);
+                return;
+            }
+            Err(e) if e.is_retryable() => {
+                bump(&client.stats_ref().renewal_errors);
+                tracing::debug!("txcoord: renewal of {} failed, retrying: {e}", inner.keys.lock);
+                if Instant::now() >= deadline {
+                    inner.lose(LossReason::Deadline, generation);
+                    return;
+                }
+                let pause = (inner.ttl / 10).clamp(Duration::from_millis(10), Duration::from_millis(200));
+                let mut st = inner.state.lock().unwrap_or_else(|p| p.into_inner());
+                st.next_renewal = Instant::now() + pause;
+            }
+            Err(e) => {
+                tracing::warn!("txcoord: renewal of {} failed: {e}", inner.keys.lock);
+                inner.lose(LossReason::RenewalFailed, generation);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validity_leaves_a_drift_margin() {
+        assert_eq!(validity(30_000), Duration::from_millis(30_000 - 302));
+        assert_eq!(validity(1_000), Duration::from_millis(988));
+        assert_eq!(validity(1), Duration::ZERO);
+    }
+
+    #[test]
+    fn waits_end_at_expiry_or_poll() {
+        let poll = Duration::from_millis(1000);
+        assert_eq!(until_expiry(20, poll), Duration::from_millis(21));
+        assert_eq!(until_expiry(5000, poll), poll);
+        assert_eq!(until_expiry(-1, poll), poll);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lost_resolves_on_status_changes() {
+        let client = Client::open("redis://127.0.0.1:1").unwrap();
+        let lock = DistributedLock::new(&client, "k", Duration::from_secs(1)).unwrap();
+        assert_eq!(lock.lost().await, None, "idle");
+        lock.inner.state.lock().unwrap().status = LockStatus::Held;
+        lock.inner.status_tx.send_replace(LockStatus::Held);
+        let l2 = lock.clone();
+        let waiter = tokio::spawn(async move { l2.lost().await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!waiter.is_finished());
+        let generation = lock.inner.state.lock().unwrap().generation;
+        lock.inner.lose(LossReason::Taken, generation);
+        assert_eq!(waiter.await.unwrap(), Some(LossReason::Taken));
+        assert_eq!(lock.loss_reason(), Some(LossReason::Taken));
+        assert!(!lock.is_held());
+    }
+
+    #[test]
+    fn options_are_validated() {
+        let client = Client::open("redis://127.0.0.1:1").unwrap();
+        let e = DistributedLock::new(&client, "k", Duration::ZERO).unwrap_err();
+        assert_eq!(e.argument(), Some("ttl"));
+        let e = DistributedLock::new(&client, "", Duration::from_secs(1)).unwrap_err();
+        assert_eq!(e.argument(), Some("lock_key"));
+        let e = DistributedLock::with_options(&client, "k", LockOptions::new().set_owner_id("")).unwrap_err();
+        assert_eq!(e.argument(), Some("owner_id"));
+    }
+}

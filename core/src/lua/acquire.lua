@@ -1,0 +1,99 @@
+-- acquire: take the lock, re-enter it (same explicit owner), or queue as a waiter.
+-- KEYS[1] lock key K   KEYS[2] holder hash H   KEYS[3] queue Q   KEYS[4] waiter hash W
+-- ARGV[1] value  ARGV[2] ttl_ms  ARGV[3] owner ('' = none)  ARGV[4] priority
+-- ARGV[5] waiter id ('' = do not queue)  ARGV[6] fair ('1'/'0')
+-- ARGV[7] waiter lease ms  ARGV[8] fence grace ms
+-- ARGV[9] channel  ARGV[10] publish command (to hand over when a victim leaves a free lock)
+-- Replies:
+--   {1, value, token, hold_count, validity_ms}  acquired (hold_count > 1: re-entered)
+--   {0, pttl, holder_kind}   busy; pttl of K (-1 none, -2 free but not this waiter's turn);
+--                            holder_kind 1 = a txcoord holder (announces its release), 0 = foreign
+--   {-1}                     this waiter was marked as a deadlock victim (entry removed)
+local K, H, Q, W = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local value, ttl, owner, prio = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local wid, fair = ARGV[5], ARGV[6] == '1'
+local lease, grace = tonumber(ARGV[7]), tonumber(ARGV[8])
+local now = now_us()
+local now_ms = math.floor(now / 1000)
+
+local mine = false
+if wid ~= '' then
+  mine = redis.call('HGET', W, wid)
+  if mine and string.sub(mine, 1, 1) == 'a' then
+    redis.call('ZREM', Q, wid)
+    redis.call('HDEL', W, wid)
+    if redis.call('EXISTS', K) == 0 then wake_head(Q, W, ARGV[9], ARGV[10]) end
+    return {-1}
+  end
+end
+
+local function leave_queue()
+  if mine then
+    redis.call('ZREM', Q, wid)
+    redis.call('HDEL', W, wid)
+  end
+end
+
+local function join_queue()
+  if wid == '' then return end
+  local since = fmt(now_ms)
+  if mine then
+    since = string.match(mine, '^%a|%d+|(%d+)|') or since
+  else
+    redis.call('ZADD', Q, 'NX', fmt(now), wid)
+  end
+  redis.call('HSET', W, wid, 'w|' .. fmt(now_ms + lease) .. '|' .. since .. '|' .. prio .. '|' .. owner)
+  if redis.call('PTTL', Q) < lease then redis.call('PEXPIRE', Q, fmt(lease)) end
+  if redis.call('PTTL', W) < lease then redis.call('PEXPIRE', W, fmt(lease)) end
+end
+
+local cur = redis.call('GET', K)
+if cur and cur == value then
+  -- an earlier attempt with this value succeeded but its reply was lost: the same grant again
+  local h = redis.call('HMGET', H, 'f', 'n')
+  leave_queue()
+  return {1, value, tonumber(h[1]) or 0, tonumber(h[2]) or 1, redis.call('PTTL', K)}
+end
+if cur then
+  local h = redis.call('HMGET', H, 'v', 'o', 'f')
+  local ours = h[1] == cur
+  if ours and owner ~= '' and h[2] == owner then
+    local n = redis.call('HINCRBY', H, 'n', 1)
+    local pttl = redis.call('PTTL', K)
+    if pttl >= 0 and pttl < ttl then
+      redis.call('PEXPIRE', K, fmt(ttl))
+      pttl = ttl
+    end
+    if redis.call('PTTL', H) < pttl + grace then redis.call('PEXPIRE', H, fmt(pttl + grace)) end
+    leave_queue()
+    return {1, cur, tonumber(h[3]) or 0, n, pttl}
+  end
+  join_queue()
+  return {0, redis.call('PTTL', K), ours and 1 or 0}
+end
+
+if fair then
+  local my_turn = false
+  for _ = 1, 64 do
+    local head = redis.call('ZRANGE', Q, 0, 0)[1]
+    if not head or head == wid then
+      my_turn = true
+      break
+    end
+    local expires = entry_expiry(redis.call('HGET', W, head))
+    if expires and expires > now_ms then break end
+    redis.call('ZREM', Q, head)
+    redis.call('HDEL', W, head)
+  end
+  if not my_turn then
+    join_queue()
+    return {0, -2, 1}
+  end
+end
+
+local token = math.max((tonumber(redis.call('HGET', H, 'f')) or 0) + 1, now)
+redis.call('SET', K, value, 'PX', fmt(ttl))
+redis.call('HSET', H, 'f', fmt(token), 'v', value, 'o', owner, 'n', '1', 'p', prio, 't', fmt(now_ms))
+redis.call('PEXPIRE', H, fmt(ttl + grace))
+leave_queue()
+return {1, value, token, 1, ttl}

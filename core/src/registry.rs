@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Reading the holder/waiter registry of PROTOCOL.md: one lock, or every lock with waiters in a
+//! fixed number of round trips (the deadlock detector's wait-for graph).
+
+use redis::Value;
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::keys::LockKeys;
+use crate::protocol::{self, array, int, text, PUBLISH};
+
+/// The holder of a lock as recorded by txcoord.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolderInfo {
+    /// The value in the lock key.
+    pub value: String,
+    /// The explicit owner id, if the holder gave one.
+    pub owner_id: Option<String>,
+    /// Holds of the owner (re-entries + 1).
+    pub hold_count: u64,
+    /// The holder's priority.
+    pub priority: i32,
+    /// When it was acquired, Redis time in ms since the epoch.
+    pub since_ms: u64,
+    /// Its fencing token.
+    pub fencing_token: u64,
+}
+
+/// A waiter of a lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaiterInfo {
+    /// The waiter id (`<client id>-<sequence>`).
+    pub id: String,
+    /// The explicit owner id, if the waiter gave one.
+    pub owner_id: Option<String>,
+    /// The waiter's priority.
+    pub priority: i32,
+    /// When it started waiting, Redis time in ms.
+    pub since_ms: u64,
+    /// When its entry expires unless refreshed, Redis time in ms.
+    pub expires_ms: u64,
+    /// Whether it was marked as a deadlock victim.
+    pub aborted: bool,
+}
+
+/// One lock's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockInfo {
+    /// The lock key.
+    pub key: String,
+    /// Whether the lock key exists (held by anyone).
+    pub held: bool,
+    /// The txcoord holder, when the holder is a txcoord client (`held` without a holder means a
+    /// foreign client such as the seed's code holds it).
+    pub holder: Option<HolderInfo>,
+    /// Remaining TTL of the lock key in ms (-2 absent, -1 no expiry).
+    pub pttl_ms: i64,
+    /// The last fencing token issued for this key, while the fence is kept.
+    pub last_token: Option<u64>,
+    /// Live waiters in arrival order.
+    pub waiters: Vec<WaiterInfo>,
+}
+
+fn pairs(v: &Value) -> Result<Vec<(String, String)>> {
+    match v {
+        Value::Map(m) => m.iter().map(|(k, v)| Ok((text(k)?, text(v)?))).collect(),
+        other => {
+            let items = array(other)?;
+            items.chunks(2).map(|c| Ok((text(&c[0])?, text(c.get(1).unwrap_or(&Value::Nil))?))).collect()
+        }
+    }
+}
+
+fn parse_waiter(id: String, entry: &str) -> Option<WaiterInfo> {
+    let mut parts = entry.splitn(5, '|');
+    let state = parts.next()?;
+    let expires_ms = parts.next()?.parse().ok()?;
+    let since_ms = parts.next()?.parse().ok()?;
+    let priority = parts.next()?.parse().ok()?;
+    let owner = parts.next()?.to_string();
+    Some(WaiterInfo {
+        id,
+        owner_id: (!owner.is_empty()).then_some(owner),
+        priority,
+        since_ms,
+        expires_ms,
+        aborted: state == "a",
+    })
+}
+
+fn parse_lock_info(key: &str, v: &Value) -> Result<LockInfo> {
+    let items = array(v)?;
+    if items.len() < 6 {
+        return Err(protocol::bad_reply("6 fields", v));
+    }
+    let value = match &items[0] {
+        Value::Nil => None,
+        other => Some(text(other)?),
+    };
+    let pttl_ms = int(&items[1])?;
+    let holder_fields: std::collections::HashMap<String, String> = pairs(&items[2])?.into_iter().collect();
+    let queue = array(&items[3]).map(|a| a.to_vec()).or_else(|_| match &items[3] {
+        Value::Map(m) => Ok(m.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect()),
+        other => Err(protocol::bad_reply("queue", other)),
+    })?;
+    let entries: std::collections::HashMap<String, String> = pairs(&items[4])?.into_iter().collect();
+    let now_ms: u64 = int(&items[5])? as u64;
+    let holder = match (&value, holder_fields.get("v")) {
+        (Some(v), Some(hv)) if v == hv => Some(HolderInfo {
+            value: v.clone(),
+            owner_id: holder_fields.get("o").filter(|o| !o.is_empty()).cloned(),
+            hold_count: holder_fields.get("n").and_then(|n| n.parse().ok()).unwrap_or(1),
+            priority: holder_fields.get("p").and_then(|n| n.parse().ok()).unwrap_or(0),
+            since_ms: holder_fields.get("t").and_then(|n| n.parse().ok()).unwrap_or(0),
+            fencing_token: holder_fields.get("f").and_then(|n| n.parse().ok()).unwrap_or(0),
+        }),
+        _ => None,
+    };
+    let mut waiters = Vec::new();
+    for chunk in queue.chunks(2) {
+        let id = text(&chunk[0])?;
+        if let Some(w) = entries.get(&id).and_then(|e| parse_waiter(id.clone(), e)) {
+            if w.expires_ms > now_ms {
+                waiters.push(w);
+            }
+        }
+    }
+    Ok(LockInfo {
+        key: key.to_string(),
+        held: value.is_some(),
+        holder,
+        pttl_ms,
+        last_token: holder_fields.get("f").and_then(|f| f.parse().ok()),
+        waiters,
+    })
+}
+
+fn inspect_cmd(keys: &LockKeys) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(protocol::INSPECT.get_hash()).arg(4);
+    for k in keys.all() {
+        cmd.arg(k);
+    }
+    cmd
+}
+
+/// The holder and waiters of one lock key (full key, with the prefix).
+pub async fn inspect(client: &Client, lock_key: &str) -> Result<LockInfo> {
+    let keys = LockKeys::for_key(client.key_prefix(), lock_key, "lock_key")?;
+    let v: Value = client
+        .run_script(&protocol::INSPECT, &keys.all(), &[], client.op_budget())
+        .await?;
+    parse_lock_info(lock_key, &v)
+}
+
+/// Every lock that has live waiters, with its holder and waiters: two round trips (the index,
+/// then one pipeline of inspections), whatever the number of locks.
+pub async fn waiting_locks(client: &Client) -> Result<Vec<LockInfo>> {
+    let index = format!("{}{}", client.key_prefix(), crate::keys::WAITING_INDEX);
+    let budget = client.op_budget();
+    let mut cmd = redis::cmd("ZRANGE");
+    cmd.arg(&index).arg("+inf").arg("(0").arg("BYSCORE").arg("REV");
+    let members: Vec<String> = client.query(cmd, budget).await?;
+    let keys: Vec<LockKeys> = members
+        .iter()
+        .filter_map(|m| LockKeys::for_key(client.key_prefix(), m, "lock_key").ok())
+        .collect();
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for k in &keys {
+        pipe.add_command(inspect_cmd(k));
+    }
+    let replies: Vec<Value> = match client.query_pipeline(&pipe, budget).await {
+        Err(Error::Redis(e)) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            let mut load = redis::cmd("SCRIPT");
+            load.arg("LOAD").arg(protocol::INSPECT_LUA);
+            let _: String = client.query(load, budget).await?;
+            client.query_pipeline(&pipe, budget).await?
+        }
+        other => other?,
+    };
+    let mut out = Vec::new();
+    for (k, v) in keys.iter().zip(replies.iter()) {
+        let info = parse_lock_info(&k.lock, v)?;
+        if !info.waiters.is_empty() {
+            out.push(info);
+        }
+    }
+    Ok(out)
+}
+
+/// Wait-for edges among owners: `(waiting owner, holding owner, lock key)` for every live waiter
+/// with an owner id on a lock whose txcoord holder has one.
+pub fn wait_for_edges(locks: &[LockInfo]) -> Vec<(String, String, String)> {
+    let mut edges = Vec::new();
+    for l in locks {
+        let Some(holder) = l.holder.as_ref().and_then(|h| h.owner_id.clone()) else { continue };
+        for w in &l.waiters {
+            if let Some(owner) = &w.owner_id {
+                if owner != &holder {
+                    edges.push((owner.clone(), holder.clone(), l.key.clone()));
+                }
+            }
+        }
+    }
+    edges
+}
+
+/// Marks a waiter as a deadlock victim and wakes it: its acquisition fails with
+/// `DeadlockVictim`. Returns whether such a waiter was found.
+pub async fn abort_waiter(client: &Client, lock_key: &str, waiter_id: &str) -> Result<bool> {
+    let keys = LockKeys::for_key(client.key_prefix(), lock_key, "lock_key")?;
+    let n: i64 = client
+        .run_script(
+            &protocol::ABORT_WAITER,
+            &[&keys.queue, &keys.waiters],
+            &[waiter_id, &keys.channel, PUBLISH],
+            client.op_budget(),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiter_entries_parse() {
+        let w = parse_waiter("c-1".into(), "w|200|100|-3|saga|with|bars").unwrap();
+        assert_eq!(w.owner_id.as_deref(), Some("saga|with|bars"));
+        assert_eq!((w.expires_ms, w.since_ms, w.priority, w.aborted), (200, 100, -3, false));
+        let w = parse_waiter("c-2".into(), "a|200|100|0|").unwrap();
+        assert!(w.aborted);
+        assert_eq!(w.owner_id, None);
+        assert!(parse_waiter("x".into(), "garbage").is_none());
+    }
+}
