@@ -335,6 +335,32 @@ impl Client {
         })
     }
 
+    /// A new client with the same settings and its own (not yet opened) connection. Bindings
+    /// use it after `fork()`: the parent's connection and runtime threads do not exist in the
+    /// child.
+    pub fn reopen(&self) -> Client {
+        let id = short_id();
+        Client {
+            inner: Arc::new(ClientInner {
+                redis: self.inner.redis.clone(),
+                options: self.inner.options.clone(),
+                name: self.inner.name.clone(),
+                seq: AtomicU64::new(0),
+                conn: tokio::sync::OnceCell::new(),
+                shared: Arc::new(Shared {
+                    waiter_prefix: format!("{id}-"),
+                    channels: Mutex::new(HashMap::new()),
+                    sub_lock: tokio::sync::Mutex::new(()),
+                    stats: Stats::default(),
+                    name_pending: AtomicBool::new(true),
+                }),
+                id,
+                closed: AtomicBool::new(false),
+                runtime: OnceLock::new(),
+            }),
+        }
+    }
+
     /// The key prefix of this client.
     pub fn key_prefix(&self) -> &str {
         &self.inner.options.key_prefix
