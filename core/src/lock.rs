@@ -344,13 +344,16 @@ impl DistributedLock {
         let grace_arg = FENCE_GRACE_MS.to_string();
         let fair_arg = if wait.fair { "1" } else { "0" };
 
+        // Armed from the first attempt: a wait dropped while an attempt is in flight may already
+        // be queued, or even granted, in Redis.
         let mut cleanup = Cleanup {
             client: client.clone(),
             keys: keys.clone(),
-            waiter_id: None,
+            waiter_id: queue.then(|| waiter_id.clone()),
             value: None,
             armed: true,
         };
+        let mut ambiguous = false;
         let mut registration: Option<WaiterRegistration> = None;
         let mut foreign_poll = FOREIGN_POLL_MIN;
         let mut index_due = start;
@@ -366,6 +369,7 @@ impl DistributedLock {
                 op_budget
             };
             bump(&client.stats_ref().attempts);
+            cleanup.value = Some(value.clone());
             let reply = client
                 .run_script::<redis::Value>(
                     &protocol::ACQUIRE,
@@ -399,10 +403,13 @@ impl DistributedLock {
                     return Ok(true);
                 }
                 Ok(Attempt::Busy { pttl, txcoord_holder }) => {
+                    if !ambiguous {
+                        cleanup.value = None;
+                    }
                     if !queue {
+                        cleanup.armed = ambiguous;
                         return Ok(false);
                     }
-                    cleanup.waiter_id = Some(waiter_id.clone());
                     let now = Instant::now();
                     if registration.is_none() {
                         registration = Some(client.register_waiter(&keys.channel, seq));
@@ -445,6 +452,9 @@ impl DistributedLock {
                 }
                 Ok(Attempt::Victim) => {
                     cleanup.waiter_id = None;
+                    if !ambiguous {
+                        cleanup.value = None;
+                    }
                     return Err(Error::DeadlockVictim {
                         key: keys.lock.clone(),
                         owner: self.inner.owner.clone(),
@@ -453,10 +463,7 @@ impl DistributedLock {
                 Err(e) if e.is_retryable() => {
                     // The script may have run even though no reply came: remember the value so a
                     // grant nobody saw is released (or taken again by the next attempt).
-                    cleanup.value = Some(value.clone());
-                    if queue {
-                        cleanup.waiter_id = Some(waiter_id.clone());
-                    }
+                    ambiguous = true;
                     let now = Instant::now();
                     if !queue || now >= deadline {
                         return Err(e);
