@@ -1,0 +1,31 @@
+# txcoord — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+# Rust crates tested with `cargo test` (the binding crates are tested from Python and Node).
+RUST_PKGS := -p txcoord -p txcoord-testkit -p txcoord-examples
+
+.PHONY: help deps demo test test-rust test-python test-node lint bench bench-quick
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+deps: ## install what is missing (redis-server, redis-tools) with apt
+	@scripts/install-deps.sh
+
+demo: deps ## the demo, on a throwaway redis-server (or $$REDIS_URL)
+	$(CARGO) run -q -p txcoord-examples --bin demo
+
+lint: deps ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+test-rust: deps ## Rust unit, integration and example tests
+	$(CARGO) test --locked $(RUST_PKGS)
+	BENCH_QUICK=1 $(CARGO) bench --locked -p txcoord --bench scenarios
+
+test: lint test-rust ## everything (what CI runs)
+	@echo "make test: all suites passed"
+
+bench: deps ## benchmark tables (txcoord beside rslock and redis-benchmark), ~3 min
+	$(CARGO) bench --locked -p txcoord --bench scenarios
