@@ -22,7 +22,7 @@ lint: deps ## rustfmt and clippy, warnings are errors
 
 test-rust: deps ## Rust unit, integration and example tests
 	$(CARGO) test --locked $(RUST_PKGS)
-	BENCH_QUICK=1 $(CARGO) bench --locked -p txcoord --bench scenarios
+	BENCH_QUICK=1 $(CARGO) test --locked -p txcoord --bench scenarios
 
 test: lint test-rust ## everything (what CI runs)
 	@echo "make test: all suites passed"

@@ -25,17 +25,29 @@ fn run(bin: &str, server: &RedisServer) -> String {
 fn quickstart_runs() {
     let server = RedisServer::start();
     let out = run(env!("CARGO_BIN_EXE_quickstart"), &server);
-    assert!(out.contains("holding lock:order:42 with fencing token Some("), "{out}");
+    assert!(
+        out.contains("holding lock:order:42 with fencing token Some("),
+        "{out}"
+    );
     assert!(out.contains("scoped work done under token Some("), "{out}");
-    assert!(server.keys().iter().all(|k| !k.starts_with("lock:")), "released");
+    assert!(
+        server.keys().iter().all(|k| !k.starts_with("lock:")),
+        "released"
+    );
 }
 
 #[test]
 fn demo_runs_and_keeps_its_guarantees() {
     let server = RedisServer::start();
     let out = run(env!("CARGO_BIN_EXE_demo"), &server);
-    assert!(out.contains("fencing tokens strictly increasing: yes"), "{out}");
-    assert!(out.contains("lost-lock signal: taken; stale write fenced out: yes"), "{out}");
+    assert!(
+        out.contains("fencing tokens strictly increasing: yes"),
+        "{out}"
+    );
+    assert!(
+        out.contains("lost-lock signal: taken; stale write fenced out: yes"),
+        "{out}"
+    );
     assert_eq!(out.matches(" acquired  token ").count(), 20, "{out}");
 }
 
@@ -44,8 +56,13 @@ fn demo_runs_and_keeps_its_guarantees() {
 fn readme_shows_the_tested_quickstart() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README.md");
-    let file = std::fs::read_to_string(format!("{root}/examples/rust/src/bin/quickstart.rs")).expect("quickstart");
-    let body: String = file.lines().filter(|l| !l.starts_with("// SPDX")).collect::<Vec<_>>().join("\n");
+    let file = std::fs::read_to_string(format!("{root}/examples/rust/src/bin/quickstart.rs"))
+        .expect("quickstart");
+    let body: String = file
+        .lines()
+        .filter(|l| !l.starts_with("// SPDX"))
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(
         readme.contains(body.trim()),
         "README.md must contain examples/rust/src/bin/quickstart.rs verbatim"

@@ -45,7 +45,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn fenced_write(redis: &redis::Client, token: u64, delta: i64) -> bool {
-    let mut con = redis.get_multiplexed_async_connection().await.expect("connect");
+    let mut con = redis
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
     let accepted: i64 = redis::Script::new(FENCED_WRITE)
         .key("demo:stock:fence")
         .key("demo:stock")
@@ -73,7 +76,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = redis::Client::open(url.as_str())?;
     {
         let mut con = store.get_multiplexed_async_connection().await?;
-        let _: () = redis::cmd("DEL").arg("demo:stock").arg("demo:stock:fence").query_async(&mut con).await?;
+        let _: () = redis::cmd("DEL")
+            .arg("demo:stock")
+            .arg("demo:stock:fence")
+            .query_async(&mut con)
+            .await?;
     }
 
     // Part 1: workers in two "services" (two clients) contend for one resource.
@@ -90,7 +97,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             for _ in 0..ROUNDS {
                 let asked = Instant::now();
                 let lock = manager
-                    .acquire_lock(RESOURCE, Duration::from_millis(5_000), Duration::from_millis(10_000))
+                    .acquire_lock(
+                        RESOURCE,
+                        Duration::from_millis(5_000),
+                        Duration::from_millis(10_000),
+                    )
                     .await
                     .expect("redis reachable")
                     .expect("acquired within 10 s");
@@ -103,11 +114,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     ms(waited)
                 );
                 // the protected work: a fenced write, then some time holding the lock
-                assert!(fenced_write(&store, token, -1).await, "a current holder's write is accepted");
+                assert!(
+                    fenced_write(&store, token, -1).await,
+                    "a current holder's write is accepted"
+                );
                 tokio::time::sleep(Duration::from_millis(10 + 5 * w as u64)).await;
                 lock.release().await.expect("release");
                 let released = start.elapsed();
-                events.lock().unwrap().push(Event { worker: w, acquired, released, waited, token });
+                events.lock().unwrap().push(Event {
+                    worker: w,
+                    acquired,
+                    released,
+                    waited,
+                    token,
+                });
             }
         }));
     }
@@ -129,11 +149,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let old_client = Client::open(&url)?;
     let holder = LockManager::new(&old_client);
     let lock = holder
-        .acquire_lock("ledger:7", Duration::from_millis(1_500), Duration::from_millis(0))
+        .acquire_lock(
+            "ledger:7",
+            Duration::from_millis(1_500),
+            Duration::from_millis(0),
+        )
         .await?
         .expect("free");
     let old_token = lock.fencing_token().expect("token");
-    println!("  holder A acquired lock:ledger:7  token {old_token}  (ttl 1500 ms, renewed every 500 ms)");
+    println!(
+        "  holder A acquired lock:ledger:7  token {old_token}  (ttl 1500 ms, renewed every 500 ms)"
+    );
     let watcher = {
         let lock = lock.clone();
         let t0 = Instant::now();
@@ -145,12 +171,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Holder A stalls (a long GC pause, say): its key expires, and service B takes over.
     {
         let mut con = store.get_multiplexed_async_connection().await?;
-        let _: () = redis::cmd("DEL").arg("lock:ledger:7").query_async(&mut con).await?;
+        let _: () = redis::cmd("DEL")
+            .arg("lock:ledger:7")
+            .query_async(&mut con)
+            .await?;
     }
     println!("  ... A stalls; its key expires (deleted here to save time)");
     let other = LockManager::new(&Client::open(&url)?);
     let b = other
-        .acquire_lock("ledger:7", Duration::from_millis(5_000), Duration::from_millis(2_000))
+        .acquire_lock(
+            "ledger:7",
+            Duration::from_millis(5_000),
+            Duration::from_millis(2_000),
+        )
         .await?
         .expect("B takes over");
     let new_token = b.fencing_token().expect("token");
@@ -158,9 +191,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert!(fenced_write(&store, new_token, 0).await);
     let (reason, after) = watcher.await?;
     let reason = reason.map(|r| r.as_str()).unwrap_or("none");
-    println!("  holder A is told: lock lost ({reason}) {:.0} ms after the takeover began; is_held = {}", ms(after), lock.is_held());
+    println!(
+        "  holder A is told: lock lost ({reason}) {:.0} ms after the takeover began; is_held = {}",
+        ms(after),
+        lock.is_held()
+    );
     let stale = fenced_write(&store, old_token, -100).await;
-    println!("  holder A's late write with token {old_token}: {}", if stale { "ACCEPTED (bug!)" } else { "rejected by the fence" });
+    println!(
+        "  holder A's late write with token {old_token}: {}",
+        if stale {
+            "ACCEPTED (bug!)"
+        } else {
+            "rejected by the fence"
+        }
+    );
     lock.release().await?; // a lost lock's release does not fail, and does not touch B's key
     b.release().await?;
 
@@ -181,8 +225,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         percentile(&handoffs, 0.5),
         handoffs.last().copied().unwrap_or(0.0)
     );
-    println!("  fencing tokens strictly increasing: {}", if tokens_increase { "yes" } else { "NO" });
-    println!("  lost-lock signal: {reason}; stale write fenced out: {}", if stale { "NO" } else { "yes" });
+    println!(
+        "  fencing tokens strictly increasing: {}",
+        if tokens_increase { "yes" } else { "NO" }
+    );
+    println!(
+        "  lost-lock signal: {reason}; stale write fenced out: {}",
+        if stale { "NO" } else { "yes" }
+    );
     let stats = clients[0].stats();
     println!(
         "  client 1: {} attempts, {} woken by release notices, {} by timers",

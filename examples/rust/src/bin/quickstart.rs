@@ -14,7 +14,11 @@ async fn main() -> txcoord::Result<()> {
     let timeout = Duration::from_millis(10_000);
     if let Some(lock) = manager.acquire_lock("order:42", ttl, timeout).await? {
         // Renewed every ttl/3 in the background; pass the token to every write it protects.
-        println!("holding {} with fencing token {:?}", lock.key(), lock.fencing_token());
+        println!(
+            "holding {} with fencing token {:?}",
+            lock.key(),
+            lock.fencing_token()
+        );
         manager.release_lock("order:42").await?;
     }
 
