@@ -78,7 +78,10 @@ impl ClientOptions {
     fn validate(&self) -> Result<()> {
         validate::key_prefix_str("key_prefix", &self.key_prefix)?;
         if let Some(name) = &self.client_name {
-            if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            if name.is_empty()
+                || name.len() > 128
+                || name.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
                 return Err(Error::invalid_argument(
                     "client_name",
                     "must be 1 to 128 bytes without spaces, newlines or control characters",
@@ -198,9 +201,13 @@ impl Shared {
                 let (Some(channel), Some(payload)) = (bytes_of(channel), bytes_of(payload)) else {
                     return;
                 };
-                let Ok(channel) = std::str::from_utf8(channel) else { return };
+                let Ok(channel) = std::str::from_utf8(channel) else {
+                    return;
+                };
                 let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-                let Some(entry) = channels.get(channel) else { return };
+                let Some(entry) = channels.get(channel) else {
+                    return;
+                };
                 if payload == b"*" {
                     entry.waiters.values().for_each(|n| n.notify_one());
                     return;
@@ -298,8 +305,9 @@ impl Client {
             // rustls needs a process-wide crypto provider; install ring's unless one is set.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let parsed = redis::Client::open(url)
-            .map_err(|e| Error::invalid_argument("url", format!("is not a valid Redis URL: {e}")))?;
+        let parsed = redis::Client::open(url).map_err(|e| {
+            Error::invalid_argument("url", format!("is not a valid Redis URL: {e}"))
+        })?;
         let info = parsed.get_connection_info().clone();
         let redis_settings = info
             .redis_settings()
@@ -307,8 +315,9 @@ impl Client {
             .set_protocol(ProtocolVersion::RESP3)
             .set_lib_name("txcoord", env!("CARGO_PKG_VERSION"));
         let info = info.set_redis_settings(redis_settings);
-        let redis = redis::Client::open(info)
-            .map_err(|e| Error::invalid_argument("url", format!("is not a valid Redis URL: {e}")))?;
+        let redis = redis::Client::open(info).map_err(|e| {
+            Error::invalid_argument("url", format!("is not a valid Redis URL: {e}"))
+        })?;
         let id = short_id();
         let name = options
             .client_name
@@ -447,7 +456,8 @@ impl Client {
                     .set_min_delay(Duration::from_millis(20))
                     .set_max_delay(Duration::from_millis(500))
                     .set_pipeline_buffer_size(1024);
-                ConnectionManager::new_lazy_with_config(inner.redis.clone(), config).map_err(Error::from)
+                ConnectionManager::new_lazy_with_config(inner.redis.clone(), config)
+                    .map_err(Error::from)
             })
             .await?
             .clone();
@@ -464,7 +474,11 @@ impl Client {
     }
 
     /// Runs one command, failing with a connection error when no reply came within `budget`.
-    pub(crate) async fn query<T: FromRedisValue>(&self, cmd: redis::Cmd, budget: Duration) -> Result<T> {
+    pub(crate) async fn query<T: FromRedisValue>(
+        &self,
+        cmd: redis::Cmd,
+        budget: Duration,
+    ) -> Result<T> {
         self.bounded(budget, async {
             let mut conn = self.connection().await?;
             cmd.query_async::<T>(&mut conn).await.map_err(Error::from)
@@ -473,7 +487,11 @@ impl Client {
     }
 
     /// Runs a pipeline, failing with a connection error when no reply came within `budget`.
-    pub(crate) async fn query_pipeline<T: FromRedisValue>(&self, pipe: &redis::Pipeline, budget: Duration) -> Result<T> {
+    pub(crate) async fn query_pipeline<T: FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+        budget: Duration,
+    ) -> Result<T> {
         self.bounded(budget, async {
             let mut conn = self.connection().await?;
             pipe.query_async::<T>(&mut conn).await.map_err(Error::from)
@@ -521,7 +539,12 @@ impl Client {
     /// returned registration until it is dropped.
     pub(crate) fn register_waiter(&self, channel: &str, seq: u64) -> WaiterRegistration {
         let notify = Arc::new(Notify::new());
-        let mut channels = self.inner.shared.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let mut channels = self
+            .inner
+            .shared
+            .channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let entry = channels.entry(channel.to_string()).or_default();
         entry.waiters.insert(seq, notify.clone());
         entry.generation += 1;
@@ -555,7 +578,12 @@ impl Client {
             let mut conn = self.connection().await?;
             conn.subscribe(channel).await?;
             bump(&shared.stats.subscribes);
-            if let Some(c) = shared.channels.lock().unwrap_or_else(|p| p.into_inner()).get_mut(channel) {
+            if let Some(c) = shared
+                .channels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(channel)
+            {
                 c.subscribed = true;
             }
             Ok(())
@@ -605,7 +633,12 @@ impl Client {
 
     /// Number of channels with a subscription or local waiters (for tests and stats).
     pub fn channels_in_use(&self) -> usize {
-        self.inner.shared.channels.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.inner
+            .shared
+            .channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 }
 
@@ -620,8 +653,16 @@ pub(crate) struct WaiterRegistration {
 impl Drop for WaiterRegistration {
     fn drop(&mut self) {
         let generation = {
-            let mut channels = self.client.inner.shared.channels.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(entry) = channels.get_mut(&self.channel) else { return };
+            let mut channels = self
+                .client
+                .inner
+                .shared
+                .channels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let Some(entry) = channels.get_mut(&self.channel) else {
+                return;
+            };
             entry.waiters.remove(&self.seq);
             if !entry.waiters.is_empty() {
                 return;
@@ -629,7 +670,8 @@ impl Drop for WaiterRegistration {
             entry.generation += 1;
             entry.generation
         };
-        self.client.schedule_unsubscribe(std::mem::take(&mut self.channel), generation);
+        self.client
+            .schedule_unsubscribe(std::mem::take(&mut self.channel), generation);
     }
 }
 
@@ -648,7 +690,12 @@ mod tests {
     fn urls_are_checked_without_connecting() {
         assert!(Client::open("redis://127.0.0.1:1/0").is_ok());
         assert!(Client::open("rediss://user:pw@127.0.0.1:1/2").is_ok());
-        for bad in ["", "http://x", "127.0.0.1:6000", "redis://127.0.0.1:notaport"] {
+        for bad in [
+            "",
+            "http://x",
+            "127.0.0.1:6000",
+            "redis://127.0.0.1:notaport",
+        ] {
             let e = Client::open(bad).expect_err(bad);
             assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad}");
             assert_eq!(e.argument(), Some("url"));
@@ -659,17 +706,23 @@ mod tests {
     fn options_are_checked() {
         let bad = ClientOptions::new().set_client_name("has space");
         assert_eq!(
-            Client::with_options("redis://127.0.0.1:1", bad).unwrap_err().argument(),
+            Client::with_options("redis://127.0.0.1:1", bad)
+                .unwrap_err()
+                .argument(),
             Some("client_name")
         );
         let bad = ClientOptions::new().set_key_prefix("a\0b");
         assert_eq!(
-            Client::with_options("redis://127.0.0.1:1", bad).unwrap_err().argument(),
+            Client::with_options("redis://127.0.0.1:1", bad)
+                .unwrap_err()
+                .argument(),
             Some("key_prefix")
         );
         let bad = ClientOptions::new().set_response_timeout(Duration::ZERO);
         assert_eq!(
-            Client::with_options("redis://127.0.0.1:1", bad).unwrap_err().argument(),
+            Client::with_options("redis://127.0.0.1:1", bad)
+                .unwrap_err()
+                .argument(),
             Some("response_timeout")
         );
     }

@@ -178,14 +178,20 @@ impl Error {
         matches!(self, Error::Connection { .. })
     }
 
-    pub(crate) fn invalid_argument(arg: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid_argument(
+        arg: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         Error::InvalidArgument {
             arg: arg.into(),
             message: message.into(),
         }
     }
 
-    pub(crate) fn invalid_type(arg: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid_type(
+        arg: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         Error::InvalidType {
             arg: arg.into(),
             message: message.into(),
@@ -215,20 +221,21 @@ pub(crate) fn redis_is_retryable(e: &redis::RedisError) -> bool {
     if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
         return true;
     }
-    match e.kind() {
+    matches!(
+        e.kind(),
         K::Server(S::BusyLoading)
-        | K::Server(S::TryAgain)
-        | K::Server(S::ClusterDown)
-        | K::Server(S::MasterDown)
-        | K::Server(S::ReadOnly)
-        | K::Server(S::Moved)
-        | K::Server(S::Ask)
-        | K::ClusterConnectionNotFound
-        | K::MasterNameNotFoundBySentinel
-        | K::NoValidReplicasFoundBySentinel => true,
-        K::Io | K::Parse => true,
-        _ => false,
-    }
+            | K::Server(S::TryAgain)
+            | K::Server(S::ClusterDown)
+            | K::Server(S::MasterDown)
+            | K::Server(S::ReadOnly)
+            | K::Server(S::Moved)
+            | K::Server(S::Ask)
+            | K::ClusterConnectionNotFound
+            | K::MasterNameNotFoundBySentinel
+            | K::NoValidReplicasFoundBySentinel
+            | K::Io
+            | K::Parse
+    )
 }
 
 impl From<redis::RedisError> for Error {
@@ -261,16 +268,31 @@ mod tests {
     #[test]
     fn kind_of_each_variant() {
         let cases: Vec<(Error, ErrorKind)> = vec![
-            (Error::invalid_argument("ttl", "x"), ErrorKind::InvalidArgument),
+            (
+                Error::invalid_argument("ttl", "x"),
+                ErrorKind::InvalidArgument,
+            ),
             (Error::invalid_type("ttl", "x"), ErrorKind::InvalidType),
             (Error::connection("down"), ErrorKind::Connection),
-            (Error::Timeout { key: "k".into(), waited_ms: 1 }, ErrorKind::Timeout),
             (
-                Error::LockLost { key: "k".into(), reason: LossReason::Taken },
+                Error::Timeout {
+                    key: "k".into(),
+                    waited_ms: 1,
+                },
+                ErrorKind::Timeout,
+            ),
+            (
+                Error::LockLost {
+                    key: "k".into(),
+                    reason: LossReason::Taken,
+                },
                 ErrorKind::LockLost,
             ),
             (
-                Error::DeadlockVictim { key: "k".into(), owner: "s".into() },
+                Error::DeadlockVictim {
+                    key: "k".into(),
+                    owner: "s".into(),
+                },
                 ErrorKind::DeadlockVictim,
             ),
             (Error::Closed { what: "client" }, ErrorKind::Closed),

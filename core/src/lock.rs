@@ -334,7 +334,11 @@ impl DistributedLock {
         let ttl_ms = self.inner.ttl.as_millis() as u64;
         let value = uuid::Uuid::new_v4().to_string();
         let queue = !wait.timeout.is_zero();
-        let (waiter_id, seq) = if queue { client.new_waiter() } else { (String::new(), 0) };
+        let (waiter_id, seq) = if queue {
+            client.new_waiter()
+        } else {
+            (String::new(), 0)
+        };
         let op_budget = client.op_budget();
         let start = Instant::now();
         let deadline = start + wait.timeout;
@@ -398,11 +402,18 @@ impl DistributedLock {
                     validity_ms,
                 }) => {
                     cleanup.armed = false;
-                    let validity_ms = if validity_ms > 0 { validity_ms as u64 } else { ttl_ms };
+                    let validity_ms = if validity_ms > 0 {
+                        validity_ms as u64
+                    } else {
+                        ttl_ms
+                    };
                     self.on_acquired(value, token, hold_count, sent, validity_ms);
                     return Ok(true);
                 }
-                Ok(Attempt::Busy { pttl, txcoord_holder }) => {
+                Ok(Attempt::Busy {
+                    pttl,
+                    txcoord_holder,
+                }) => {
                     if !ambiguous {
                         cleanup.value = None;
                     }
@@ -442,7 +453,9 @@ impl DistributedLock {
                     let notify = registration.as_ref().map(|r| r.notify.clone());
                     if let Some(notify) = notify {
                         if !client.is_subscribed_hint(&keys.channel) {
-                            let _ = client.ensure_subscribed(&keys.channel, op_budget.min(pause)).await;
+                            let _ = client
+                                .ensure_subscribed(&keys.channel, op_budget.min(pause))
+                                .await;
                         }
                         tokio::select! {
                             _ = notify.notified() => bump(&client.stats_ref().wake_notified),
@@ -480,7 +493,14 @@ impl DistributedLock {
         Ok(false)
     }
 
-    fn on_acquired(&self, value: String, token: u64, hold_count: u64, sent: Instant, validity_ms: u64) {
+    fn on_acquired(
+        &self,
+        value: String,
+        token: u64,
+        hold_count: u64,
+        sent: Instant,
+        validity_ms: u64,
+    ) {
         bump(&self.inner.client.stats_ref().acquired);
         let ttl = self.inner.ttl;
         let generation = {
@@ -491,14 +511,21 @@ impl DistributedLock {
             st.token = Some(token);
             st.hold_count = hold_count;
             st.deadline = sent + validity(validity_ms);
-            st.next_renewal = sent + Duration::from_millis(validity_ms.min(ttl.as_millis() as u64) / 3);
+            st.next_renewal =
+                sent + Duration::from_millis(validity_ms.min(ttl.as_millis() as u64) / 3);
             st.generation
         };
         self.inner.status_tx.send_replace(LockStatus::Held);
         let weak = Arc::downgrade(&self.inner);
         let reschedule = self.inner.reschedule.clone();
         let handle = tokio::spawn(renewal_loop(weak, reschedule, generation));
-        if let Some(old) = self.inner.renewal.lock().unwrap_or_else(|p| p.into_inner()).replace(handle) {
+        if let Some(old) = self
+            .inner
+            .renewal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(handle)
+        {
             old.abort();
         }
     }
@@ -507,7 +534,13 @@ impl DistributedLock {
     /// hold of a re-entered lock) and hands the lock to the next waiter. Releasing a lock that
     /// was lost, or never acquired, does not fail.
     pub async fn release(&self) -> Result<()> {
-        if let Some(h) = self.inner.renewal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(h) = self
+            .inner
+            .renewal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             h.abort();
         }
         let _op = self.inner.op_lock.lock().await;
@@ -538,13 +571,22 @@ impl DistributedLock {
             .await;
         match result {
             Ok(v) => {
-                if protocol::array(&v).ok().and_then(|a| a.first()).and_then(|c| protocol::int(c).ok()).unwrap_or(0) > 0 {
+                if protocol::array(&v)
+                    .ok()
+                    .and_then(|a| a.first())
+                    .and_then(|c| protocol::int(c).ok())
+                    .unwrap_or(0)
+                    > 0
+                {
                     bump(&client.stats_ref().released);
                 }
                 Ok(())
             }
             Err(e) if was_lost => {
-                tracing::debug!("txcoord: release of lost lock {}: {e}", self.inner.keys.lock);
+                tracing::debug!(
+                    "txcoord: release of lost lock {}: {e}",
+                    self.inner.keys.lock
+                );
                 Ok(())
             }
             Err(e) => Err(e),
@@ -583,7 +625,8 @@ impl DistributedLock {
                     let mut st = self.state();
                     if st.generation == generation && st.status == LockStatus::Held {
                         st.deadline = sent + validity(ms);
-                        st.next_renewal = sent + Duration::from_millis(ms.min(self.inner.ttl.as_millis() as u64) / 3);
+                        st.next_renewal = sent
+                            + Duration::from_millis(ms.min(self.inner.ttl.as_millis() as u64) / 3);
                     }
                 }
                 self.inner.reschedule.notify_one();
@@ -618,7 +661,12 @@ impl LockInner {
 
 impl Drop for LockInner {
     fn drop(&mut self) {
-        if let Some(h) = self.renewal.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(h) = self
+            .renewal
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             h.abort();
         }
         let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
@@ -631,7 +679,12 @@ impl Drop for LockInner {
         self.client.spawn(async move {
             let budget = client.op_budget();
             if let Err(e) = client
-                .run_script::<redis::Value>(&protocol::RELEASE, &keys.all(), &[&value, &keys.channel, PUBLISH], budget)
+                .run_script::<redis::Value>(
+                    &protocol::RELEASE,
+                    &keys.all(),
+                    &[&value, &keys.channel, PUBLISH],
+                    budget,
+                )
                 .await
             {
                 tracing::debug!("txcoord: release of dropped lock {}: {e}", keys.lock);
@@ -678,14 +731,32 @@ struct Cleanup {
 
 impl Cleanup {
     async fn run(&mut self, budget: Duration) {
-        run_cleanup(&self.client, &self.keys, self.waiter_id.take(), self.value.take(), budget).await;
+        run_cleanup(
+            &self.client,
+            &self.keys,
+            self.waiter_id.take(),
+            self.value.take(),
+            budget,
+        )
+        .await;
     }
 }
 
-async fn run_cleanup(client: &Client, keys: &LockKeys, waiter_id: Option<String>, value: Option<String>, budget: Duration) {
+async fn run_cleanup(
+    client: &Client,
+    keys: &LockKeys,
+    waiter_id: Option<String>,
+    value: Option<String>,
+    budget: Duration,
+) {
     if let Some(w) = waiter_id {
         if let Err(e) = client
-            .run_script::<redis::Value>(&protocol::CANCEL, &keys.all(), &[&w, &keys.channel, PUBLISH], budget)
+            .run_script::<redis::Value>(
+                &protocol::CANCEL,
+                &keys.all(),
+                &[&w, &keys.channel, PUBLISH],
+                budget,
+            )
             .await
         {
             tracing::debug!("txcoord: cancel waiter {w} of {}: {e}", keys.lock);
@@ -693,7 +764,12 @@ async fn run_cleanup(client: &Client, keys: &LockKeys, waiter_id: Option<String>
     }
     if let Some(v) = value {
         if let Err(e) = client
-            .run_script::<redis::Value>(&protocol::RELEASE, &keys.all(), &[&v, &keys.channel, PUBLISH], budget)
+            .run_script::<redis::Value>(
+                &protocol::RELEASE,
+                &keys.all(),
+                &[&v, &keys.channel, PUBLISH],
+                budget,
+            )
             .await
         {
             tracing::debug!("txcoord: release unconfirmed grant of {}: {e}", keys.lock);
@@ -784,12 +860,16 @@ async fn renewal_loop(weak: Weak<LockInner>, reschedule: Arc<Notify>, generation
             }
             Err(e) if e.is_retryable() => {
                 bump(&client.stats_ref().renewal_errors);
-                tracing::debug!("txcoord: renewal of {} failed, retrying: {e}", inner.keys.lock);
+                tracing::debug!(
+                    "txcoord: renewal of {} failed, retrying: {e}",
+                    inner.keys.lock
+                );
                 if Instant::now() >= deadline {
                     inner.lose(LossReason::Deadline, generation);
                     return;
                 }
-                let pause = (inner.ttl / 10).clamp(Duration::from_millis(10), Duration::from_millis(200));
+                let pause =
+                    (inner.ttl / 10).clamp(Duration::from_millis(10), Duration::from_millis(200));
                 let mut st = inner.state.lock().unwrap_or_else(|p| p.into_inner());
                 st.next_renewal = Instant::now() + pause;
             }
@@ -846,7 +926,8 @@ mod tests {
         assert_eq!(e.argument(), Some("ttl"));
         let e = DistributedLock::new(&client, "", Duration::from_secs(1)).unwrap_err();
         assert_eq!(e.argument(), Some("lock_key"));
-        let e = DistributedLock::with_options(&client, "k", LockOptions::new().set_owner_id("")).unwrap_err();
+        let e = DistributedLock::with_options(&client, "k", LockOptions::new().set_owner_id(""))
+            .unwrap_err();
         assert_eq!(e.argument(), Some("owner_id"));
     }
 }

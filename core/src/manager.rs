@@ -229,8 +229,11 @@ impl LockManager {
         ttl: Duration,
         timeout: Duration,
     ) -> Result<Option<DistributedLock>> {
-        self.acquire_lock_with(resource, AcquireOptions::new().set_ttl(ttl).set_timeout(timeout))
-            .await
+        self.acquire_lock_with(
+            resource,
+            AcquireOptions::new().set_ttl(ttl).set_timeout(timeout),
+        )
+        .await
     }
 
     /// `acquire_lock` with per-call options (owner id, priority, fair mode).
@@ -257,14 +260,29 @@ impl LockManager {
         Ok(Some(lock))
     }
 
-    fn prepare(&self, resource: &str, options: &AcquireOptions) -> Result<(DistributedLock, WaitParams)> {
+    fn prepare(
+        &self,
+        resource: &str,
+        options: &AcquireOptions,
+    ) -> Result<(DistributedLock, WaitParams)> {
         if self.inner.closed.load(Ordering::SeqCst) {
-            return Err(Error::Closed { what: "lock manager" });
+            return Err(Error::Closed {
+                what: "lock manager",
+            });
         }
         let keys = LockKeys::for_resource(self.inner.client.key_prefix(), resource)?;
-        let ttl = validate::duration("ttl", options.ttl.unwrap_or(DEFAULT_TTL), 1, validate::MAX_MS)?;
-        let timeout =
-            validate::duration("timeout", options.timeout.unwrap_or(DEFAULT_TIMEOUT), 0, validate::MAX_MS)?;
+        let ttl = validate::duration(
+            "ttl",
+            options.ttl.unwrap_or(DEFAULT_TTL),
+            1,
+            validate::MAX_MS,
+        )?;
+        let timeout = validate::duration(
+            "timeout",
+            options.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            0,
+            validate::MAX_MS,
+        )?;
         let m = &self.inner.options;
         let mut lock_options = LockOptions::new()
             .set_ttl(ttl)
@@ -287,7 +305,9 @@ impl LockManager {
     pub async fn release_lock(&self, resource: &str) -> Result<()> {
         let lock = {
             let mut locks = self.inner.locks.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(held) = locks.get_mut(resource) else { return Ok(()) };
+            let Some(held) = locks.get_mut(resource) else {
+                return Ok(());
+            };
             let lock = held.pop();
             if held.is_empty() {
                 locks.remove(resource);
@@ -307,14 +327,14 @@ impl LockManager {
             let mut locks = self.inner.locks.lock().unwrap_or_else(|p| p.into_inner());
             locks
                 .drain()
-                .flat_map(|(resource, held)| held.into_iter().rev().map(move |l| (resource.clone(), l)))
+                .flat_map(|(resource, held)| {
+                    held.into_iter().rev().map(move |l| (resource.clone(), l))
+                })
                 .collect()
         };
         let tasks: Vec<_> = all
             .into_iter()
-            .map(|(resource, lock)| {
-                tokio::spawn(async move { (resource, lock.release().await) })
-            })
+            .map(|(resource, lock)| tokio::spawn(async move { (resource, lock.release().await) }))
             .collect();
         let mut failures = Vec::new();
         for task in tasks {
@@ -324,7 +344,10 @@ impl LockManager {
                     tracing::error!("txcoord: failed to release lock for {resource}: {e}");
                     failures.push((resource, e));
                 }
-                Err(join) => failures.push((String::new(), Error::Internal(format!("release task failed: {join}")))),
+                Err(join) => failures.push((
+                    String::new(),
+                    Error::Internal(format!("release task failed: {join}")),
+                )),
             }
         }
         failures
@@ -333,7 +356,12 @@ impl LockManager {
     /// The scoped form: acquires `resource`, runs `f` with the lock, and releases it however
     /// `f` ends (also on panic or cancellation, in the background). Fails with the `Timeout`
     /// error kind when the lock cannot be acquired in time.
-    pub async fn with_lock<F, Fut, T>(&self, resource: &str, options: AcquireOptions, f: F) -> Result<T>
+    pub async fn with_lock<F, Fut, T>(
+        &self,
+        resource: &str,
+        options: AcquireOptions,
+        f: F,
+    ) -> Result<T>
     where
         F: FnOnce(DistributedLock) -> Fut,
         Fut: Future<Output = T>,

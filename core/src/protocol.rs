@@ -17,7 +17,11 @@ pub const FENCE_GRACE_MS: u64 = 60_000;
 
 macro_rules! lua {
     ($file:literal) => {
-        concat!(include_str!("lua/prelude.lua"), "\n", include_str!(concat!("lua/", $file)))
+        concat!(
+            include_str!("lua/prelude.lua"),
+            "\n",
+            include_str!(concat!("lua/", $file))
+        )
     };
 }
 
@@ -36,12 +40,17 @@ pub const INSPECT_LUA: &str = lua!("inspect.lua");
 /// Source of the deadlock-victim marking script.
 pub const ABORT_WAITER_LUA: &str = lua!("abort_waiter.lua");
 
-pub(crate) static ACQUIRE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(ACQUIRE_LUA));
-pub(crate) static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(RELEASE_LUA));
-pub(crate) static EXTEND: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(EXTEND_LUA));
-pub(crate) static CANCEL: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(CANCEL_LUA));
+pub(crate) static ACQUIRE: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(ACQUIRE_LUA));
+pub(crate) static RELEASE: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(RELEASE_LUA));
+pub(crate) static EXTEND: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(EXTEND_LUA));
+pub(crate) static CANCEL: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(CANCEL_LUA));
 pub(crate) static INDEX: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(INDEX_LUA));
-pub(crate) static INSPECT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(INSPECT_LUA));
+pub(crate) static INSPECT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(INSPECT_LUA));
 pub(crate) static ABORT_WAITER: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(ABORT_WAITER_LUA));
 
@@ -79,7 +88,9 @@ pub(crate) fn int(v: &Value) -> Result<i64> {
 
 pub(crate) fn text(v: &Value) -> Result<String> {
     match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).map_err(|_| bad_reply("UTF-8 text", v)),
+        Value::BulkString(b) => {
+            String::from_utf8(b.clone()).map_err(|_| bad_reply("UTF-8 text", v))
+        }
         Value::SimpleString(s) => Ok(s.clone()),
         Value::VerbatimString { text, .. } => Ok(text.clone()),
         _ => Err(bad_reply("a string", v)),
@@ -94,7 +105,9 @@ pub(crate) fn array(v: &Value) -> Result<&[Value]> {
 }
 
 pub(crate) fn bad_reply(expected: &str, got: &Value) -> Error {
-    Error::Internal(format!("unexpected reply from a txcoord script: expected {expected}, got {got:?}"))
+    Error::Internal(format!(
+        "unexpected reply from a txcoord script: expected {expected}, got {got:?}"
+    ))
 }
 
 pub(crate) fn parse_attempt(v: &Value) -> Result<Attempt> {
@@ -123,7 +136,15 @@ mod tests {
 
     #[test]
     fn scripts_carry_the_prelude() {
-        for src in [ACQUIRE_LUA, RELEASE_LUA, EXTEND_LUA, CANCEL_LUA, INDEX_LUA, INSPECT_LUA, ABORT_WAITER_LUA] {
+        for src in [
+            ACQUIRE_LUA,
+            RELEASE_LUA,
+            EXTEND_LUA,
+            CANCEL_LUA,
+            INDEX_LUA,
+            INSPECT_LUA,
+            ABORT_WAITER_LUA,
+        ] {
             assert!(src.starts_with("-- SPDX-License-Identifier"));
             assert!(src.contains("local function wake_head"));
         }
@@ -141,11 +162,25 @@ mod tests {
         ]);
         assert_eq!(
             parse_attempt(&acquired).unwrap(),
-            Attempt::Acquired { value: "v".into(), token: 1_800_000_000_000_000, hold_count: 1, validity_ms: 30000 }
+            Attempt::Acquired {
+                value: "v".into(),
+                token: 1_800_000_000_000_000,
+                hold_count: 1,
+                validity_ms: 30000
+            }
         );
         let busy = Value::Array(vec![Value::Int(0), Value::Int(-2), Value::Int(1)]);
-        assert_eq!(parse_attempt(&busy).unwrap(), Attempt::Busy { pttl: -2, txcoord_holder: true });
-        assert_eq!(parse_attempt(&Value::Array(vec![Value::Int(-1)])).unwrap(), Attempt::Victim);
+        assert_eq!(
+            parse_attempt(&busy).unwrap(),
+            Attempt::Busy {
+                pttl: -2,
+                txcoord_holder: true
+            }
+        );
+        assert_eq!(
+            parse_attempt(&Value::Array(vec![Value::Int(-1)])).unwrap(),
+            Attempt::Victim
+        );
         assert!(parse_attempt(&Value::Nil).is_err());
         assert!(parse_attempt(&Value::Array(vec![Value::Int(7)])).is_err());
     }

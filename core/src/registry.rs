@@ -66,7 +66,10 @@ fn pairs(v: &Value) -> Result<Vec<(String, String)>> {
         Value::Map(m) => m.iter().map(|(k, v)| Ok((text(k)?, text(v)?))).collect(),
         other => {
             let items = array(other)?;
-            items.chunks(2).map(|c| Ok((text(&c[0])?, text(c.get(1).unwrap_or(&Value::Nil))?))).collect()
+            items
+                .chunks(2)
+                .map(|c| Ok((text(&c[0])?, text(c.get(1).unwrap_or(&Value::Nil))?)))
+                .collect()
         }
     }
 }
@@ -98,21 +101,37 @@ fn parse_lock_info(key: &str, v: &Value) -> Result<LockInfo> {
         other => Some(text(other)?),
     };
     let pttl_ms = int(&items[1])?;
-    let holder_fields: std::collections::HashMap<String, String> = pairs(&items[2])?.into_iter().collect();
-    let queue = array(&items[3]).map(|a| a.to_vec()).or_else(|_| match &items[3] {
-        Value::Map(m) => Ok(m.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect()),
-        other => Err(protocol::bad_reply("queue", other)),
-    })?;
-    let entries: std::collections::HashMap<String, String> = pairs(&items[4])?.into_iter().collect();
+    let holder_fields: std::collections::HashMap<String, String> =
+        pairs(&items[2])?.into_iter().collect();
+    let queue = array(&items[3])
+        .map(|a| a.to_vec())
+        .or_else(|_| match &items[3] {
+            Value::Map(m) => Ok(m.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect()),
+            other => Err(protocol::bad_reply("queue", other)),
+        })?;
+    let entries: std::collections::HashMap<String, String> =
+        pairs(&items[4])?.into_iter().collect();
     let now_ms: u64 = int(&items[5])? as u64;
     let holder = match (&value, holder_fields.get("v")) {
         (Some(v), Some(hv)) if v == hv => Some(HolderInfo {
             value: v.clone(),
             owner_id: holder_fields.get("o").filter(|o| !o.is_empty()).cloned(),
-            hold_count: holder_fields.get("n").and_then(|n| n.parse().ok()).unwrap_or(1),
-            priority: holder_fields.get("p").and_then(|n| n.parse().ok()).unwrap_or(0),
-            since_ms: holder_fields.get("t").and_then(|n| n.parse().ok()).unwrap_or(0),
-            fencing_token: holder_fields.get("f").and_then(|n| n.parse().ok()).unwrap_or(0),
+            hold_count: holder_fields
+                .get("n")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1),
+            priority: holder_fields
+                .get("p")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+            since_ms: holder_fields
+                .get("t")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+            fencing_token: holder_fields
+                .get("f")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
         }),
         _ => None,
     };
@@ -159,7 +178,11 @@ pub async fn waiting_locks(client: &Client) -> Result<Vec<LockInfo>> {
     let index = format!("{}{}", client.key_prefix(), crate::keys::WAITING_INDEX);
     let budget = client.op_budget();
     let mut cmd = redis::cmd("ZRANGE");
-    cmd.arg(&index).arg("+inf").arg("(0").arg("BYSCORE").arg("REV");
+    cmd.arg(&index)
+        .arg("+inf")
+        .arg("(0")
+        .arg("BYSCORE")
+        .arg("REV");
     let members: Vec<String> = client.query(cmd, budget).await?;
     let keys: Vec<LockKeys> = members
         .iter()
@@ -173,7 +196,9 @@ pub async fn waiting_locks(client: &Client) -> Result<Vec<LockInfo>> {
         pipe.add_command(inspect_cmd(k));
     }
     let replies: Vec<Value> = match client.query_pipeline(&pipe, budget).await {
-        Err(Error::Redis(e)) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+        Err(Error::Redis(e))
+            if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+        {
             let mut load = redis::cmd("SCRIPT");
             load.arg("LOAD").arg(protocol::INSPECT_LUA);
             let _: String = client.query(load, budget).await?;
@@ -196,7 +221,9 @@ pub async fn waiting_locks(client: &Client) -> Result<Vec<LockInfo>> {
 pub fn wait_for_edges(locks: &[LockInfo]) -> Vec<(String, String, String)> {
     let mut edges = Vec::new();
     for l in locks {
-        let Some(holder) = l.holder.as_ref().and_then(|h| h.owner_id.clone()) else { continue };
+        let Some(holder) = l.holder.as_ref().and_then(|h| h.owner_id.clone()) else {
+            continue;
+        };
         for w in &l.waiters {
             if let Some(owner) = &w.owner_id {
                 if owner != &holder {
@@ -231,7 +258,10 @@ mod tests {
     fn waiter_entries_parse() {
         let w = parse_waiter("c-1".into(), "w|200|100|-3|saga|with|bars").unwrap();
         assert_eq!(w.owner_id.as_deref(), Some("saga|with|bars"));
-        assert_eq!((w.expires_ms, w.since_ms, w.priority, w.aborted), (200, 100, -3, false));
+        assert_eq!(
+            (w.expires_ms, w.since_ms, w.priority, w.aborted),
+            (200, 100, -3, false)
+        );
         let w = parse_waiter("c-2".into(), "a|200|100|0|").unwrap();
         assert!(w.aborted);
         assert_eq!(w.owner_id, None);

@@ -91,7 +91,10 @@ pub fn millis(arg: &'static str, raw: Raw<'_>, min: u64, max: u64) -> Result<Opt
             if us % 1000 != 0 {
                 return Err(Error::invalid_argument(
                     arg,
-                    format!("must be a whole number of milliseconds, got {}", describe(&raw)),
+                    format!(
+                        "must be a whole number of milliseconds, got {}",
+                        describe(&raw)
+                    ),
                 ));
             }
             us / 1000
@@ -105,7 +108,10 @@ pub fn millis(arg: &'static str, raw: Raw<'_>, min: u64, max: u64) -> Result<Opt
         other => {
             return Err(Error::invalid_type(
                 arg,
-                format!("must be a number of milliseconds, got {}", other.type_name()),
+                format!(
+                    "must be a number of milliseconds, got {}",
+                    other.type_name()
+                ),
             ))
         }
     };
@@ -131,7 +137,7 @@ pub fn timeout(arg: &'static str, raw: Raw<'_>) -> Result<Option<Duration>> {
 /// A typed `Duration` checked against the same rules: whole milliseconds within `min..=max`.
 pub fn duration(arg: &'static str, d: Duration, min: u64, max: u64) -> Result<Duration> {
     let micros = i128::try_from(d.as_micros()).unwrap_or(i128::MAX);
-    if d.subsec_nanos() % 1000 != 0 {
+    if !d.subsec_nanos().is_multiple_of(1000) {
         return Err(Error::invalid_argument(
             arg,
             format!("must be a whole number of milliseconds, got {d:?}"),
@@ -213,7 +219,10 @@ fn check_name(arg: &'static str, s: &str, max: usize) -> Result<()> {
         ));
     }
     if s.contains('\0') {
-        return Err(Error::invalid_argument(arg, "must not contain NUL characters"));
+        return Err(Error::invalid_argument(
+            arg,
+            "must not contain NUL characters",
+        ));
     }
     Ok(())
 }
@@ -254,11 +263,17 @@ pub fn key_prefix_str(arg: &'static str, s: &str) -> Result<()> {
     if s.len() > MAX_PREFIX_BYTES {
         return Err(Error::invalid_argument(
             arg,
-            format!("is {} bytes long; the limit is {MAX_PREFIX_BYTES} bytes", s.len()),
+            format!(
+                "is {} bytes long; the limit is {MAX_PREFIX_BYTES} bytes",
+                s.len()
+            ),
         ));
     }
     if s.contains('\0') {
-        return Err(Error::invalid_argument(arg, "must not contain NUL characters"));
+        return Err(Error::invalid_argument(
+            arg,
+            "must not contain NUL characters",
+        ));
     }
     Ok(())
 }
@@ -274,11 +289,23 @@ mod tests {
 
     #[test]
     fn ttl_accepts_integers_and_integral_floats() {
-        assert_eq!(ttl("ttl", Raw::Int(30000)).unwrap(), Some(Duration::from_millis(30000)));
-        assert_eq!(ttl("ttl", Raw::Float(1000.0)).unwrap(), Some(Duration::from_millis(1000)));
-        assert_eq!(ttl("ttl", Raw::Micros(2_000_000)).unwrap(), Some(Duration::from_secs(2)));
+        assert_eq!(
+            ttl("ttl", Raw::Int(30000)).unwrap(),
+            Some(Duration::from_millis(30000))
+        );
+        assert_eq!(
+            ttl("ttl", Raw::Float(1000.0)).unwrap(),
+            Some(Duration::from_millis(1000))
+        );
+        assert_eq!(
+            ttl("ttl", Raw::Micros(2_000_000)).unwrap(),
+            Some(Duration::from_secs(2))
+        );
         assert_eq!(ttl("ttl", Raw::Absent).unwrap(), None);
-        assert_eq!(ttl("ttl", Raw::Int(MAX_MS as i128)).unwrap(), Some(Duration::from_millis(MAX_MS)));
+        assert_eq!(
+            ttl("ttl", Raw::Int(MAX_MS as i128)).unwrap(),
+            Some(Duration::from_millis(MAX_MS))
+        );
     }
 
     #[test]
@@ -307,50 +334,115 @@ mod tests {
 
     #[test]
     fn ttl_refuses_wrong_types() {
-        for raw in [Raw::Bool(true), Raw::Null, Raw::Str("1000"), Raw::Other("a list")] {
+        for raw in [
+            Raw::Bool(true),
+            Raw::Null,
+            Raw::Str("1000"),
+            Raw::Other("a list"),
+        ] {
             assert_eq!(kind(ttl("ttl_ms", raw)), ErrorKind::InvalidType, "{raw:?}");
         }
         let e = ttl("ttl_ms", Raw::Other("a list")).unwrap_err();
-        assert!(e.to_string().contains("ttl_ms") && e.to_string().contains("a list"), "{e}");
+        assert!(
+            e.to_string().contains("ttl_ms") && e.to_string().contains("a list"),
+            "{e}"
+        );
     }
 
     #[test]
     fn timeout_allows_zero_but_not_negative() {
-        assert_eq!(timeout("timeout", Raw::Int(0)).unwrap(), Some(Duration::ZERO));
-        assert_eq!(kind(timeout("timeout", Raw::Int(-1))), ErrorKind::InvalidArgument);
-        assert_eq!(kind(timeout("timeout", Raw::Float(f64::NAN))), ErrorKind::InvalidArgument);
+        assert_eq!(
+            timeout("timeout", Raw::Int(0)).unwrap(),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            kind(timeout("timeout", Raw::Int(-1))),
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(
+            kind(timeout("timeout", Raw::Float(f64::NAN))),
+            ErrorKind::InvalidArgument
+        );
     }
 
     #[test]
     fn typed_durations_follow_the_same_rules() {
-        assert_eq!(duration("ttl", Duration::from_millis(5), 1, MAX_MS).unwrap(), Duration::from_millis(5));
-        assert_eq!(kind(duration("ttl", Duration::ZERO, 1, MAX_MS)), ErrorKind::InvalidArgument);
-        assert_eq!(kind(duration("ttl", Duration::from_micros(1500), 1, MAX_MS)), ErrorKind::InvalidArgument);
-        assert_eq!(kind(duration("ttl", Duration::from_nanos(1), 1, MAX_MS)), ErrorKind::InvalidArgument);
-        assert_eq!(kind(duration("ttl", Duration::from_secs(u64::MAX), 1, MAX_MS)), ErrorKind::InvalidArgument);
+        assert_eq!(
+            duration("ttl", Duration::from_millis(5), 1, MAX_MS).unwrap(),
+            Duration::from_millis(5)
+        );
+        assert_eq!(
+            kind(duration("ttl", Duration::ZERO, 1, MAX_MS)),
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(
+            kind(duration("ttl", Duration::from_micros(1500), 1, MAX_MS)),
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(
+            kind(duration("ttl", Duration::from_nanos(1), 1, MAX_MS)),
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(
+            kind(duration("ttl", Duration::from_secs(u64::MAX), 1, MAX_MS)),
+            ErrorKind::InvalidArgument
+        );
     }
 
     #[test]
     fn priority_is_an_i32() {
         assert_eq!(priority("priority", Raw::Int(-5)).unwrap(), Some(-5));
         assert_eq!(priority("priority", Raw::Float(7.0)).unwrap(), Some(7));
-        assert_eq!(kind(priority("priority", Raw::Int(1 << 40))), ErrorKind::InvalidArgument);
-        assert_eq!(kind(priority("priority", Raw::Float(0.5))), ErrorKind::InvalidArgument);
-        assert_eq!(kind(priority("priority", Raw::Bool(false))), ErrorKind::InvalidType);
+        assert_eq!(
+            kind(priority("priority", Raw::Int(1 << 40))),
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(
+            kind(priority("priority", Raw::Float(0.5))),
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(
+            kind(priority("priority", Raw::Bool(false))),
+            ErrorKind::InvalidType
+        );
     }
 
     #[test]
     fn names_are_checked() {
-        assert_eq!(resource("resource", Raw::Str("order:42")).unwrap(), "order:42");
-        assert_eq!(kind(resource("resource", Raw::Str(""))), ErrorKind::InvalidArgument);
-        assert_eq!(kind(resource("resource", Raw::Str("a\0b"))), ErrorKind::InvalidArgument);
+        assert_eq!(
+            resource("resource", Raw::Str("order:42")).unwrap(),
+            "order:42"
+        );
+        assert_eq!(
+            kind(resource("resource", Raw::Str(""))),
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(
+            kind(resource("resource", Raw::Str("a\0b"))),
+            ErrorKind::InvalidArgument
+        );
         let long = "x".repeat(MAX_RESOURCE_BYTES + 1);
-        assert_eq!(kind(resource("resource", Raw::Str(&long))), ErrorKind::InvalidArgument);
-        assert_eq!(kind(resource("resource", Raw::Int(1))), ErrorKind::InvalidType);
-        assert_eq!(kind(resource("resource", Raw::Absent)), ErrorKind::InvalidType);
+        assert_eq!(
+            kind(resource("resource", Raw::Str(&long))),
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(
+            kind(resource("resource", Raw::Int(1))),
+            ErrorKind::InvalidType
+        );
+        assert_eq!(
+            kind(resource("resource", Raw::Absent)),
+            ErrorKind::InvalidType
+        );
         assert_eq!(owner_id("owner_id", Raw::Absent).unwrap(), None);
-        assert_eq!(kind(owner_id("owner_id", Raw::Str(""))), ErrorKind::InvalidArgument);
+        assert_eq!(
+            kind(owner_id("owner_id", Raw::Str(""))),
+            ErrorKind::InvalidArgument
+        );
         assert_eq!(kind(flag("fair", Raw::Int(1))), ErrorKind::InvalidType);
-        assert_eq!(resource("resource", Raw::Str("注文:🙂")).unwrap(), "注文:🙂");
+        assert_eq!(
+            resource("resource", Raw::Str("注文:🙂")).unwrap(),
+            "注文:🙂"
+        );
     }
 }

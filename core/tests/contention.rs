@@ -30,7 +30,8 @@ async fn contend(fair: bool) {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for t in 0..TASKS {
-        let m = LockManager::with_options(&clients[t % 4], ManagerOptions::new().set_fair(fair)).unwrap();
+        let m = LockManager::with_options(&clients[t % 4], ManagerOptions::new().set_fair(fair))
+            .unwrap();
         let witness = witness.clone();
         let overlaps = overlaps.clone();
         tasks.push(tokio::spawn(async move {
@@ -48,7 +49,11 @@ async fn contend(fair: bool) {
                         overlaps.fetch_add(1, Ordering::SeqCst);
                         panic!("task {t} entered while task {other} was inside");
                     }
-                    assert!(token > w.last_token, "token {token} after {} (task {t})", w.last_token);
+                    assert!(
+                        token > w.last_token,
+                        "token {token} after {} (task {t})",
+                        w.last_token
+                    );
                     w.inside = Some((t, token));
                     w.last_token = token;
                     w.entries += 1;
@@ -105,7 +110,11 @@ async fn many_resources_in_parallel() {
             let mut last = 0;
             for _ in 0..100 {
                 let r = format!("res:{}", t % 8);
-                let lock = m.acquire_lock(&r, ms(5000), ms(30_000)).await.unwrap().unwrap();
+                let lock = m
+                    .acquire_lock(&r, ms(5000), ms(30_000))
+                    .await
+                    .unwrap()
+                    .unwrap();
                 let token = lock.fencing_token().unwrap();
                 assert!(token > 0);
                 last = last.max(token);

@@ -25,24 +25,39 @@ async fn a_stopped_redis_gives_a_connection_error_within_the_timeout() {
     // a fresh client, connecting to the stopped server
     let fresh = LockManager::new(&client(&server));
     let started = Instant::now();
-    let e = fresh.acquire_lock("x", ms(5000), ms(600)).await.unwrap_err();
+    let e = fresh
+        .acquire_lock("x", ms(5000), ms(600))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
     assert!(started.elapsed() < ms(600 + 300), "{:?}", started.elapsed());
     // timeout 0 is bounded by the client's connect + response timeouts
     let quick = client_with(
         &server,
-        ClientOptions::new().set_connect_timeout(ms(200)).set_response_timeout(ms(300)),
+        ClientOptions::new()
+            .set_connect_timeout(ms(200))
+            .set_response_timeout(ms(300)),
     );
     let started = Instant::now();
-    let e = LockManager::new(&quick).acquire_lock("x", ms(5000), ms(0)).await.unwrap_err();
+    let e = LockManager::new(&quick)
+        .acquire_lock("x", ms(5000), ms(0))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
     assert!(started.elapsed() < ms(500 + 300), "{:?}", started.elapsed());
     server.resume();
     // and everything works again, with nothing left behind by the failed calls
-    let l = m.acquire_lock("x", ms(5000), ms(3000)).await.unwrap().expect("works after resume");
+    let l = m
+        .acquire_lock("x", ms(5000), ms(3000))
+        .await
+        .unwrap()
+        .expect("works after resume");
     l.release().await.unwrap();
     wait_until("cleanups done", ms(3000), || {
-        server.keys().iter().all(|k| !k.starts_with("lock:") && !k.ends_with(":~q") && !k.ends_with(":~w"))
+        server
+            .keys()
+            .iter()
+            .all(|k| !k.starts_with("lock:") && !k.ends_with(":~q") && !k.ends_with(":~w"))
     })
     .await;
 }
@@ -56,13 +71,23 @@ async fn an_absent_redis_gives_a_connection_error_not_none() {
     let m = LockManager::new(&c);
     for timeout in [0u64, 300] {
         let started = Instant::now();
-        let e = m.acquire_lock("x", ms(5000), ms(timeout)).await.unwrap_err();
+        let e = m
+            .acquire_lock("x", ms(5000), ms(timeout))
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
         assert!(e.is_retryable());
-        assert!(started.elapsed() < ms(timeout.max(1000) + 500), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < ms(timeout.max(1000) + 500),
+            "{:?}",
+            started.elapsed()
+        );
     }
     let lock = DistributedLock::new(&c, "lock:x", ms(1000)).unwrap();
-    assert_eq!(lock.acquire().await.unwrap_err().kind(), ErrorKind::Connection);
+    assert_eq!(
+        lock.acquire().await.unwrap_err().kind(),
+        ErrorKind::Connection
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,10 +99,15 @@ async fn a_paused_redis_past_the_ttl_ends_in_deadline() {
     let lock = m.acquire_lock("paused", ttl, ms(0)).await.unwrap().unwrap();
     let acquired = Instant::now();
     server.pause();
-    let reason = tokio::time::timeout(ms(3000), lock.lost()).await.expect("loss signalled");
+    let reason = tokio::time::timeout(ms(3000), lock.lost())
+        .await
+        .expect("loss signalled");
     let signalled = acquired.elapsed();
     assert_eq!(reason, Some(LossReason::Deadline));
-    assert!(signalled <= ttl + ms(200), "signalled {signalled:?} after acquiring, past the lease");
+    assert!(
+        signalled <= ttl + ms(200),
+        "signalled {signalled:?} after acquiring, past the lease"
+    );
     assert!(!lock.is_held());
     server.resume();
     lock.release().await.unwrap(); // does not fail
@@ -88,13 +118,20 @@ async fn a_short_pause_below_the_ttl_is_survived() {
     let server = RedisServer::start();
     let c = client(&server);
     let m = LockManager::new(&c);
-    let lock = m.acquire_lock("blip", ms(3000), ms(0)).await.unwrap().unwrap();
+    let lock = m
+        .acquire_lock("blip", ms(3000), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
     let value = lock.value();
     server.pause();
     tokio::time::sleep(ms(800)).await; // the fault's length, not a synchronisation
     server.resume();
     // renewal resumes within one interval: the key's expiry is pushed out again
-    wait_until("renewed after the pause", ms(2500), || pttl(&server, "lock:blip") > 2000).await;
+    wait_until("renewed after the pause", ms(2500), || {
+        pttl(&server, "lock:blip") > 2000
+    })
+    .await;
     assert!(lock.is_held());
     assert_eq!(lock.loss_reason(), None);
     assert_eq!(get(&server, "lock:blip"), value);
@@ -109,7 +146,11 @@ async fn tokens_never_go_back_across_a_restart_without_persistence() {
     let mut last = 0;
     for round in 0..3 {
         for _ in 0..20 {
-            let lock = m.acquire_lock("fence", ms(5000), ms(3000)).await.unwrap().expect("acquired");
+            let lock = m
+                .acquire_lock("fence", ms(5000), ms(3000))
+                .await
+                .unwrap()
+                .expect("acquired");
             let token = lock.fencing_token().unwrap();
             assert!(token > last, "round {round}: {token} after {last}");
             last = token;
@@ -125,15 +166,28 @@ async fn a_holder_learns_of_a_restart_that_lost_its_lock() {
     let mut server = RedisServer::start();
     let c = client(&server);
     let m = LockManager::new(&c);
-    let lock = m.acquire_lock("wiped", ms(1500), ms(0)).await.unwrap().unwrap();
+    let lock = m
+        .acquire_lock("wiped", ms(1500), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
     let before = lock.fencing_token().unwrap();
     server.restart();
-    let reason = tokio::time::timeout(ms(3000), lock.lost()).await.expect("signalled");
+    let reason = tokio::time::timeout(ms(3000), lock.lost())
+        .await
+        .expect("signalled");
     assert!(
-        matches!(reason, Some(LossReason::Expired) | Some(LossReason::Deadline)),
+        matches!(
+            reason,
+            Some(LossReason::Expired) | Some(LossReason::Deadline)
+        ),
         "{reason:?}"
     );
-    let again = m.acquire_lock("wiped", ms(1500), ms(3000)).await.unwrap().expect("free after restart");
+    let again = m
+        .acquire_lock("wiped", ms(1500), ms(3000))
+        .await
+        .unwrap()
+        .expect("free after restart");
     assert!(again.fencing_token().unwrap() > before);
     again.release().await.unwrap();
 }

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use common::*;
 use txcoord::{
-    AcquireOptions, ClientOptions, DistributedLock, ErrorKind, LockManager, LockStatus,
-    LossReason, ManagerOptions,
+    AcquireOptions, ClientOptions, DistributedLock, ErrorKind, LockManager, LockStatus, LossReason,
+    ManagerOptions,
 };
 use txcoord_testkit::RedisServer;
 
@@ -43,9 +43,15 @@ async fn acquire_release_cycle_with_seed_defaults() {
     assert_eq!(Some(value.clone()), lock.value());
     assert_eq!(value.len(), 36, "a UUID like the seed's");
     let ttl = pttl(&server, "lock:order:1");
-    assert!(ttl > 29_000 && ttl <= 30_000, "seed's default ttl, got {ttl}");
+    assert!(
+        ttl > 29_000 && ttl <= 30_000,
+        "seed's default ttl, got {ttl}"
+    );
     let validity = lock.remaining_validity();
-    assert!(validity > ms(29_000) && validity < ms(30_000), "{validity:?}");
+    assert!(
+        validity > ms(29_000) && validity < ms(30_000),
+        "{validity:?}"
+    );
     assert_eq!(m.held_resources(), vec!["order:1".to_string()]);
     m.release_lock("order:1").await.unwrap();
     assert!(!exists(&server, "lock:order:1"));
@@ -83,37 +89,80 @@ async fn seed_holders_exclude_us_and_we_exclude_them() {
 
     // The seed's acquire: SET lock:<r> <uuid> PX ttl NX.
     let seed_id = "0b6f0b0e-5c3f-4b8e-9e57-4f1d2c3b4a59";
-    let ok: Option<String> =
-        redis::cmd("SET").arg("lock:shared").arg(seed_id).arg("PX").arg(30000).arg("NX").query(&mut con).unwrap();
+    let ok: Option<String> = redis::cmd("SET")
+        .arg("lock:shared")
+        .arg(seed_id)
+        .arg("PX")
+        .arg(30000)
+        .arg("NX")
+        .query(&mut con)
+        .unwrap();
     assert_eq!(ok.as_deref(), Some("OK"));
-    assert!(m.acquire_lock("shared", ms(5000), ms(0)).await.unwrap().is_none(), "seed holder excludes us");
+    assert!(
+        m.acquire_lock("shared", ms(5000), ms(0))
+            .await
+            .unwrap()
+            .is_none(),
+        "seed holder excludes us"
+    );
     let started = Instant::now();
-    assert!(m.acquire_lock("shared", ms(5000), ms(300)).await.unwrap().is_none());
+    assert!(m
+        .acquire_lock("shared", ms(5000), ms(300))
+        .await
+        .unwrap()
+        .is_none());
     assert!(started.elapsed() >= ms(300));
     // While we wait, the seed releases with its own script: our waiter polls and gets it.
     let m2 = m.clone();
     let waiter = tokio::spawn(async move { m2.acquire_lock("shared", ms(5000), ms(5000)).await });
-    wait_until("waiter queued", ms(3000), || waiter_count(&server, "lock:shared") == 1).await;
-    let released: i64 =
-        redis::Script::new(SEED_RELEASE).key("lock:shared").arg(seed_id).invoke(&mut con).unwrap();
+    wait_until("waiter queued", ms(3000), || {
+        waiter_count(&server, "lock:shared") == 1
+    })
+    .await;
+    let released: i64 = redis::Script::new(SEED_RELEASE)
+        .key("lock:shared")
+        .arg(seed_id)
+        .invoke(&mut con)
+        .unwrap();
     assert_eq!(released, 1);
-    let ours = waiter.await.unwrap().unwrap().expect("acquired after the seed released");
+    let ours = waiter
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("acquired after the seed released");
 
     // Ours excludes the seed: SET NX fails, its release and extend with its own id do nothing.
-    let ok: Option<String> =
-        redis::cmd("SET").arg("lock:shared").arg(seed_id).arg("PX").arg(30000).arg("NX").query(&mut con).unwrap();
+    let ok: Option<String> = redis::cmd("SET")
+        .arg("lock:shared")
+        .arg(seed_id)
+        .arg("PX")
+        .arg(30000)
+        .arg("NX")
+        .query(&mut con)
+        .unwrap();
     assert_eq!(ok, None);
-    let released: i64 =
-        redis::Script::new(SEED_RELEASE).key("lock:shared").arg(seed_id).invoke(&mut con).unwrap();
+    let released: i64 = redis::Script::new(SEED_RELEASE)
+        .key("lock:shared")
+        .arg(seed_id)
+        .invoke(&mut con)
+        .unwrap();
     assert_eq!(released, 0);
-    let extended: i64 =
-        redis::Script::new(SEED_EXTEND).key("lock:shared").arg(seed_id).arg(1).invoke(&mut con).unwrap();
+    let extended: i64 = redis::Script::new(SEED_EXTEND)
+        .key("lock:shared")
+        .arg(seed_id)
+        .arg(1)
+        .invoke(&mut con)
+        .unwrap();
     assert_eq!(extended, 0);
     assert_eq!(get(&server, "lock:shared"), ours.value());
     // The seed's own calls work on the value we store (e.g. an operator's tool releasing it).
     let value = ours.value().unwrap();
-    let extended: i64 =
-        redis::Script::new(SEED_EXTEND).key("lock:shared").arg(&value).arg(60000).invoke(&mut con).unwrap();
+    let extended: i64 = redis::Script::new(SEED_EXTEND)
+        .key("lock:shared")
+        .arg(&value)
+        .arg(60000)
+        .invoke(&mut con)
+        .unwrap();
     assert_eq!(extended, 1);
     ours.release().await.unwrap();
     assert!(!exists(&server, "lock:shared"));
@@ -126,7 +175,10 @@ async fn distributed_lock_keeps_the_seed_api() {
     let a = DistributedLock::new(&c, "lock:seed-api", ms(10_000)).unwrap();
     let b = DistributedLock::new(&c, "lock:seed-api", ms(10_000)).unwrap();
     assert!(a.acquire().await.unwrap());
-    assert!(!a.acquire().await.unwrap(), "one hold per handle, as SET NX");
+    assert!(
+        !a.acquire().await.unwrap(),
+        "one hold per handle, as SET NX"
+    );
     assert!(!b.acquire().await.unwrap());
     // extend(additional) sets the expiry now and moves the local deadline
     assert!(a.extend(Some(ms(60_000))).await.unwrap());
@@ -151,24 +203,44 @@ async fn waiter_is_woken_by_the_release_notice_not_the_poll() {
     let waiter_client = client(&server);
     let holder = LockManager::new(&holder_client);
     let waiter = LockManager::new(&waiter_client);
-    let lock = holder.acquire_lock("notify", ms(30_000), ms(0)).await.unwrap().unwrap();
+    let lock = holder
+        .acquire_lock("notify", ms(30_000), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
     let w = waiter.clone();
     let task = tokio::spawn(async move {
-        let lock = w.acquire_lock("notify", ms(30_000), ms(10_000)).await.unwrap().expect("handoff");
+        let lock = w
+            .acquire_lock("notify", ms(30_000), ms(10_000))
+            .await
+            .unwrap()
+            .expect("handoff");
         (Instant::now(), lock)
     });
-    wait_until("waiter queued", ms(3000), || waiter_count(&server, "lock:notify") == 1).await;
+    wait_until("waiter queued", ms(3000), || {
+        waiter_count(&server, "lock:notify") == 1
+    })
+    .await;
     // give the waiter its subscription before releasing
-    wait_until("subscribed", ms(3000), || waiter_client.stats().subscribes == 1).await;
+    wait_until("subscribed", ms(3000), || {
+        waiter_client.stats().subscribes == 1
+    })
+    .await;
     let before = waiter_client.stats();
     let released_at = Instant::now();
     lock.release().await.unwrap();
     let (acquired_at, lock2) = task.await.unwrap();
     let after = waiter_client.stats();
     assert_eq!(after.wake_notified - before.wake_notified, 1, "{after:?}");
-    assert_eq!(after.wake_timer, before.wake_timer, "the fallback poll did not fire: {after:?}");
+    assert_eq!(
+        after.wake_timer, before.wake_timer,
+        "the fallback poll did not fire: {after:?}"
+    );
     let handoff = acquired_at.duration_since(released_at);
-    assert!(handoff < ms(500), "handoff took {handoff:?} (fallback poll is 1000 ms)");
+    assert!(
+        handoff < ms(500),
+        "handoff took {handoff:?} (fallback poll is 1000 ms)"
+    );
     assert!(lock2.fencing_token() > lock.fencing_token());
     lock2.release().await.unwrap();
 }
@@ -178,16 +250,26 @@ async fn timeout_gives_none_near_the_timeout_and_leaves_no_waiter() {
     let server = RedisServer::start();
     let c = client(&server);
     let m = LockManager::new(&c);
-    let _held = m.acquire_lock("busy", ms(30_000), ms(0)).await.unwrap().unwrap();
+    let _held = m
+        .acquire_lock("busy", ms(30_000), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
     for timeout in [0u64, 300, 700] {
         let started = Instant::now();
-        let got = m.acquire_lock("busy", ms(30_000), ms(timeout)).await.unwrap();
+        let got = m
+            .acquire_lock("busy", ms(30_000), ms(timeout))
+            .await
+            .unwrap();
         let took = started.elapsed();
         assert!(got.is_none());
         assert!(took >= ms(timeout), "{took:?} < {timeout} ms");
         assert!(took < ms(timeout + 400), "{took:?} for {timeout} ms");
         let keys = txcoord::LockKeys::for_resource("", "busy").unwrap();
-        assert!(!exists(&server, &keys.queue), "no queue left after a {timeout} ms timeout");
+        assert!(
+            !exists(&server, &keys.queue),
+            "no queue left after a {timeout} ms timeout"
+        );
         assert!(!exists(&server, &keys.waiters), "no waiter entry left");
     }
     let info = txcoord::registry::inspect(&c, "lock:busy").await.unwrap();
@@ -200,15 +282,28 @@ async fn cancelled_wait_removes_its_waiter_entry() {
     let server = RedisServer::start();
     let c = client(&server);
     let m = LockManager::new(&c);
-    let held = m.acquire_lock("cancel", ms(30_000), ms(0)).await.unwrap().unwrap();
+    let held = m
+        .acquire_lock("cancel", ms(30_000), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
     let m2 = m.clone();
     let task = tokio::spawn(async move { m2.acquire_lock("cancel", ms(30_000), ms(20_000)).await });
-    wait_until("waiter queued", ms(3000), || waiter_count(&server, "lock:cancel") == 1).await;
+    wait_until("waiter queued", ms(3000), || {
+        waiter_count(&server, "lock:cancel") == 1
+    })
+    .await;
     task.abort(); // drops the acquire future
     assert!(task.await.unwrap_err().is_cancelled());
-    wait_until("waiter entry removed", ms(2000), || waiter_count(&server, "lock:cancel") == 0).await;
+    wait_until("waiter entry removed", ms(2000), || {
+        waiter_count(&server, "lock:cancel") == 0
+    })
+    .await;
     let keys = txcoord::LockKeys::for_resource("", "cancel").unwrap();
-    wait_until("waiter hash removed", ms(2000), || !exists(&server, &keys.waiters)).await;
+    wait_until("waiter hash removed", ms(2000), || {
+        !exists(&server, &keys.waiters)
+    })
+    .await;
     // the local subscription is dropped after its linger
     wait_until("unsubscribed", ms(5000), || c.channels_in_use() == 0).await;
     held.release().await.unwrap();
@@ -222,30 +317,63 @@ async fn reentrant_for_an_explicit_owner_across_clients() {
     let saga = ManagerOptions::new().set_owner_id("saga-7").set_priority(3);
     let m1 = LockManager::with_options(&c1, saga.clone()).unwrap();
     let m2 = LockManager::with_options(&c2, saga).unwrap();
-    let first = m1.acquire_lock("acct:1", ms(10_000), ms(0)).await.unwrap().unwrap();
-    let again = m1.acquire_lock("acct:1", ms(10_000), ms(0)).await.unwrap().expect("re-entered");
-    let remote = m2.acquire_lock("acct:1", ms(10_000), ms(0)).await.unwrap().expect("re-entered remotely");
+    let first = m1
+        .acquire_lock("acct:1", ms(10_000), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
+    let again = m1
+        .acquire_lock("acct:1", ms(10_000), ms(0))
+        .await
+        .unwrap()
+        .expect("re-entered");
+    let remote = m2
+        .acquire_lock("acct:1", ms(10_000), ms(0))
+        .await
+        .unwrap()
+        .expect("re-entered remotely");
     assert_eq!(first.fencing_token(), again.fencing_token());
     assert_eq!(first.fencing_token(), remote.fencing_token());
     assert_eq!(first.value(), remote.value());
-    assert_eq!((first.hold_count(), again.hold_count(), remote.hold_count()), (1, 2, 3));
-    let info = txcoord::registry::inspect(&c1, "lock:acct:1").await.unwrap();
+    assert_eq!(
+        (first.hold_count(), again.hold_count(), remote.hold_count()),
+        (1, 2, 3)
+    );
+    let info = txcoord::registry::inspect(&c1, "lock:acct:1")
+        .await
+        .unwrap();
     let holder = info.holder.expect("recorded holder");
     assert_eq!(holder.owner_id.as_deref(), Some("saga-7"));
     assert_eq!((holder.hold_count, holder.priority), (3, 3));
 
     // other owners and anonymous acquirers are excluded
-    let other = LockManager::with_options(&c1, ManagerOptions::new().set_owner_id("saga-8")).unwrap();
-    assert!(other.acquire_lock("acct:1", ms(10_000), ms(0)).await.unwrap().is_none());
-    assert!(LockManager::new(&c1).acquire_lock("acct:1", ms(10_000), ms(0)).await.unwrap().is_none());
+    let other =
+        LockManager::with_options(&c1, ManagerOptions::new().set_owner_id("saga-8")).unwrap();
+    assert!(other
+        .acquire_lock("acct:1", ms(10_000), ms(0))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(LockManager::new(&c1)
+        .acquire_lock("acct:1", ms(10_000), ms(0))
+        .await
+        .unwrap()
+        .is_none());
 
     remote.release().await.unwrap();
     assert!(exists(&server, "lock:acct:1"));
     m1.release_lock("acct:1").await.unwrap();
     assert!(exists(&server, "lock:acct:1"), "one hold left");
     m1.release_lock("acct:1").await.unwrap();
-    assert!(!exists(&server, "lock:acct:1"), "freed when the count returns to zero");
-    assert!(other.acquire_lock("acct:1", ms(10_000), ms(0)).await.unwrap().is_some());
+    assert!(
+        !exists(&server, "lock:acct:1"),
+        "freed when the count returns to zero"
+    );
+    assert!(other
+        .acquire_lock("acct:1", ms(10_000), ms(0))
+        .await
+        .unwrap()
+        .is_some());
     other.release_all_locks().await;
 }
 
@@ -254,12 +382,20 @@ async fn per_call_owner_overrides_the_manager() {
     let server = RedisServer::start();
     let c = client(&server);
     let m = LockManager::new(&c);
-    let opts = || AcquireOptions::new().set_owner_id("saga-x").set_timeout(ms(0));
+    let opts = || {
+        AcquireOptions::new()
+            .set_owner_id("saga-x")
+            .set_timeout(ms(0))
+    };
     let a = m.acquire_lock_with("r", opts()).await.unwrap().unwrap();
     let b = m.acquire_lock_with("r", opts()).await.unwrap().unwrap();
     assert_eq!(b.hold_count(), 2);
     assert_eq!(a.owner_id(), Some("saga-x"));
-    assert!(m.acquire_lock("r", ms(1000), ms(0)).await.unwrap().is_none());
+    assert!(m
+        .acquire_lock("r", ms(1000), ms(0))
+        .await
+        .unwrap()
+        .is_none());
     assert!(m.release_all_locks().await.is_empty());
     assert!(!exists(&server, "lock:r"));
 }
@@ -269,9 +405,17 @@ async fn anonymous_acquisitions_exclude_each_other_on_one_manager() {
     let server = RedisServer::start();
     let c = client(&server);
     let m = LockManager::new(&c);
-    let a = m.acquire_lock("solo", ms(10_000), ms(0)).await.unwrap().unwrap();
+    let a = m
+        .acquire_lock("solo", ms(10_000), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
     let started = Instant::now();
-    assert!(m.acquire_lock("solo", ms(10_000), ms(200)).await.unwrap().is_none());
+    assert!(m
+        .acquire_lock("solo", ms(10_000), ms(200))
+        .await
+        .unwrap()
+        .is_none());
     assert!(started.elapsed() >= ms(200));
     a.release().await.unwrap();
 }
@@ -281,19 +425,30 @@ async fn fair_mode_serves_waiters_in_arrival_order() {
     let server = RedisServer::start();
     let c = client(&server);
     let fair = LockManager::with_options(&c, ManagerOptions::new().set_fair(true)).unwrap();
-    let holder = fair.acquire_lock("fifo", ms(30_000), ms(0)).await.unwrap().unwrap();
+    let holder = fair
+        .acquire_lock("fifo", ms(30_000), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
     let order = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for i in 0..6 {
         let m = fair.clone();
         let order = order.clone();
         tasks.push(tokio::spawn(async move {
-            let lock = m.acquire_lock("fifo", ms(30_000), ms(20_000)).await.unwrap().expect("served");
+            let lock = m
+                .acquire_lock("fifo", ms(30_000), ms(20_000))
+                .await
+                .unwrap()
+                .expect("served");
             order.lock().unwrap().push(i);
             lock.release().await.unwrap();
         }));
         // the next one arrives only after this one is queued
-        wait_until("queued", ms(3000), || waiter_count(&server, "lock:fifo") == i + 1).await;
+        wait_until("queued", ms(3000), || {
+            waiter_count(&server, "lock:fifo") == i + 1
+        })
+        .await;
     }
     holder.release().await.unwrap();
     for t in tasks {
@@ -311,8 +466,16 @@ async fn fair_mode_refuses_barging_and_skips_dead_heads() {
     let keys = txcoord::LockKeys::for_resource("", "q").unwrap();
     // A queued waiter of another process (entry expires in 1.5 s, its arrival is earliest).
     let mut con = server.connection();
-    let now_ms: u64 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let _: () = redis::cmd("ZADD").arg(&keys.queue).arg(1).arg("other-1").query(&mut con).unwrap();
+    let now_ms: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let _: () = redis::cmd("ZADD")
+        .arg(&keys.queue)
+        .arg(1)
+        .arg("other-1")
+        .query(&mut con)
+        .unwrap();
     let _: () = redis::cmd("HSET")
         .arg(&keys.waiters)
         .arg("other-1")
@@ -320,13 +483,25 @@ async fn fair_mode_refuses_barging_and_skips_dead_heads() {
         .query(&mut con)
         .unwrap();
     // The lock is free, but it is the other waiter's turn: a fair newcomer does not barge.
-    assert!(fair.acquire_lock("q", ms(5000), ms(0)).await.unwrap().is_none());
+    assert!(fair
+        .acquire_lock("q", ms(5000), ms(0))
+        .await
+        .unwrap()
+        .is_none());
     // A non-fair acquirer may.
-    let l = unfair.acquire_lock("q", ms(5000), ms(0)).await.unwrap().expect("barging allowed");
+    let l = unfair
+        .acquire_lock("q", ms(5000), ms(0))
+        .await
+        .unwrap()
+        .expect("barging allowed");
     l.release().await.unwrap();
     // Once the dead head's entry expires it is skipped, within its lease plus a poll.
     let started = Instant::now();
-    let l = fair.acquire_lock("q", ms(5000), ms(5000)).await.unwrap().expect("dead head pruned");
+    let l = fair
+        .acquire_lock("q", ms(5000), ms(5000))
+        .await
+        .unwrap()
+        .expect("dead head pruned");
     assert!(started.elapsed() < ms(3500), "{:?}", started.elapsed());
     l.release().await.unwrap();
     assert!(!exists(&server, &keys.queue));
@@ -338,11 +513,19 @@ async fn braces_in_resource_names() {
     let c = client(&server);
     let m = LockManager::new(&c);
     for resource in ["{user1}:cart", "a{b", "{x}}y", "注文:{🙂}"] {
-        let lock = m.acquire_lock(resource, ms(5000), ms(0)).await.unwrap().expect(resource);
+        let lock = m
+            .acquire_lock(resource, ms(5000), ms(0))
+            .await
+            .unwrap()
+            .expect(resource);
         let keys = lock.keys().clone();
         assert_eq!(keys.lock, format!("lock:{resource}"));
         for aux in [&keys.holder, &keys.queue, &keys.waiters, &keys.channel] {
-            assert_eq!(txcoord::keys::slot(aux), txcoord::keys::slot(&keys.lock), "{aux}");
+            assert_eq!(
+                txcoord::keys::slot(aux),
+                txcoord::keys::slot(&keys.lock),
+                "{aux}"
+            );
         }
         assert!(exists(&server, &keys.holder), "{}", keys.holder);
         lock.release().await.unwrap();
@@ -357,7 +540,12 @@ async fn braces_in_resource_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_prefix_and_client_name() {
     let server = RedisServer::start();
-    let c = client_with(&server, ClientOptions::new().set_key_prefix("app:").set_client_name("orders-svc"));
+    let c = client_with(
+        &server,
+        ClientOptions::new()
+            .set_key_prefix("app:")
+            .set_client_name("orders-svc"),
+    );
     let m = LockManager::new(&c);
     let lock = m.acquire_lock("p", ms(5000), ms(0)).await.unwrap().unwrap();
     assert_eq!(lock.key(), "app:lock:p");
@@ -383,13 +571,20 @@ async fn nothing_but_the_fence_is_left_after_a_burst() {
         let c = client(&server);
         let m = LockManager::with_options(
             &c,
-            ManagerOptions::new().set_fair(t % 2 == 0).set_fallback_poll(ms(100)).set_waiter_lease(lease),
+            ManagerOptions::new()
+                .set_fair(t % 2 == 0)
+                .set_fallback_poll(ms(100))
+                .set_waiter_lease(lease),
         )
         .unwrap();
         tasks.push(tokio::spawn(async move {
             for i in 0..60 {
                 let resource = format!("burst:{}", i % 3);
-                let lock = m.acquire_lock(&resource, ms(5000), ms(10_000)).await.unwrap().expect("burst acquire");
+                let lock = m
+                    .acquire_lock(&resource, ms(5000), ms(10_000))
+                    .await
+                    .unwrap()
+                    .expect("burst acquire");
                 lock.release().await.unwrap();
             }
         }));
@@ -398,14 +593,24 @@ async fn nothing_but_the_fence_is_left_after_a_burst() {
         t.await.unwrap();
     }
     // The waiting index expires one lease after its last entry.
-    wait_until("index expired", ms(3000), || !exists(&server, "txcoord:waiting")).await;
+    wait_until("index expired", ms(3000), || {
+        !exists(&server, "txcoord:waiting")
+    })
+    .await;
     let keys = server.keys();
     let mut con = server.connection();
     assert_eq!(keys.len(), 3, "{keys:?}");
     for k in keys {
-        assert!(k.starts_with("{lock:burst:") && k.ends_with("}:~h"), "unexpected key {k}");
+        assert!(
+            k.starts_with("{lock:burst:") && k.ends_with("}:~h"),
+            "unexpected key {k}"
+        );
         let fields: Vec<String> = redis::cmd("HKEYS").arg(&k).query(&mut con).unwrap();
-        assert_eq!(fields, vec!["f".to_string()], "{k} keeps only the fence counter");
+        assert_eq!(
+            fields,
+            vec!["f".to_string()],
+            "{k} keeps only the fence counter"
+        );
         let ttl = pttl(&server, &k);
         assert!(ttl > 0 && ttl <= 65_000, "{k} expires (pttl {ttl})");
     }
@@ -426,9 +631,17 @@ async fn scoped_form_releases_and_times_out_with_the_timeout_kind() {
     assert!(token.is_some());
     assert!(!exists(&server, "lock:scoped"), "released after the scope");
 
-    let held = m.acquire_lock("scoped", ms(10_000), ms(0)).await.unwrap().unwrap();
+    let held = m
+        .acquire_lock("scoped", ms(10_000), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
     let e = m
-        .with_lock("scoped", AcquireOptions::new().set_timeout(ms(100)), |_| async {})
+        .with_lock(
+            "scoped",
+            AcquireOptions::new().set_timeout(ms(100)),
+            |_| async {},
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout);
@@ -438,11 +651,17 @@ async fn scoped_form_releases_and_times_out_with_the_timeout_kind() {
     // a panicking scope still releases (in the background)
     let m2 = m.clone();
     let r = tokio::spawn(async move {
-        m2.with_lock("scoped", AcquireOptions::new(), |_| async { panic!("boom") }).await
+        m2.with_lock("scoped", AcquireOptions::new(), |_| async {
+            panic!("boom")
+        })
+        .await
     })
     .await;
     assert!(r.is_err());
-    wait_until("released after panic", ms(2000), || !exists(&server, "lock:scoped")).await;
+    wait_until("released after panic", ms(2000), || {
+        !exists(&server, "lock:scoped")
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -462,9 +681,19 @@ async fn release_all_locks_attempts_every_release_and_returns_failures() {
     }
     c.close(); // every release now fails
     let failures = m.release_all_locks().await;
-    let mut failed: Vec<_> = failures.iter().map(|(r, e)| (r.as_str(), e.kind())).collect();
+    let mut failed: Vec<_> = failures
+        .iter()
+        .map(|(r, e)| (r.as_str(), e.kind()))
+        .collect();
     failed.sort_by_key(|(r, _)| *r);
-    assert_eq!(failed, vec![("a", ErrorKind::Closed), ("b", ErrorKind::Closed), ("c", ErrorKind::Closed)]);
+    assert_eq!(
+        failed,
+        vec![
+            ("a", ErrorKind::Closed),
+            ("b", ErrorKind::Closed),
+            ("c", ErrorKind::Closed)
+        ]
+    );
     assert!(m.held_resources().is_empty());
 }
 
@@ -473,7 +702,10 @@ async fn closed_manager_refuses_and_releases() {
     let server = RedisServer::start();
     let c = client(&server);
     let m = LockManager::new(&c);
-    m.acquire_lock("z", ms(10_000), ms(0)).await.unwrap().unwrap();
+    m.acquire_lock("z", ms(10_000), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(m.close().await.is_empty());
     assert!(!exists(&server, "lock:z"));
     let e = m.acquire_lock("z", ms(10_000), ms(0)).await.unwrap_err();
@@ -487,7 +719,10 @@ async fn dropping_the_last_handle_releases() {
     let lock = DistributedLock::new(&c, "lock:dropped", ms(30_000)).unwrap();
     assert!(lock.acquire().await.unwrap());
     drop(lock);
-    wait_until("released on drop", ms(2000), || !exists(&server, "lock:dropped")).await;
+    wait_until("released on drop", ms(2000), || {
+        !exists(&server, "lock:dropped")
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -506,10 +741,16 @@ async fn lost_reason_taken_and_expired() {
                 let _: () = redis::cmd("DEL").arg(&key).query(&mut con).unwrap();
             }
             _ => {
-                let _: () = redis::cmd("SET").arg(&key).arg("someone-else").query(&mut con).unwrap();
+                let _: () = redis::cmd("SET")
+                    .arg(&key)
+                    .arg("someone-else")
+                    .query(&mut con)
+                    .unwrap();
             }
         }
-        let got = tokio::time::timeout(ms(500 + 400), lock.lost()).await.expect("signalled within a renewal interval + rtt");
+        let got = tokio::time::timeout(ms(500 + 400), lock.lost())
+            .await
+            .expect("signalled within a renewal interval + rtt");
         assert_eq!(got, Some(reason), "{resource}");
         assert!(started.elapsed() < ms(900));
         assert!(!lock.is_held());
@@ -528,13 +769,21 @@ async fn renewal_keeps_a_short_lock_held() {
     let server = RedisServer::start();
     let c = client(&server);
     let m = LockManager::new(&c);
-    let lock = m.acquire_lock("renewed", ms(1000), ms(0)).await.unwrap().unwrap();
+    let lock = m
+        .acquire_lock("renewed", ms(1000), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
     let value = lock.value();
     let until = Instant::now() + ms(5000);
     let mut checks = 0;
     while Instant::now() < until {
         assert!(lock.is_held());
-        assert_eq!(get(&server, "lock:renewed"), value, "still ours after {checks} checks");
+        assert_eq!(
+            get(&server, "lock:renewed"),
+            value,
+            "still ours after {checks} checks"
+        );
         let p = pttl(&server, "lock:renewed");
         assert!(p > 0 && p <= 1000, "{p}");
         checks += 1;
@@ -555,16 +804,30 @@ async fn a_vanished_holder_frees_the_lock_after_its_ttl_and_not_before() {
     let ttl = ms(1200);
     let holder = LockManager::new(&holder_client);
     let sent = Instant::now();
-    let lock = holder.acquire_lock("vanish", ttl, ms(0)).await.unwrap().unwrap();
+    let lock = holder
+        .acquire_lock("vanish", ttl, ms(0))
+        .await
+        .unwrap()
+        .unwrap();
     // The holder's process goes away: its client refuses everything, so it neither renews nor
     // releases (std::mem::forget keeps the handle from releasing on drop).
     holder_client.close();
     std::mem::forget(lock);
     let waiter = LockManager::new(&waiter_client);
-    let got = waiter.acquire_lock("vanish", ms(5000), ms(5000)).await.unwrap().expect("freed by TTL");
+    let got = waiter
+        .acquire_lock("vanish", ms(5000), ms(5000))
+        .await
+        .unwrap()
+        .expect("freed by TTL");
     let after = sent.elapsed();
-    assert!(after >= ttl - ms(5), "acquired {after:?} after the vanished grant, before its TTL");
-    assert!(after <= ttl + ms(400), "acquired {after:?} after the grant, long after its TTL");
+    assert!(
+        after >= ttl - ms(5),
+        "acquired {after:?} after the vanished grant, before its TTL"
+    );
+    assert!(
+        after <= ttl + ms(400),
+        "acquired {after:?} after the grant, long after its TTL"
+    );
     got.release().await.unwrap();
 }
 
@@ -576,7 +839,11 @@ async fn script_cache_flush_is_invisible() {
     let mut con = server.connection();
     for _ in 0..5 {
         let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con).unwrap();
-        let l = m.acquire_lock("flush", ms(5000), ms(0)).await.unwrap().unwrap();
+        let l = m
+            .acquire_lock("flush", ms(5000), ms(0))
+            .await
+            .unwrap()
+            .unwrap();
         let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con).unwrap();
         l.release().await.unwrap();
     }

@@ -8,7 +8,13 @@ use txcoord::{registry, ErrorKind, LockManager, ManagerOptions};
 use txcoord_testkit::RedisServer;
 
 fn saga(c: &txcoord::Client, id: &str, priority: i32) -> LockManager {
-    LockManager::with_options(c, ManagerOptions::new().set_owner_id(id).set_priority(priority)).unwrap()
+    LockManager::with_options(
+        c,
+        ManagerOptions::new()
+            .set_owner_id(id)
+            .set_priority(priority),
+    )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,8 +23,16 @@ async fn waiters_and_holders_form_the_wait_for_graph() {
     let c = client(&server);
     let a = saga(&c, "saga-A", 1);
     let b = saga(&c, "saga-B", 5);
-    let _ra = a.acquire_lock("res:1", ms(30_000), ms(0)).await.unwrap().unwrap();
-    let _rb = b.acquire_lock("res:2", ms(30_000), ms(0)).await.unwrap().unwrap();
+    let _ra = a
+        .acquire_lock("res:1", ms(30_000), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
+    let _rb = b
+        .acquire_lock("res:2", ms(30_000), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
     // A waits for res:2 (held by B), B waits for res:1 (held by A): a deadlock.
     let (a2, b2) = (a.clone(), b.clone());
     let wa = tokio::spawn(async move { a2.acquire_lock("res:2", ms(30_000), ms(20_000)).await });
@@ -42,32 +56,60 @@ async fn waiters_and_holders_form_the_wait_for_graph() {
     assert_eq!(
         edges,
         vec![
-            ("saga-A".to_string(), "saga-B".to_string(), "lock:res:2".to_string()),
-            ("saga-B".to_string(), "saga-A".to_string(), "lock:res:1".to_string()),
+            (
+                "saga-A".to_string(),
+                "saga-B".to_string(),
+                "lock:res:2".to_string()
+            ),
+            (
+                "saga-B".to_string(),
+                "saga-A".to_string(),
+                "lock:res:1".to_string()
+            ),
         ]
     );
     let res1 = locks.iter().find(|l| l.key == "lock:res:1").unwrap();
     let holder = res1.holder.as_ref().unwrap();
-    assert_eq!((holder.owner_id.as_deref(), holder.priority), (Some("saga-A"), 1));
+    assert_eq!(
+        (holder.owner_id.as_deref(), holder.priority),
+        (Some("saga-A"), 1)
+    );
     let waiter = &res1.waiters[0];
-    assert_eq!((waiter.owner_id.as_deref(), waiter.priority, waiter.aborted), (Some("saga-B"), 5, false));
+    assert_eq!(
+        (waiter.owner_id.as_deref(), waiter.priority, waiter.aborted),
+        (Some("saga-B"), 5, false)
+    );
     assert!(waiter.expires_ms > waiter.since_ms);
 
     // The detector aborts the lower-priority saga A's wait: it fails fast as a victim.
     let started = std::time::Instant::now();
-    assert!(registry::abort_waiter(&c, "lock:res:2", &locks.iter().find(|l| l.key == "lock:res:2").unwrap().waiters[0].id)
-        .await
-        .unwrap());
+    assert!(registry::abort_waiter(
+        &c,
+        "lock:res:2",
+        &locks
+            .iter()
+            .find(|l| l.key == "lock:res:2")
+            .unwrap()
+            .waiters[0]
+            .id
+    )
+    .await
+    .unwrap());
     let e = wa.await.unwrap().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::DeadlockVictim);
     assert_eq!(e.kind().code(), "TXCOORD_DEADLOCK_VICTIM");
-    assert!(started.elapsed() < ms(1000), "woken by the notice, not the poll");
+    assert!(
+        started.elapsed() < ms(1000),
+        "woken by the notice, not the poll"
+    );
     assert_eq!(waiter_count(&server, "lock:res:2"), 0);
     // A gives up its lock: B gets it.
     a.release_all_locks().await;
     let got = wb.await.unwrap().unwrap().expect("B proceeds");
     assert_eq!(got.owner_id(), Some("saga-B"));
-    assert!(!registry::abort_waiter(&c, "lock:res:2", "nobody-1").await.unwrap());
+    assert!(!registry::abort_waiter(&c, "lock:res:2", "nobody-1")
+        .await
+        .unwrap());
     b.release_all_locks().await;
 }
 
@@ -76,24 +118,37 @@ async fn a_crashed_waiter_leaves_no_ghost_entry() {
     let server = RedisServer::start();
     let c = client(&server);
     let holder = LockManager::new(&c);
-    let _h = holder.acquire_lock("ghost", ms(30_000), ms(0)).await.unwrap().unwrap();
+    let _h = holder
+        .acquire_lock("ghost", ms(30_000), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
     // A waiter in another "process" whose client dies while it waits: its entry stays until
     // its lease runs out, then readers ignore it and the next writer prunes it.
     let doomed = client(&server);
     let lease = ms(600);
     let w = LockManager::with_options(
         &doomed,
-        ManagerOptions::new().set_owner_id("saga-dead").set_fallback_poll(ms(200)).set_waiter_lease(lease),
+        ManagerOptions::new()
+            .set_owner_id("saga-dead")
+            .set_fallback_poll(ms(200))
+            .set_waiter_lease(lease),
     )
     .unwrap();
     let task = tokio::spawn(async move { w.acquire_lock("ghost", ms(30_000), ms(20_000)).await });
-    wait_until("queued", ms(3000), || waiter_count(&server, "lock:ghost") == 1).await;
+    wait_until("queued", ms(3000), || {
+        waiter_count(&server, "lock:ghost") == 1
+    })
+    .await;
     doomed.close(); // it can no longer refresh nor cancel
     task.abort();
     let info = registry::inspect(&c, "lock:ghost").await.unwrap();
     assert_eq!(info.waiters.len(), 1);
     let keys = txcoord::LockKeys::for_resource("", "ghost").unwrap();
-    wait_until("entry expired", ms(3000), || !exists(&server, &keys.waiters)).await;
+    wait_until("entry expired", ms(3000), || {
+        !exists(&server, &keys.waiters)
+    })
+    .await;
     let info = registry::inspect(&c, "lock:ghost").await.unwrap();
     assert!(info.waiters.is_empty());
 }
@@ -103,7 +158,13 @@ async fn a_foreign_holder_is_seen_as_held_without_a_holder_record() {
     let server = RedisServer::start();
     let c = client(&server);
     let mut con = server.connection();
-    let _: () = redis::cmd("SET").arg("lock:legacy").arg("seed-id").arg("PX").arg(10_000).query(&mut con).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("lock:legacy")
+        .arg("seed-id")
+        .arg("PX")
+        .arg(10_000)
+        .query(&mut con)
+        .unwrap();
     let info = registry::inspect(&c, "lock:legacy").await.unwrap();
     assert!(info.held);
     assert!(info.holder.is_none());

@@ -25,7 +25,10 @@ pub async fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> b
         if cond() {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(ms(5)).await;
     }
 }
@@ -34,12 +37,19 @@ pub async fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> b
 pub fn waiter_count(server: &RedisServer, lock_key: &str) -> usize {
     let keys = txcoord::LockKeys::for_key("", lock_key, "lock_key").unwrap();
     let mut con = server.connection();
-    redis::cmd("ZCARD").arg(&keys.queue).query::<usize>(&mut con).unwrap()
+    redis::cmd("ZCARD")
+        .arg(&keys.queue)
+        .query::<usize>(&mut con)
+        .unwrap()
 }
 
 pub fn exists(server: &RedisServer, key: &str) -> bool {
     let mut con = server.connection();
-    redis::cmd("EXISTS").arg(key).query::<i64>(&mut con).unwrap() == 1
+    redis::cmd("EXISTS")
+        .arg(key)
+        .query::<i64>(&mut con)
+        .unwrap()
+        == 1
 }
 
 pub fn get(server: &RedisServer, key: &str) -> Option<String> {
@@ -55,9 +65,24 @@ pub fn pttl(server: &RedisServer, key: &str) -> i64 {
 /// Total calls of every command so far (INFO commandstats), minus the INFO calls themselves.
 pub fn commands_processed(server: &RedisServer) -> u64 {
     let mut con = server.connection();
-    let info: String = redis::cmd("INFO").arg("commandstats").query(&mut con).unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut con)
+        .unwrap();
     info.lines()
-        .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info:") && !l.starts_with("cmdstat_hello:") && !l.starts_with("cmdstat_client|setinfo:"))
-        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .filter(|l| {
+            l.starts_with("cmdstat_")
+                && !l.starts_with("cmdstat_info:")
+                && !l.starts_with("cmdstat_hello:")
+                && !l.starts_with("cmdstat_client|setinfo:")
+        })
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
         .sum()
 }

@@ -81,7 +81,9 @@ impl RedisServer {
             "warning",
         ]);
         cmd.args(&self.extra_args);
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let child = cmd.spawn().map_err(|e| {
             format!(
                 "cannot run {}: {e} (install redis-server, or run `make test` which does)",
@@ -107,7 +109,9 @@ impl RedisServer {
     }
 
     fn ping_ok(&self) -> bool {
-        let Ok(client) = redis::Client::open(self.url()) else { return false };
+        let Ok(client) = redis::Client::open(self.url()) else {
+            return false;
+        };
         let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
             return false;
         };
@@ -190,7 +194,9 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         // A paused server must be resumed before it can die cleanly.
         if let Some(pid) = self.pid() {
-            let _ = Command::new("kill").args(["-CONT", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-CONT", &pid.to_string()])
+                .status();
         }
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
