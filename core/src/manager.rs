@@ -260,6 +260,49 @@ impl LockManager {
         Ok(Some(lock))
     }
 
+    /// Acquires several resources in one global order (sorted, duplicates removed), so two
+    /// callers asking for overlapping sets cannot deadlock each other. The timeout bounds the
+    /// whole call; on timeout (`None`) or error, what was acquired is released again.
+    pub async fn acquire_locks(
+        &self,
+        resources: &[&str],
+        options: AcquireOptions,
+    ) -> Result<Option<Vec<DistributedLock>>> {
+        let mut ordered: Vec<&str> = resources.to_vec();
+        ordered.sort_unstable();
+        ordered.dedup();
+        // validate every name before anything reaches Redis
+        let mut prepared = Vec::with_capacity(ordered.len());
+        for r in &ordered {
+            prepared.push(self.prepare(r, &options)?);
+        }
+        let total = prepared.first().map(|(_, w)| w.timeout).unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + total;
+        let mut held: Vec<DistributedLock> = Vec::with_capacity(prepared.len());
+        for (lock, mut wait) in prepared {
+            wait.timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match lock.acquire_with(wait).await {
+                Ok(true) => held.push(lock),
+                other => {
+                    for l in held.iter().rev() {
+                        if let Err(e) = l.release().await {
+                            tracing::warn!(
+                                "txcoord: release of {} after a failed multi-acquire: {e}",
+                                l.key()
+                            );
+                        }
+                    }
+                    return other.map(|_| None);
+                }
+            }
+        }
+        let mut locks = self.inner.locks.lock().unwrap_or_else(|p| p.into_inner());
+        for (r, l) in ordered.iter().zip(held.iter()) {
+            locks.entry(r.to_string()).or_default().push(l.clone());
+        }
+        Ok(Some(held))
+    }
+
     fn prepare(
         &self,
         resource: &str,
@@ -308,7 +351,14 @@ impl LockManager {
             let Some(held) = locks.get_mut(resource) else {
                 return Ok(());
             };
-            let lock = held.pop();
+            // the most recent handle still held (skipping ones released or lost meanwhile)
+            let mut lock = None;
+            while let Some(l) = held.pop() {
+                if l.status() == LockStatus::Held {
+                    lock = Some(l);
+                    break;
+                }
+            }
             if held.is_empty() {
                 locks.remove(resource);
             }

@@ -849,3 +849,84 @@ async fn script_cache_flush_is_invisible() {
     }
     assert!(!exists(&server, "lock:flush"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_lock_skips_handles_released_directly() {
+    let server = RedisServer::start();
+    let c = client(&server);
+    let m = LockManager::with_options(&c, ManagerOptions::new().set_owner_id("saga-r")).unwrap();
+    let first = m
+        .acquire_lock("rr", ms(10_000), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
+    let second = m
+        .acquire_lock("rr", ms(10_000), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
+    second.release().await.unwrap(); // released behind the manager's back
+    assert!(exists(&server, "lock:rr"));
+    m.release_lock("rr").await.unwrap(); // releases `first`, not the released `second` again
+    assert_eq!(first.status(), LockStatus::Released);
+    assert!(!exists(&server, "lock:rr"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_resources_in_a_global_order() {
+    let server = RedisServer::start();
+    let c = client(&server);
+    let m = LockManager::new(&c);
+    // Two callers ask for the same set in opposite orders, many times: no deadlock, as both
+    // acquire in the same global order.
+    let mut tasks = Vec::new();
+    for flip in [false, true] {
+        let m = m.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..30 {
+                let set: &[&str] = if flip {
+                    &["b", "a", "c", "a"]
+                } else {
+                    &["a", "c", "b"]
+                };
+                let locks = m
+                    .acquire_locks(set, AcquireOptions::new().set_timeout(ms(10_000)))
+                    .await
+                    .unwrap()
+                    .expect("no deadlock");
+                let keys: Vec<&str> = locks.iter().map(|l| l.key()).collect();
+                assert_eq!(keys, vec!["lock:a", "lock:b", "lock:c"]);
+                for l in locks {
+                    l.release().await.unwrap();
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // On timeout nothing stays held.
+    let other = LockManager::new(&c);
+    let b = other
+        .acquire_lock("b", ms(10_000), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
+    let got = m
+        .acquire_locks(&["a", "b"], AcquireOptions::new().set_timeout(ms(200)))
+        .await
+        .unwrap();
+    assert!(got.is_none());
+    assert!(
+        !exists(&server, "lock:a"),
+        "the acquired part was released again"
+    );
+    b.release().await.unwrap();
+    // bad names are refused before anything is acquired
+    let e = m
+        .acquire_locks(&["a", ""], AcquireOptions::new())
+        .await
+        .unwrap_err();
+    assert_eq!(e.argument(), Some("resource"));
+    assert!(!exists(&server, "lock:a"));
+}
