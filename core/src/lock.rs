@@ -355,6 +355,7 @@ impl DistributedLock {
             keys: keys.clone(),
             waiter_id: queue.then(|| waiter_id.clone()),
             value: None,
+            owner_flag: owner_flag(&self.inner.owner),
             armed: true,
         };
         let mut ambiguous = false;
@@ -389,6 +390,7 @@ impl DistributedLock {
                         &grace_arg,
                         &keys.channel,
                         PUBLISH,
+                        &now_ms_string(),
                     ],
                     budget,
                 )
@@ -565,7 +567,12 @@ impl DistributedLock {
             .run_script::<redis::Value>(
                 &protocol::RELEASE,
                 &self.inner.keys.all(),
-                &[&value, &self.inner.keys.channel, PUBLISH],
+                &[
+                    &value,
+                    &self.inner.keys.channel,
+                    PUBLISH,
+                    owner_flag(&self.inner.owner),
+                ],
                 client.op_budget(),
             )
             .await;
@@ -676,13 +683,14 @@ impl Drop for LockInner {
         let Some(value) = st.value.take() else { return };
         let client = self.client.clone();
         let keys = self.keys.clone();
+        let flag = owner_flag(&self.owner);
         self.client.spawn(async move {
             let budget = client.op_budget();
             if let Err(e) = client
                 .run_script::<redis::Value>(
                     &protocol::RELEASE,
                     &keys.all(),
-                    &[&value, &keys.channel, PUBLISH],
+                    &[&value, &keys.channel, PUBLISH, flag],
                     budget,
                 )
                 .await
@@ -691,6 +699,23 @@ impl Drop for LockInner {
             }
         });
     }
+}
+
+/// The release script's marker for locks taken with an owner id (only those can be re-entered).
+fn owner_flag(owner: &str) -> &'static str {
+    if owner.is_empty() {
+        "0"
+    } else {
+        "1"
+    }
+}
+
+fn now_ms_string() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+        .to_string()
 }
 
 /// Sleep length while a txcoord holder has `pttl` ms left: until just after its expiry, but no
@@ -726,6 +751,7 @@ struct Cleanup {
     keys: LockKeys,
     waiter_id: Option<String>,
     value: Option<String>,
+    owner_flag: &'static str,
     armed: bool,
 }
 
@@ -736,6 +762,7 @@ impl Cleanup {
             &self.keys,
             self.waiter_id.take(),
             self.value.take(),
+            self.owner_flag,
             budget,
         )
         .await;
@@ -747,6 +774,7 @@ async fn run_cleanup(
     keys: &LockKeys,
     waiter_id: Option<String>,
     value: Option<String>,
+    owner_flag: &'static str,
     budget: Duration,
 ) {
     if let Some(w) = waiter_id {
@@ -767,7 +795,7 @@ async fn run_cleanup(
             .run_script::<redis::Value>(
                 &protocol::RELEASE,
                 &keys.all(),
-                &[&v, &keys.channel, PUBLISH],
+                &[&v, &keys.channel, PUBLISH, owner_flag],
                 budget,
             )
             .await
@@ -786,9 +814,10 @@ impl Drop for Cleanup {
         let keys = self.keys.clone();
         let waiter_id = self.waiter_id.take();
         let value = self.value.take();
+        let flag = self.owner_flag;
         self.client.spawn(async move {
             let budget = client.op_budget();
-            run_cleanup(&client, &keys, waiter_id, value, budget).await;
+            run_cleanup(&client, &keys, waiter_id, value, flag, budget).await;
         });
     }
 }

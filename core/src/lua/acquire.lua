@@ -4,6 +4,7 @@
 -- ARGV[5] waiter id ('' = do not queue)  ARGV[6] fair ('1'/'0')
 -- ARGV[7] waiter lease ms  ARGV[8] fence grace ms
 -- ARGV[9] channel  ARGV[10] publish command (to hand over when a victim leaves a free lock)
+-- ARGV[11] the acquirer's clock in ms (recorded as the holder's 'since')
 -- Replies:
 --   {1, value, token, hold_count, validity_ms}  acquired (hold_count > 1: re-entered)
 --   {0, pttl, holder_kind}   busy; pttl of K (-1 none, -2 free but not this waiter's turn);
@@ -13,8 +14,16 @@ local K, H, Q, W = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local value, ttl, owner, prio = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local wid, fair = ARGV[5], ARGV[6] == '1'
 local lease, grace = tonumber(ARGV[7]), tonumber(ARGV[8])
-local now = now_us()
-local now_ms = math.floor(now / 1000)
+
+-- Redis time, read once and only where needed (the uncontended path never needs it)
+local clock = nil
+local function now()
+  clock = clock or now_us()
+  return clock
+end
+local function now_ms()
+  return math.floor(now() / 1000)
+end
 
 local mine = false
 if wid ~= '' then
@@ -36,19 +45,49 @@ end
 
 local function join_queue()
   if wid == '' then return end
-  local since = fmt(now_ms)
+  local since = fmt(now_ms())
   if mine then
     since = string.match(mine, '^%a|%d+|(%d+)|') or since
   else
-    redis.call('ZADD', Q, 'NX', fmt(now), wid)
+    redis.call('ZADD', Q, 'NX', fmt(now()), wid)
   end
-  redis.call('HSET', W, wid, 'w|' .. fmt(now_ms + lease) .. '|' .. since .. '|' .. prio .. '|' .. owner)
+  redis.call('HSET', W, wid, 'w|' .. fmt(now_ms() + lease) .. '|' .. since .. '|' .. prio .. '|' .. owner)
   if redis.call('PTTL', Q) < lease then redis.call('PEXPIRE', Q, fmt(lease)) end
   if redis.call('PTTL', W) < lease then redis.call('PEXPIRE', W, fmt(lease)) end
 end
 
+-- Fair mode: only the first live waiter may take a free lock.
+local my_turn = true
+if fair then
+  for i = 1, 65 do
+    local head = redis.call('ZRANGE', Q, 0, 0)[1]
+    if not head or head == wid then break end
+    local expires = entry_expiry(redis.call('HGET', W, head))
+    if i == 65 or (expires and expires > now_ms()) then
+      my_turn = false
+      break
+    end
+    redis.call('ZREM', Q, head)
+    redis.call('HDEL', W, head)
+  end
+end
+
+if my_turn and redis.call('SET', K, value, 'NX', 'PX', fmt(ttl)) then
+  -- Granted. The fence counts up from the Redis clock (µs) at which its state was created.
+  local token = redis.call('HINCRBY', H, 'f', 1)
+  if token == 1 then
+    token = now()
+    redis.call('HSET', H, 'f', fmt(token), 'v', value, 'o', owner, 'n', '1', 'p', prio, 't', ARGV[11])
+  else
+    redis.call('HSET', H, 'v', value, 'o', owner, 'n', '1', 'p', prio, 't', ARGV[11])
+  end
+  redis.call('PEXPIRE', H, fmt(ttl + grace))
+  leave_queue()
+  return {1, value, token, 1, ttl}
+end
+
 local cur = redis.call('GET', K)
-if cur and cur == value then
+if cur == value then
   -- an earlier attempt with this value succeeded but its reply was lost: the same grant again
   local h = redis.call('HMGET', H, 'f', 'n')
   leave_queue()
@@ -71,29 +110,6 @@ if cur then
   join_queue()
   return {0, redis.call('PTTL', K), ours and 1 or 0}
 end
-
-if fair then
-  local my_turn = false
-  for _ = 1, 64 do
-    local head = redis.call('ZRANGE', Q, 0, 0)[1]
-    if not head or head == wid then
-      my_turn = true
-      break
-    end
-    local expires = entry_expiry(redis.call('HGET', W, head))
-    if expires and expires > now_ms then break end
-    redis.call('ZREM', Q, head)
-    redis.call('HDEL', W, head)
-  end
-  if not my_turn then
-    join_queue()
-    return {0, -2, 1}
-  end
-end
-
-local token = math.max((tonumber(redis.call('HGET', H, 'f')) or 0) + 1, now)
-redis.call('SET', K, value, 'PX', fmt(ttl))
-redis.call('HSET', H, 'f', fmt(token), 'v', value, 'o', owner, 'n', '1', 'p', prio, 't', fmt(now_ms))
-redis.call('PEXPIRE', H, fmt(ttl + grace))
-leave_queue()
-return {1, value, token, 1, ttl}
+-- free, but another waiter's turn
+join_queue()
+return {0, -2, 1}

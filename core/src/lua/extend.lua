@@ -5,8 +5,7 @@
 local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  local keep = tonumber(ARGV[2]) + tonumber(ARGV[3])
-  if redis.call('PTTL', KEYS[2]) < keep then redis.call('PEXPIRE', KEYS[2], fmt(keep)) end
+  redis.call('PEXPIRE', KEYS[2], fmt(tonumber(ARGV[2]) + tonumber(ARGV[3])))
   return 1
 end
 if cur then return -2 end
