@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Rust crates tested with `cargo test` (the binding crates are tested from Python and Node).
 RUST_PKGS := -p txcoord -p txcoord-testkit -p txcoord-examples
 
-.PHONY: help deps demo test test-rust test-python test-node lint bench bench-quick
+.PHONY: help deps demo test test-rust test-python test-node lint bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,7 +24,10 @@ test-rust: deps ## Rust unit, integration and example tests
 	$(CARGO) test --locked $(RUST_PKGS)
 	BENCH_QUICK=1 $(CARGO) test --locked -p txcoord --bench scenarios
 
-test: lint test-rust ## everything (what CI runs)
+test-node: deps ## the Node package: addon, declarations (tsc, native.d.ts diff), node --test
+	scripts/test-node.sh
+
+test: lint test-rust test-node ## everything (what CI runs)
 	@echo "make test: all suites passed"
 
 bench: deps ## benchmark tables (txcoord beside rslock and redis-benchmark), ~3 min

@@ -1,0 +1,415 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//
+// txcoord for Node.js: the seed's `DistributedLock` and `LockManager`, backed by the Rust core.
+//
+// This file is the thin layer N-API cannot express by itself:
+//   - `redis` may be a URL, a `Client` or an ioredis instance (its options are read; one
+//     native client per ioredis instance, however many locks are built on it);
+//   - `lock.signal` (an AbortSignal aborted when the lock is lost) and the `'lost'` event;
+//   - `options.signal` (an AbortSignal) cancelling a wait.
+// Every argument is passed to the native part as it came: the core validates it.
+'use strict'
+
+const { EventEmitter } = require('node:events')
+const native = require('./native.js')
+
+const Client = native.Client
+
+// Locks made by the native part (LockManager results) are wrapped through this key.
+const WRAP = Symbol('txcoord.wrap')
+
+// One native client per ioredis instance, and per URL string.
+const ioredisClients = new WeakMap()
+const urlClients = new Map()
+
+function describe(value) {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  const t = typeof value
+  return t === 'object' ? 'an object' : `a ${t}`
+}
+
+// Errors decided in this layer (what `redis` is; `signal`; `fn`), shaped as the native ones.
+function typeError(arg, message) {
+  const e = new TypeError(`invalid type for \`${arg}\`: ${message}`)
+  e.code = 'TXCOORD_INVALID_TYPE'
+  e.argument = arg
+  return e
+}
+
+function rangeError(arg, message) {
+  const e = new RangeError(`invalid argument \`${arg}\`: ${message}`)
+  e.code = 'TXCOORD_INVALID_ARGUMENT'
+  e.argument = arg
+  return e
+}
+
+function looksLikeIoredis(value) {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof value.options === 'object' &&
+    value.options !== null &&
+    (typeof value.sendCommand === 'function' || typeof value.duplicate === 'function')
+  )
+}
+
+// The URL and client options that reach the server an ioredis instance points at.
+function ioredisTarget(redis) {
+  if (redis.isCluster === true || (redis.constructor && redis.constructor.name === 'Cluster')) {
+    throw typeError(
+      'redis',
+      'is an ioredis Cluster instance; Redis Cluster is not supported yet. Pass an ioredis ' +
+        'instance, a txcoord Client or a redis:// URL of a single server.',
+    )
+  }
+  const o = redis.options
+  if (Array.isArray(o.sentinels) && o.sentinels.length > 0) {
+    throw typeError(
+      'redis',
+      'is an ioredis instance in Sentinel mode; Sentinel is not supported yet. Pass an ioredis ' +
+        'instance, a txcoord Client or a redis:// URL of the current master.',
+    )
+  }
+  if (o.path) {
+    throw rangeError(
+      'redis',
+      `is an ioredis instance on the unix socket ${o.path}; only TCP connections are supported`,
+    )
+  }
+  let suffix = ''
+  const tls = o.tls
+  if (tls) {
+    for (const key of ['ca', 'cert', 'key', 'pfx']) {
+      if (tls[key] !== undefined) {
+        throw rangeError(
+          'redis',
+          `is an ioredis instance with tls.${key}; custom TLS material is not supported yet ` +
+            '(the system trust store is used)',
+        )
+      }
+    }
+    if (tls.rejectUnauthorized === false) suffix = '#insecure'
+  }
+  const host = String(o.host || '127.0.0.1')
+  const port = o.port === undefined || o.port === null ? 6379 : o.port
+  const db = o.db === undefined || o.db === null ? 0 : o.db
+  let auth = ''
+  if (o.username || o.password) {
+    auth = `${encodeURIComponent(o.username || '')}:${encodeURIComponent(o.password || '')}@`
+  }
+  const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
+  const url = `${tls ? 'rediss' : 'redis'}://${auth}${hostPart}:${port}/${db}${suffix}`
+  const options = {}
+  if (typeof o.keyPrefix === 'string' && o.keyPrefix !== '') options.keyPrefix = o.keyPrefix
+  return { url, options }
+}
+
+// The native Client for what the seed calls `redis`.
+function toClient(redis) {
+  if (redis instanceof Client) return redis
+  if (typeof redis === 'string') {
+    let client = urlClients.get(redis)
+    if (client === undefined || client.isClosed) {
+      client = new Client(redis)
+      urlClients.set(redis, client)
+    }
+    return client
+  }
+  if (looksLikeIoredis(redis)) {
+    let client = ioredisClients.get(redis)
+    if (client === undefined || client.isClosed) {
+      const { url, options } = ioredisTarget(redis)
+      client = new Client(url, options)
+      ioredisClients.set(redis, client)
+    }
+    return client
+  }
+  throw typeError(
+    'redis',
+    `must be a redis:// URL, a txcoord Client or an ioredis instance, got ${describe(redis)}`,
+  )
+}
+
+function wrapLock(nativeLock) {
+  return nativeLock === null ? null : new DistributedLock(WRAP, nativeLock)
+}
+
+function logFailures(failures) {
+  // As the seed: every release is attempted; a failed one is logged, never thrown.
+  for (const e of failures) console.error(`Failed to release lock for ${e.resource}:`, e)
+}
+
+// `options.signal`, checked without throwing synchronously.
+function signalOf(options) {
+  if (options === undefined || options === null || typeof options !== 'object') return undefined
+  const signal = options.signal
+  if (signal === undefined) return undefined
+  if (!(signal instanceof AbortSignal)) {
+    throw typeError('signal', `must be an AbortSignal, got ${describe(signal)}`)
+  }
+  return signal
+}
+
+/**
+ * The seed's `DistributedLock`: a lock on one key (after the client's key prefix), renewed
+ * every ttl/3 while held, with a fencing token, `signal` and a `'lost'` event.
+ */
+class DistributedLock extends EventEmitter {
+  #n
+  #ctl = undefined
+  #abortedFor = undefined
+  #armedFor = undefined
+  #lostFor = undefined
+  #lostError = undefined
+
+  constructor(redis, lockKey, ttl, options) {
+    super()
+    if (redis === WRAP) {
+      this.#n = lockKey
+      return
+    }
+    this.#n = native.DistributedLock.create(toClient(redis), lockKey, ttl, options)
+  }
+
+  /** One attempt; `true` if the lock is now held. */
+  acquire() {
+    const p = this.#n.acquire()
+    if (this.#ctl === undefined && this.listenerCount('lost') === 0) return p
+    return p.then((ok) => {
+      if (ok) {
+        if (this.#ctl !== undefined && this.#ctl.signal.aborted) this.#ctl = new AbortController()
+        this.#arm()
+      }
+      return ok
+    })
+  }
+
+  /** Stops renewal and releases; never fails for a lock that was lost. */
+  release() {
+    return this.#n.release()
+  }
+
+  /** Sets the expiry to `additionalTime` ms (default: ttl) from now; `false` if not held. */
+  extend(additionalTime) {
+    return this.#n.extend(additionalTime)
+  }
+
+  /** An AbortSignal aborted when this hold is lost; `reason` has `code` and `reason`. */
+  get signal() {
+    const n = this.#n
+    const token = n.fencingToken
+    let ctl = this.#ctl
+    if (ctl === undefined || (ctl.signal.aborted && this.#abortedFor !== token)) {
+      ctl = this.#ctl = new AbortController()
+      const lost = n.lossError // the current hold may be lost already
+      if (lost !== null) {
+        this.#abortedFor = token
+        ctl.abort(this.#lossOf(token, lost))
+      }
+    }
+    this.#arm()
+    return ctl.signal
+  }
+
+  // The one error object reported for the loss of the hold with fencing token `token`.
+  #lossOf(token, fresh) {
+    if (this.#lostFor !== token) {
+      this.#lostFor = token
+      this.#lostError = fresh
+    }
+    return this.#lostError
+  }
+
+  // Watches the current hold (once per hold) and reports its loss.
+  #arm() {
+    const n = this.#n
+    const token = n.fencingToken
+    if (this.#armedFor === token) return
+    this.#armedFor = token
+    n.lost().then((fresh) => {
+      if (fresh === null || n.fencingToken !== token) return
+      const err = this.#lossOf(token, fresh)
+      const ctl = this.#ctl
+      if (ctl !== undefined && !ctl.signal.aborted) {
+        this.#abortedFor = token
+        ctl.abort(err)
+      }
+      this.emit('lost', err)
+    })
+  }
+
+  on(event, listener) {
+    super.on(event, listener)
+    if (event === 'lost') this.#arm()
+    return this
+  }
+
+  addListener(event, listener) {
+    return this.on(event, listener)
+  }
+
+  once(event, listener) {
+    super.once(event, listener)
+    if (event === 'lost') this.#arm()
+    return this
+  }
+
+  prependListener(event, listener) {
+    super.prependListener(event, listener)
+    if (event === 'lost') this.#arm()
+    return this
+  }
+
+  prependOnceListener(event, listener) {
+    super.prependOnceListener(event, listener)
+    if (event === 'lost') this.#arm()
+    return this
+  }
+
+  get isHeld() {
+    return this.#n.isHeld
+  }
+
+  get remainingValidity() {
+    return this.#n.remainingValidity
+  }
+
+  get fencingToken() {
+    return this.#n.fencingToken
+  }
+
+  get holdCount() {
+    return this.#n.holdCount
+  }
+
+  get key() {
+    return this.#n.key
+  }
+
+  get ttl() {
+    return this.#n.ttl
+  }
+
+  get ownerId() {
+    return this.#n.ownerId
+  }
+
+  get priority() {
+    return this.#n.priority
+  }
+
+  get status() {
+    return this.#n.status
+  }
+
+  get lossReason() {
+    return this.#n.lossReason
+  }
+}
+
+/**
+ * The seed's `LockManager`: locks by resource name (key `lock:<resource>`), waits woken by
+ * release notifications, owner ids, fair mode, and the scoped `using`.
+ */
+class LockManager {
+  #n
+
+  constructor(redis, options) {
+    this.#n = new native.LockManager(toClient(redis), options)
+  }
+
+  /** The lock, or `null` when `timeout` ms passed first. */
+  acquireLock(resource, ttl, timeout, options) {
+    let signal
+    try {
+      signal = signalOf(options)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    if (signal === undefined) return this.#n.acquireLock(resource, ttl, timeout, options).then(wrapLock)
+    if (signal.aborted) return Promise.reject(signal.reason)
+    const token = new native.CancelToken()
+    const onAbort = () => token.cancel()
+    signal.addEventListener('abort', onAbort, { once: true })
+    return this.#n.acquireLock(resource, ttl, timeout, options, token).then(
+      (n) => {
+        signal.removeEventListener('abort', onAbort)
+        if (n === null && token.cancelled) throw signal.reason
+        return wrapLock(n)
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort)
+        throw e
+      },
+    )
+  }
+
+  /** Releases the most recent lock this manager acquired on `resource`. */
+  releaseLock(resource) {
+    return this.#n.releaseLock(resource)
+  }
+
+  /** Attempts every release; failures are logged, never thrown. */
+  releaseAllLocks() {
+    return this.#n.releaseAllLocks().then(logFailures)
+  }
+
+  /** Releases everything and refuses further acquisitions. */
+  close() {
+    return this.#n.close().then(logFailures)
+  }
+
+  /**
+   * Runs `fn(lock)` holding `resource` and releases it however `fn` ends. Rejects with code
+   * `TXCOORD_TIMEOUT` when the lock cannot be acquired within `options.timeout`.
+   */
+  async using(resource, fn, options) {
+    if (typeof fn !== 'function') throw typeError('fn', `must be a function, got ${describe(fn)}`)
+    const signal = signalOf(options)
+    if (signal !== undefined && signal.aborted) throw signal.reason
+    let token
+    let onAbort
+    let started = false
+    if (signal !== undefined) {
+      token = new native.CancelToken()
+      // Only the wait is cancelled: once `fn` runs, it owns the lock until it settles.
+      onAbort = () => {
+        if (!started) token.cancel()
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+    }
+    let result
+    let failed = false
+    let error
+    try {
+      await this.#n.using(resource, options, token, async (n) => {
+        if (signal !== undefined && signal.aborted) return
+        started = true
+        try {
+          result = await fn(wrapLock(n))
+        } catch (e) {
+          failed = true
+          error = e
+        }
+      })
+    } finally {
+      if (signal !== undefined) signal.removeEventListener('abort', onAbort)
+    }
+    if (!started) throw signal !== undefined ? signal.reason : new Error('txcoord: the scoped function did not run')
+    if (failed) throw error
+    return result
+  }
+
+  /** Resources this manager currently holds locks on. */
+  get heldResources() {
+    return this.#n.heldResources
+  }
+
+  /** The manager's owner id, or `null`. */
+  get ownerId() {
+    return this.#n.ownerId
+  }
+}
+
+module.exports = { Client, DistributedLock, LockManager }

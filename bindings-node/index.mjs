@@ -1,0 +1,6 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// ESM entry point: the same classes as the CommonJS one (one native addon per process).
+import txcoord from './index.js'
+
+export const { Client, DistributedLock, LockManager } = txcoord
+export default txcoord

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `Client`: one Redis connection shared by every lock and manager built on it.
+
+use std::time::Duration;
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use napi_derive::napi;
+use txcoord::{validate, ClientOptions};
+
+use crate::bridge::{self, Prep};
+use crate::error;
+use crate::raw::{self, Options};
+
+/// A snapshot of a client's counters.
+#[napi(object)]
+pub struct ClientStats {
+    /// Acquire attempts sent (one script call each).
+    pub attempts: f64,
+    /// Acquisitions granted (including re-entries).
+    pub acquired: f64,
+    /// Releases that deleted the lock or dropped a hold.
+    pub released: f64,
+    /// Successful renewals.
+    pub renewals: f64,
+    /// Renewal attempts that failed with a retryable error.
+    pub renewal_errors: f64,
+    /// Locks lost while held.
+    pub lost: f64,
+    /// Waits ended by a release notification.
+    pub wake_notified: f64,
+    /// Waits ended by a timer (the holder's expiry or the fallback poll).
+    pub wake_timer: f64,
+    /// Release notifications received.
+    pub messages: f64,
+    /// Connection losses seen.
+    pub disconnects: f64,
+    /// Channel subscriptions made.
+    pub subscribes: f64,
+    /// Channel subscriptions dropped.
+    pub unsubscribes: f64,
+}
+
+/// A connection to one Redis server (`redis://` or `rediss://`), shared by every lock and
+/// manager built on it. Creating it does not connect; the first command does.
+///
+/// ### Example
+/// ```js
+/// const { Client, LockManager } = require('txcoord')
+/// const client = new Client('redis://127.0.0.1:6379/0', { keyPrefix: 'app:' })
+/// const manager = new LockManager(client)
+/// ```
+#[napi(js_name = "Client")]
+pub struct JsClient {
+    pub(crate) inner: txcoord::Client,
+}
+
+fn build(url: &raw::Host, options: &Options) -> std::result::Result<txcoord::Client, Prep> {
+    let url = raw::optional_str("url", url)?.ok_or_else(|| txcoord::Error::InvalidType {
+        arg: "url".into(),
+        message: "is required (a redis:// or rediss:// URL)".into(),
+    })?;
+    let mut opts = ClientOptions::new();
+    // SAFETY (all `get` calls): on the JavaScript thread, inside the calling #[napi] function.
+    let prefix = unsafe { options.get(c"keyPrefix") }?;
+    if let Some(p) = raw::optional_str("keyPrefix", &prefix)? {
+        opts = opts.set_key_prefix(p);
+    }
+    let name = unsafe { options.get(c"clientName") }?;
+    if let Some(n) = raw::optional_str("clientName", &name)? {
+        opts = opts.set_client_name(n);
+    }
+    let connect = unsafe { options.get(c"connectTimeout") }?;
+    if let Some(ms) = validate::millis("connectTimeout", connect.raw(), 1, validate::MAX_MS)? {
+        opts = opts.set_connect_timeout(Duration::from_millis(ms));
+    }
+    let response = unsafe { options.get(c"responseTimeout") }?;
+    if let Some(ms) = validate::millis("responseTimeout", response.raw(), 1, validate::MAX_MS)? {
+        opts = opts.set_response_timeout(Duration::from_millis(ms));
+    }
+    Ok(txcoord::Client::with_options(url, opts)?)
+}
+
+#[napi]
+impl JsClient {
+    /// A client for `url` (`redis://[user:password@]host[:port][/db]`, `rediss://` for TLS).
+    /// Options: `keyPrefix` (put before every key, as ioredis' `keyPrefix`), `clientName`
+    /// (shown by `CLIENT LIST`), `connectTimeout` and `responseTimeout` (ms). Throws a
+    /// `TypeError`/`RangeError` with a `TXCOORD_*` code for bad arguments.
+    #[napi(
+        constructor,
+        catch_unwind,
+        ts_args_type = "url: string, options?: { keyPrefix?: string, clientName?: string, connectTimeout?: number, responseTimeout?: number }"
+    )]
+    pub fn new(env: Env, url: Unknown, options: Unknown) -> Result<Self> {
+        let env = env.raw();
+        // SAFETY: on the JavaScript thread with live handles.
+        let url = unsafe { raw::read(env, url.raw()) }?;
+        let options = match unsafe { Options::new(env, options.raw(), "options") }? {
+            Ok(o) => o,
+            Err(e) => return Err(error::throw(env, &e)),
+        };
+        match build(&url, &options) {
+            Ok(inner) => Ok(JsClient { inner }),
+            Err(Prep::Core(e)) => Err(error::throw(env, &e)),
+            Err(Prep::Napi(e)) => Err(e),
+        }
+    }
+
+    /// The key prefix put before every key.
+    #[napi(getter, catch_unwind)]
+    pub fn key_prefix(&self) -> String {
+        self.inner.key_prefix().to_string()
+    }
+
+    /// The connection name given with `CLIENT SETNAME`.
+    #[napi(getter, catch_unwind)]
+    pub fn name(&self) -> String {
+        self.inner.name().to_string()
+    }
+
+    /// Whether `close()` was called.
+    #[napi(getter, catch_unwind)]
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// A snapshot of this client's counters (attempts, wake-ups by notification or timer, ...).
+    #[napi(catch_unwind)]
+    pub fn stats(&self) -> ClientStats {
+        let s = self.inner.stats();
+        ClientStats {
+            attempts: s.attempts as f64,
+            acquired: s.acquired as f64,
+            released: s.released as f64,
+            renewals: s.renewals as f64,
+            renewal_errors: s.renewal_errors as f64,
+            lost: s.lost as f64,
+            wake_notified: s.wake_notified as f64,
+            wake_timer: s.wake_timer as f64,
+            messages: s.messages as f64,
+            disconnects: s.disconnects as f64,
+            subscribes: s.subscribes as f64,
+            unsubscribes: s.unsubscribes as f64,
+        }
+    }
+
+    /// Connects if needed and checks that Redis answers.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn ping(&self, env: Env) -> Result<Unknown<'_>> {
+        let client = self.inner.clone();
+        let p = bridge::promise(env.raw(), true, || {
+            Ok(async move { bridge::settle(client.ping().await) })
+        })?;
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), p) })
+    }
+
+    /// Refuses further commands. Locks still held keep their keys until their TTL: release
+    /// them first (`LockManager.close()` does).
+    #[napi(catch_unwind)]
+    pub fn close(&self) {
+        self.inner.close();
+    }
+}
+
+/// `Unknown` for a raw value, for the promise-returning methods.
+pub(crate) fn unknown<'a>(env: sys::napi_env, value: sys::napi_value) -> Unknown<'a> {
+    // SAFETY: `value` was just created in `env` on this thread.
+    unsafe { Unknown::from_raw_unchecked(env, value) }
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
+# The Node package's checks: dev dependencies, the addon (debug build), native.d.ts regenerated
+# and diffed, tsc over the declarations, examples and the seed's call sites, then the tests in
+# tests/node (node's test runner; each file starts its own redis-server on a free port).
+# Needs: Rust (cargo), Node >= 20 with npm, and apt-get to install redis-server if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "test-node: installing redis-server with apt-get"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+  # the Debian package starts a service on 6379; the tests never use it, and do not need it
+fi
+
+# Dev dependencies (the package's own install script does not build here: see its header).
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  TXCOORD_SKIP_BUILD=1 npm ci --no-audit --no-fund
+fi
+
+# The addon (debug) and its generated declarations, which must match the committed ones.
+npx --no-install napi build --manifest-path bindings-node/Cargo.toml --output-dir bindings-node \
+  --package-json-path package.json --dts native.d.ts
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  if ! git diff --exit-code -- bindings-node/native.d.ts; then
+    echo "test-node: bindings-node/native.d.ts changed when regenerated: commit the new version" >&2
+    exit 1
+  fi
+fi
+
+# Declarations, examples and the seed's call sites type-check (and compile for the tests).
+npx --no-install tsc -p tests/node/tsconfig.json
+
+node --test --test-timeout=120000 tests/node/
