@@ -410,9 +410,13 @@ impl Client {
         &self.inner.shared.stats
     }
 
-    /// The time one command may take end to end: connecting plus waiting for the reply.
+    /// The longest one command may take end to end when Redis does not answer: two connection
+    /// attempts (with at most 500 ms between them), then the reply's timeout. A call that tries
+    /// once (timeout 0) gives up after this.
     pub(crate) fn op_budget(&self) -> Duration {
-        self.inner.options.connect_timeout + self.inner.options.response_timeout
+        self.inner.options.connect_timeout * 2
+            + Duration::from_millis(500)
+            + self.inner.options.response_timeout
     }
 
     pub(crate) fn new_waiter(&self) -> (String, u64) {
@@ -526,6 +530,10 @@ impl Client {
         budget: Duration,
         fut: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
+        if budget >= self.op_budget() {
+            // The connection's own connect and response timeouts already bound this call.
+            return fut.await;
+        }
         match tokio::time::timeout(budget, fut).await {
             Ok(r) => r,
             Err(_) => Err(Error::connection(format!(

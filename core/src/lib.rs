@@ -40,7 +40,7 @@ pub use client::{Client, ClientOptions, ClientStats};
 pub use error::{Error, ErrorKind, LossReason, Result};
 pub use keys::LockKeys;
 pub use lock::{
-    DistributedLock, LockOptions, LockStatus, DEFAULT_FALLBACK_POLL, DEFAULT_TIMEOUT, DEFAULT_TTL,
-    DEFAULT_WAITER_LEASE,
+    DistributedLock, LockOptions, LockStatus, LossWatch, DEFAULT_FALLBACK_POLL, DEFAULT_TIMEOUT,
+    DEFAULT_TTL, DEFAULT_WAITER_LEASE,
 };
 pub use manager::{AcquireOptions, LockManager, ManagerOptions};

@@ -53,6 +53,30 @@ pub enum LockStatus {
     Lost(LossReason),
 }
 
+/// Watches one lock for loss without holding it (see [`DistributedLock::loss_watch`]).
+#[derive(Debug, Clone)]
+pub struct LossWatch {
+    rx: watch::Receiver<LockStatus>,
+}
+
+impl LossWatch {
+    /// Resolves when the lock stops being held: `Some(reason)` if it was lost, `None` if it was
+    /// released, never acquired, or dropped.
+    pub async fn lost(&mut self) -> Option<LossReason> {
+        loop {
+            let status = *self.rx.borrow_and_update();
+            match status {
+                LockStatus::Held => {}
+                LockStatus::Lost(r) => return Some(r),
+                LockStatus::Idle | LockStatus::Released => return None,
+            }
+            if self.rx.changed().await.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
 /// Settings of one lock. Defaults: ttl 30 000 ms, no owner, priority 0.
 #[derive(Debug, Clone)]
 pub struct LockOptions {
@@ -126,7 +150,7 @@ struct State {
 
 struct LockInner {
     client: Client,
-    keys: LockKeys,
+    keys: Arc<LockKeys>,
     ttl: Duration,
     owner: String,
     priority: i32,
@@ -178,10 +202,14 @@ impl DistributedLock {
     /// A lock on `lock_key` with options.
     pub fn with_options(client: &Client, lock_key: &str, options: LockOptions) -> Result<Self> {
         let keys = LockKeys::new(client.key_prefix(), lock_key, "lock_key")?;
-        Self::from_keys(client, keys, options)
+        Self::from_keys(client, Arc::new(keys), options)
     }
 
-    pub(crate) fn from_keys(client: &Client, keys: LockKeys, options: LockOptions) -> Result<Self> {
+    pub(crate) fn from_keys(
+        client: &Client,
+        keys: Arc<LockKeys>,
+        options: LockOptions,
+    ) -> Result<Self> {
         let ttl = validate::duration("ttl", options.ttl, 1, validate::MAX_MS)?;
         if let Some(owner) = &options.owner_id {
             validate::owner_id_str("owner_id", owner)?;
@@ -292,6 +320,14 @@ impl DistributedLock {
         }
     }
 
+    /// A watcher of this lock's loss that does not keep the lock alive (bindings use it for
+    /// `on_lost` callbacks and JS `'lost'` events).
+    pub fn loss_watch(&self) -> LossWatch {
+        LossWatch {
+            rx: self.inner.status_tx.subscribe(),
+        }
+    }
+
     /// Resolves when the lock stops being held: `Some(reason)` if it was lost, `None` if it was
     /// released (or was never acquired).
     pub async fn lost(&self) -> Option<LossReason> {
@@ -359,6 +395,7 @@ impl DistributedLock {
             armed: true,
         };
         let mut ambiguous = false;
+        let mut attempts: u32 = 0;
         let mut registration: Option<WaiterRegistration> = None;
         let mut foreign_poll = FOREIGN_POLL_MIN;
         let mut index_due = start;
@@ -375,6 +412,8 @@ impl DistributedLock {
             };
             bump(&client.stats_ref().attempts);
             cleanup.value = Some(value.clone());
+            let attempts_sent = attempts;
+            attempts += 1;
             let reply = client
                 .run_script::<redis::Value>(
                     &protocol::ACQUIRE,
@@ -391,6 +430,7 @@ impl DistributedLock {
                         &keys.channel,
                         PUBLISH,
                         &now_ms_string(),
+                        if attempts_sent > 0 { "1" } else { "0" },
                     ],
                     budget,
                 )
@@ -748,7 +788,7 @@ fn note_waiting(client: &Client, keys: &LockKeys, lease: Duration) {
 /// whose reply never arrived.
 struct Cleanup {
     client: Client,
-    keys: LockKeys,
+    keys: Arc<LockKeys>,
     waiter_id: Option<String>,
     value: Option<String>,
     owner_flag: &'static str,

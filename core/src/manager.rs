@@ -142,6 +142,8 @@ struct ManagerInner {
     options: ManagerOptions,
     // A std mutex: map updates only, never held across an await.
     locks: Mutex<HashMap<String, Vec<DistributedLock>>>,
+    // Keys computed per resource, reused (bounded); a std mutex as above.
+    keys: Mutex<HashMap<String, Arc<LockKeys>>>,
     closed: AtomicBool,
 }
 
@@ -206,6 +208,7 @@ impl LockManager {
                 client: client.clone(),
                 options,
                 locks: Mutex::new(HashMap::new()),
+                keys: Mutex::new(HashMap::new()),
                 closed: AtomicBool::new(false),
             }),
         }
@@ -303,6 +306,23 @@ impl LockManager {
         Ok(Some(held))
     }
 
+    fn keys_for(&self, resource: &str) -> Result<Arc<LockKeys>> {
+        const CACHED: usize = 4096;
+        let mut cache = self.inner.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = cache.get(resource) {
+            return Ok(k.clone());
+        }
+        let keys = Arc::new(LockKeys::for_resource(
+            self.inner.client.key_prefix(),
+            resource,
+        )?);
+        if cache.len() >= CACHED {
+            cache.clear();
+        }
+        cache.insert(resource.to_string(), keys.clone());
+        Ok(keys)
+    }
+
     fn prepare(
         &self,
         resource: &str,
@@ -313,7 +333,7 @@ impl LockManager {
                 what: "lock manager",
             });
         }
-        let keys = LockKeys::for_resource(self.inner.client.key_prefix(), resource)?;
+        let keys = self.keys_for(resource)?;
         let ttl = validate::duration(
             "ttl",
             options.ttl.unwrap_or(DEFAULT_TTL),

@@ -227,6 +227,21 @@ fn check_name(arg: &'static str, s: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
+/// An optional string argument (a URL, a key prefix, a client name) from a raw value; its
+/// content is checked where it is used.
+pub fn string<'a>(arg: &'static str, raw: Raw<'a>) -> Result<Option<&'a str>> {
+    text(arg, raw, "a string")
+}
+
+/// The error for a host string that is not valid Unicode (a JS string with a lone surrogate):
+/// refused rather than silently replaced, since a replaced name would lock something else.
+pub fn bad_encoding(arg: &'static str) -> Error {
+    Error::invalid_argument(
+        arg,
+        "is not valid Unicode (it contains an unpaired surrogate)",
+    )
+}
+
 /// A resource name or lock key: a non-empty string of at most [`MAX_RESOURCE_BYTES`] bytes
 /// without NUL. (The hash-tag rules are checked on the full key, see [`crate::keys`].)
 pub fn resource_str(arg: &'static str, s: &str) -> Result<()> {

@@ -5,6 +5,7 @@
 -- ARGV[7] waiter lease ms  ARGV[8] fence grace ms
 -- ARGV[9] channel  ARGV[10] publish command (to hand over when a victim leaves a free lock)
 -- ARGV[11] the acquirer's clock in ms (recorded as the holder's 'since')
+-- ARGV[12] '1' if this waiter may already be queued (not its first attempt)
 -- Replies:
 --   {1, value, token, hold_count, validity_ms}  acquired (hold_count > 1: re-entered)
 --   {0, pttl, holder_kind}   busy; pttl of K (-1 none, -2 free but not this waiter's turn);
@@ -26,7 +27,7 @@ local function now_ms()
 end
 
 local mine = false
-if wid ~= '' then
+if wid ~= '' and ARGV[12] == '1' then
   mine = redis.call('HGET', W, wid)
   if mine and string.sub(mine, 1, 1) == 'a' then
     redis.call('ZREM', Q, wid)
