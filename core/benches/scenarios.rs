@@ -54,10 +54,8 @@ const MAX_SAMPLES: usize = 2_000_000;
 const HANG_GRACE: Duration = Duration::from_secs(30);
 /// Uncounted acquire+release cycles before A and B (connect, load scripts).
 const WARM_CYCLES: u64 = 20;
-/// The value and waiter id redis-benchmark sends (a UUID v4 and a txcoord waiter id, as
-/// txcoord sends them).
+/// The lock value redis-benchmark sends in place of txcoord's random one (a UUID v4 too).
 const RB_VALUE: &str = "6f1c2d3e-4b5a-4c6d-8e7f-908172635445";
-const RB_WAITER: &str = "0123456789abcdef-1";
 
 // ---------------------------------------------------------------------------------------------
 // Configuration and small helpers
@@ -528,15 +526,22 @@ fn redis_benchmark(
     ))
 }
 
-/// Fills `lock:bench:000000000000 .. keyspace-1` with held locks (value `RB_VALUE`) and their
-/// holder hashes, so that release calls on random keys of that range take the full path.
-fn fill_held_locks(admin: &mut redis::Connection, keyspace: u64) -> redis::RedisResult<()> {
+/// Fills the keys `pattern(0) .. pattern(keyspace-1)` (`__rand_int__` replaced by a 12-digit
+/// number, as redis-benchmark does) with held locks of value `RB_VALUE` and their holder
+/// hashes, so that release calls on random keys of that range find a held lock.
+fn fill_held_locks(
+    admin: &mut redis::Connection,
+    lock_pattern: &str,
+    holder_pattern: &str,
+    keyspace: u64,
+) -> redis::RedisResult<()> {
     const FILL: &str = r#"
 local v, px = ARGV[1], ARGV[2]
 for i = tonumber(ARGV[3]), tonumber(ARGV[4]) do
-  local k = string.format('lock:bench:%012d', i)
-  redis.call('SET', k, v, 'PX', px)
-  redis.call('HSET', '{' .. k .. '}:~h', 'f', '1', 'v', v, 'o', '', 'n', '1', 'p', '0', 't', '0')
+  local n = string.format('%012d', i)
+  redis.call('SET', (string.gsub(ARGV[5], '__rand_int__', n)), v, 'PX', px)
+  redis.call('HSET', (string.gsub(ARGV[6], '__rand_int__', n)),
+    'f', '1', 'v', v, 'o', '', 'n', '1', 'p', '0', 't', '0')
 end
 return 1
 "#;
@@ -551,6 +556,8 @@ return 1
             .arg(600_000)
             .arg(from)
             .arg(to)
+            .arg(lock_pattern)
+            .arg(holder_pattern)
             .query::<i64>(admin)?;
         from = to + 1;
     }
@@ -567,70 +574,255 @@ fn dbsize(admin: &mut redis::Connection) -> u64 {
     redis::cmd("DBSIZE").query(admin).unwrap_or(0)
 }
 
+/// The resource whose acquire and release are captured for redis-benchmark.
+const PROBE: &str = "bench:probe";
+
+/// Parses the arguments of one MONITOR line: `<time> [<db> <client>] "ARG" "ARG" ...`, each
+/// argument quoted with C-style escapes.
+fn monitor_args(line: &str) -> Vec<Vec<u8>> {
+    let Some(start) = line.find("] ") else {
+        return Vec::new();
+    };
+    let bytes = &line.as_bytes()[start + 2..];
+    let mut args = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        i += 1;
+        let mut arg = Vec::new();
+        while i < bytes.len() && bytes[i] != b'"' {
+            if bytes[i] == b'\\' && i + 1 < bytes.len() {
+                i += 1;
+                match bytes[i] {
+                    b'n' => arg.push(b'\n'),
+                    b'r' => arg.push(b'\r'),
+                    b't' => arg.push(b'\t'),
+                    b'a' => arg.push(7),
+                    b'b' => arg.push(8),
+                    b'x' if i + 2 < bytes.len() => {
+                        let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                        arg.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
+                        i += 2;
+                    }
+                    other => arg.push(other),
+                }
+            } else {
+                arg.push(bytes[i]);
+            }
+            i += 1;
+        }
+        args.push(arg);
+        i += 1;
+    }
+    args
+}
+
+/// What txcoord's `LockManager` really sends for one uncontended acquire and release:
+/// captured with MONITOR while it takes and releases [`PROBE`], then generalised for
+/// redis-benchmark (the lock key becomes `lock:bench:__rand_int__` in every argument, the
+/// random value becomes `RB_VALUE`).
+struct Captured {
+    acquire: Vec<String>,
+    release: Vec<String>,
+}
+
+fn capture_txcoord_commands(
+    rt: &tokio::runtime::Runtime,
+    port: u16,
+    url: &str,
+) -> Result<Captured, String> {
+    use std::io::{BufRead, BufReader, Write};
+    let acq_sha = redis::Script::new(protocol::ACQUIRE_LUA)
+        .get_hash()
+        .to_string();
+    let rel_sha = redis::Script::new(protocol::RELEASE_LUA)
+        .get_hash()
+        .to_string();
+    let mut mon = std::net::TcpStream::connect(("127.0.0.1", port))
+        .map_err(|e| format!("MONITOR connection: {e}"))?;
+    mon.set_read_timeout(Some(Duration::from_millis(200)))
+        .map_err(|e| e.to_string())?;
+    mon.write_all(b"MONITOR\r\n").map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(mon.try_clone().map_err(|e| e.to_string())?);
+    let mut line = String::new();
+    reader
+        .read_line(&mut line)
+        .map_err(|e| format!("MONITOR: {e}"))?;
+    if !line.starts_with("+OK") {
+        return Err(format!("MONITOR answered {:?}", line.trim()));
+    }
+    let value = rt.block_on(async {
+        let client = Client::open(url).map_err(|e| e.to_string())?;
+        let mgr = LockManager::new(&client);
+        let lock = mgr
+            .acquire_lock(PROBE, AB_TTL, AB_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "the probe lock was busy".to_string())?;
+        let value = lock.value().unwrap_or_default();
+        mgr.release_lock(PROBE).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(value)
+    })?;
+    let probe_key = format!("lock:{PROBE}");
+    let pattern = "lock:bench:__rand_int__";
+    let generalise = |args: Vec<Vec<u8>>, sha: &str| -> Vec<String> {
+        let mut out: Vec<String> = args
+            .into_iter()
+            .map(|a| String::from_utf8_lossy(&a).into_owned())
+            .map(|a| {
+                if !value.is_empty() && a == value {
+                    RB_VALUE.to_string()
+                } else {
+                    a.replace(&probe_key, pattern)
+                }
+            })
+            .collect();
+        // A first call may have gone out as EVAL <source>: benchmark the EVALSHA form.
+        out[0] = "EVALSHA".into();
+        out[1] = sha.to_string();
+        out
+    };
+    let (mut acquire, mut release) = (None, None);
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while (acquire.is_none() || release.is_none()) && std::time::Instant::now() < until {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) => return Err(format!("MONITOR: {e}")),
+        }
+        let args = monitor_args(line.trim_end());
+        if args.len() < 3 {
+            continue;
+        }
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+        let script = String::from_utf8_lossy(&args[1]).into_owned();
+        let is = |sha: &str, src: &str| {
+            (name == "EVALSHA" && script.eq_ignore_ascii_case(sha))
+                || (name == "EVAL" && script == src)
+        };
+        if acquire.is_none() && is(&acq_sha, protocol::ACQUIRE_LUA) {
+            acquire = Some(generalise(args, &acq_sha));
+        } else if release.is_none() && is(&rel_sha, protocol::RELEASE_LUA) {
+            release = Some(generalise(args, &rel_sha));
+        }
+    }
+    let _ = mon.shutdown(std::net::Shutdown::Both);
+    match (acquire, release) {
+        (Some(acquire), Some(release)) => Ok(Captured { acquire, release }),
+        _ => Err("MONITOR did not show txcoord's acquire and release scripts".into()),
+    }
+}
+
+/// A command line for display: arguments quoted when empty or spaced.
+fn shell_line(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.is_empty() || a.contains([' ', '"', '\'']) {
+                format!("{a:?}")
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Commands run per call inside the scripts during one redis-benchmark run.
+fn per_call(
+    s0: &BTreeMap<String, u64>,
+    s1: &BTreeMap<String, u64>,
+    calls: u64,
+) -> Vec<(String, f64)> {
+    const OUTSIDE: [&str; 7] = [
+        "evalsha",
+        "eval",
+        "info",
+        "config|get",
+        "dbsize",
+        "ping",
+        "hello",
+    ];
+    let mut out: Vec<(String, f64)> = s1
+        .iter()
+        .filter(|(name, _)| !OUTSIDE.contains(&name.as_str()))
+        .filter_map(|(name, &c)| {
+            let d = c.saturating_sub(s0.get(name).copied().unwrap_or(0));
+            (d > 0).then(|| (name.clone(), d as f64 / calls.max(1) as f64))
+        })
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out
+}
+
+/// Runs the redis-benchmark configurations `which` (0: -c 1, 1: -c 50, 2: -c 50 -P 16), each an
+/// acquire run and a release run; adds what it learns about the commands to `notes`.
 fn redis_benchmark_section(
     cfg: &Config,
     server: &RedisServer,
     admin: &mut redis::Connection,
+    captured: &Result<Captured, String>,
+    which: &[usize],
+    notes: &mut Vec<String>,
 ) -> Vec<RbConfig> {
     let configs: [(&'static str, u32, u32); 3] = [
         ("one connection", 1, 1),
         ("50 connections", 50, 1),
         ("the ceiling", 50, 16),
     ];
-    let Some(bin) = find_redis_benchmark() else {
-        println!("redis-benchmark not found (install redis-tools); its columns stay empty.\n");
-        return configs
+    let failed = |why: String| {
+        configs
             .iter()
-            .map(|&(label, clients, pipeline)| RbConfig {
+            .enumerate()
+            .filter(|(i, _)| which.contains(i))
+            .map(|(_, &(label, clients, pipeline))| RbConfig {
                 label,
                 clients,
                 pipeline,
-                acquire: Err("redis-benchmark not found".into()),
-                release: Err("redis-benchmark not found".into()),
+                acquire: Err(why.clone()),
+                release: Err(why.clone()),
                 release_hit: None,
             })
-            .collect();
+            .collect()
     };
-    let load = |admin: &mut redis::Connection, src: &str| -> String {
-        redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(src)
-            .query(admin)
-            .expect("SCRIPT LOAD")
+    let Some(bin) = find_redis_benchmark() else {
+        return failed("redis-benchmark not found (install redis-tools)".into());
     };
-    let acq_sha = load(admin, protocol::ACQUIRE_LUA);
-    let rel_sha = load(admin, protocol::RELEASE_LUA);
-    // The key shapes of LockKeys::for_resource; redis-benchmark draws every __rand_int__ anew,
-    // so the four keys of one call are unrelated (same cost on a single server).
-    let k = "lock:bench:__rand_int__".to_string();
-    let aux = |s: &str| format!("{{lock:bench:__rand_int__}}:{s}");
-    let keys = [k.clone(), aux("~h"), aux("~q"), aux("~w")];
-    let channel = aux("~c");
-    let ttl_ms = AB_TTL.as_millis().to_string();
-    let lease_ms = txcoord::DEFAULT_WAITER_LEASE.as_millis().to_string();
-    let grace_ms = protocol::FENCE_GRACE_MS.to_string();
-    // ARGV as LockManager::acquire_lock(resource, 30 s, 10 s) sends it on a free lock.
-    let mut acquire_cmd: Vec<String> = vec!["EVALSHA".into(), acq_sha, "4".into()];
-    acquire_cmd.extend(keys.iter().cloned());
-    acquire_cmd.extend(
-        [
-            RB_VALUE, &ttl_ms, "", "0", RB_WAITER, "0", &lease_ms, &grace_ms, &channel, "PUBLISH",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
-    let mut release_cmd: Vec<String> = vec!["EVALSHA".into(), rel_sha, "4".into()];
-    release_cmd.extend(keys.iter().cloned());
-    release_cmd.extend(
-        [RB_VALUE, &channel, "PUBLISH"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
-
+    let captured = match captured {
+        Ok(c) => c,
+        Err(e) => return failed(format!("txcoord's commands not captured: {e}")),
+    };
+    if notes.is_empty() {
+        notes.push(format!(
+            "acquire: redis-benchmark {}",
+            shell_line(&captured.acquire)
+        ));
+        notes.push(format!(
+            "release: redis-benchmark {}",
+            shell_line(&captured.release)
+        ));
+    }
+    let (lock_pattern, holder_pattern) = match (captured.release.get(3), captured.release.get(4)) {
+        (Some(k), Some(h)) => (k.clone(), h.clone()),
+        _ => return failed("the captured release has no keys".into()),
+    };
     let mut out = Vec::new();
     for (i, &(label, clients, pipeline)) in configs.iter().enumerate() {
+        if !which.contains(&i) {
+            continue;
+        }
         let n_acq = cfg.rb_requests[i];
-        flushall(admin);
         let limit = Duration::from_secs(120);
         let rb = Rb {
             bin: &bin,
@@ -638,22 +830,41 @@ fn redis_benchmark_section(
             clients,
             pipeline,
         };
-        let acquire = redis_benchmark(&rb, n_acq, 1_000_000_000, &acquire_cmd, limit);
+        flushall(admin);
+        let s0 = commandstats(admin);
+        let acquire = redis_benchmark(&rb, n_acq, 1_000_000_000, &captured.acquire, limit);
+        let s1 = commandstats(admin);
         flushall(admin);
         let est = acquire.as_ref().map(|r| r.rps).unwrap_or(10_000.0);
         let n_rel = ((est * cfg.rb_secs * 1.5) as u64).clamp(1_000, 1_000_000);
         let keyspace = (n_rel * 4).min(2_000_000);
-        let (release, release_hit) = match fill_held_locks(admin, keyspace) {
-            Err(e) => (Err(format!("filling held locks: {e}")), None),
-            Ok(()) => {
-                let before = dbsize(admin);
-                let r = redis_benchmark(&rb, n_rel, keyspace, &release_cmd, limit);
-                let after = dbsize(admin);
-                let hit = before.saturating_sub(after) as f64 / n_rel as f64;
-                (r, Some(hit.min(1.0)))
-            }
-        };
+        let (release, release_hit, inner_rel) =
+            match fill_held_locks(admin, &lock_pattern, &holder_pattern, keyspace) {
+                Err(e) => (Err(format!("filling held locks: {e}")), None, Vec::new()),
+                Ok(()) => {
+                    let before = dbsize(admin);
+                    let s2 = commandstats(admin);
+                    let r = redis_benchmark(&rb, n_rel, keyspace, &captured.release, limit);
+                    let s3 = commandstats(admin);
+                    let after = dbsize(admin);
+                    let hit = before.saturating_sub(after) as f64 / n_rel as f64;
+                    (r, Some(hit.min(1.0)), per_call(&s2, &s3, n_rel))
+                }
+            };
         flushall(admin);
+        if i == 0 {
+            let show = |v: &[(String, f64)]| {
+                v.iter()
+                    .map(|(n, x)| format!("{n} {x:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            notes.push(format!(
+                "commands per call inside Redis (-c 1 runs): acquire {}; release {}",
+                show(&per_call(&s0, &s1, n_acq)),
+                show(&inner_rel)
+            ));
+        }
         out.push(RbConfig {
             label,
             clients,
@@ -666,7 +877,7 @@ fn redis_benchmark_section(
     out
 }
 
-fn print_redis_benchmark(rb: &[RbConfig]) {
+fn print_redis_benchmark(rb: &[RbConfig], notes: &[String]) {
     println!("## redis-benchmark: txcoord's own acquire and release scripts\n");
     let mut t = Table::new(&[
         "run",
@@ -698,18 +909,21 @@ fn print_redis_benchmark(rb: &[RbConfig]) {
         ]);
     }
     println!("{}", t.render());
+    for n in notes {
+        println!("- {n}");
+    }
     println!(
-        "cycles/s = 1/(1/acquire + 1/release). acquire: EVALSHA of protocol::ACQUIRE_LUA with the\n\
-         ARGV LockManager::acquire_lock(resource, 30 s, 10 s) sends (value, ttl, owner '', priority,\n\
-         a waiter id, fair 0, lease, grace, channel, PUBLISH) on fresh random keys (-r 1e9), so every\n\
-         call takes the grant path of an uncontended acquisition. release: EVALSHA of\n\
-         protocol::RELEASE_LUA on random keys of a keyspace pre-filled with held locks of the same\n\
-         value (and holder hashes with n = 1): a key drawn for the first time takes the full release\n\
-         path (GET, HMGET, HDEL, DEL, a look at the empty queue); a key drawn again is no longer held\n\
-         and the script returns after its GET. 'release hit' is the measured share of full-path\n\
-         calls (keys deleted / requests); the rest make the release rate slightly optimistic.\n\
-         redis-benchmark draws each __rand_int__ independently, so the K/H/Q/W keys of one call are\n\
-         unrelated keys of the same shapes: the same work on a single server.\n"
+        "\ncycles/s = 1/(1/acquire + 1/release). The two commands are what LockManager::\n\
+         acquire_lock(r, 30 s, 10 s) and release_lock(r) sent for one uncontended lock (captured\n\
+         with MONITOR), with the lock key turned into random keys. acquire runs on fresh keys\n\
+         (-r 1e9), so every call takes the grant path. release runs on random keys of a keyspace\n\
+         pre-filled with held locks of the same value: a key drawn for the first time is released\n\
+         for real (delete, look for a waiter to wake); a key drawn again is no longer held and the\n\
+         script stops after comparing the value. 'release hit' is the measured share of real\n\
+         releases (keys deleted / requests); the rest make the release rate a little optimistic.\n\
+         redis-benchmark draws every __rand_int__ anew, so the lock, holder, queue and waiter keys\n\
+         of one call are unrelated keys of the same shapes: the same work on a single server. The\n\
+         -c 1 runs ran right before (A), the others right before (B), as the machine's load drifts.\n"
     );
 }
 
@@ -838,6 +1052,78 @@ async fn txcoord_cycles(url: &str, tasks: usize, secs: Duration, tag: &str) -> C
     let mut out = collect_cycles(set, start, secs + HANG_GRACE).await;
     out.warm = WARM_CYCLES;
     out
+}
+
+/// The floor for any Rust client: the two captured commands sent by hand on the redis crate's
+/// ConnectionManager over RESP3 (txcoord's connection type), one lock key, one task.
+async fn raw_cycles(url: &str, captured: &Captured, secs: Duration) -> Cycles {
+    let fixed = |args: &[String]| {
+        let mut cmd = redis::cmd(&args[0]);
+        for a in &args[1..] {
+            cmd.arg(a.replace("__rand_int__", "raw"));
+        }
+        cmd
+    };
+    let (acquire, release) = (fixed(&captured.acquire), fixed(&captured.release));
+    let url = format!("{url}/?protocol=resp3");
+    // On a runtime worker, as the other clients' tasks run.
+    let task = tokio::spawn(async move {
+        let mut out = Cycles::default();
+        let conn = match redis::Client::open(url) {
+            Ok(c) => redis::aio::ConnectionManager::new(c).await,
+            Err(e) => Err(e),
+        };
+        let mut conn = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                out.errors.push(format!("connect: {e}"));
+                return out;
+            }
+        };
+        let mut start = Instant::now();
+        let mut deadline = start + secs;
+        for i in 0..MAX_ITERATIONS + WARM_CYCLES {
+            if i == WARM_CYCLES {
+                start = Instant::now();
+                deadline = start + secs;
+            }
+            let t0 = Instant::now();
+            if t0 >= deadline {
+                break;
+            }
+            let a: redis::RedisResult<redis::Value> = acquire.query_async(&mut conn).await;
+            let r: redis::RedisResult<redis::Value> = release.query_async(&mut conn).await;
+            if let Err(e) = a.and(r) {
+                out.errors.push(e.to_string());
+                break;
+            }
+            if i < WARM_CYCLES {
+                continue;
+            }
+            out.cycles += 1;
+            if out.lat.len() < MAX_SAMPLES {
+                out.lat.push(t0.elapsed());
+            }
+        }
+        out.elapsed = start.elapsed();
+        out.lat.sort_unstable();
+        out
+    });
+    let abort = task.abort_handle();
+    match tokio::time::timeout(secs + HANG_GRACE, task).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => Cycles {
+            errors: vec![format!("task failed: {e}")],
+            ..Cycles::default()
+        },
+        Err(_) => {
+            abort.abort();
+            Cycles {
+                errors: vec!["hang".into()],
+                ..Cycles::default()
+            }
+        }
+    }
 }
 
 async fn rslock_cycles(url: &str, tasks: usize, secs: Duration, tag: &str) -> Cycles {
@@ -1104,6 +1390,17 @@ async fn contend(cfg: &Config, url: &str, lib: Lib, key: String, pause: Duration
     let wake_before = wake_counts(&clients);
     let start = Instant::now() + Duration::from_millis(20);
     let deadline = start + cfg.secs;
+    // The counters are read just before the end: waits cut by the end wake by their timers.
+    let wake_at_end = {
+        let clients = clients.clone();
+        let at = deadline
+            .checked_sub(Duration::from_millis(5))
+            .unwrap_or(deadline);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            wake_counts(&clients)
+        })
+    };
     let mut handles = Vec::new();
     for (task, c) in contenders.into_iter().enumerate() {
         let key = key.clone();
@@ -1179,7 +1476,10 @@ async fn contend(cfg: &Config, url: &str, lib: Lib, key: String, pause: Duration
         secs: cfg.secs,
         logs,
         hung,
-        wake: (!clients.is_empty()).then(|| wake_counts(&clients).since(wake_before)),
+        wake: match wake_at_end.await {
+            Ok(w) if !clients.is_empty() => Some(w.since(wake_before)),
+            _ => None,
+        },
     }
 }
 
@@ -1198,6 +1498,8 @@ struct ContentionStats {
     per_task_min: usize,
     per_task_max: usize,
     hold_mean: Option<Duration>,
+    /// The longest hold: far above 1 ms means the machine stalled the run.
+    hold_max: Option<Duration>,
     overlaps: usize,
     token_regressions: usize,
     errors: Vec<String>,
@@ -1278,6 +1580,7 @@ fn contention_stats(run: &Contention) -> ContentionStats {
         per_task_min: per_task.iter().copied().min().unwrap_or(0),
         per_task_max: per_task.iter().copied().max().unwrap_or(0),
         hold_mean,
+        hold_max: holds.iter().max().copied(),
         overlaps,
         token_regressions,
         errors,
@@ -1297,7 +1600,7 @@ fn contention_table(title: &str, runs: &[(Lib, ContentionStats)]) -> String {
         "handoff p99 ms",
         "back to releaser",
         "per-task min/max",
-        "hold ms",
+        "hold mean/max ms",
     ]);
     for (lib, s) in runs {
         let max = match s.wait_max {
@@ -1319,7 +1622,7 @@ fn contention_table(title: &str, runs: &[(Lib, ContentionStats)]) -> String {
                 s.per_task_max,
                 s.min_max_ratio()
             ),
-            ms_opt(s.hold_mean),
+            format!("{}/{}", ms_opt(s.hold_mean), ms_opt(s.hold_max)),
         ]);
         if *lib == Lib::Rslock {
             t.row(vec![
@@ -1547,6 +1850,7 @@ fn hold_rslock_using(
         .collect();
     if !wait_count(&acquired, D_LOCKS, Duration::from_secs(20)) {
         let _ = stop_tx.send(true);
+        handles.iter().for_each(|h| h.abort());
         return failed_hold(label, renewal, "not all locks acquired within 20 s".into());
     }
     std::thread::sleep(SETTLE);
@@ -1555,15 +1859,7 @@ fn hold_rslock_using(
     let s1 = snapshot(admin, ticks);
     let held = handles.iter().filter(|h| !h.is_finished()).count();
     let _ = stop_tx.send(true);
-    let ok = rt.block_on(async {
-        let mut ok = 0;
-        for h in handles {
-            if let Ok(Ok(true)) = tokio::time::timeout(HANG_GRACE, h).await {
-                ok += 1;
-            }
-        }
-        ok
-    });
+    let ok = rt.block_on(join_bounded(handles, HANG_GRACE));
     let mut h = hold_result(label, renewal, held, &s0, &s1, inner);
     if ok < D_LOCKS {
         h.notes.push(format!(
@@ -1626,6 +1922,7 @@ fn hold_rslock_manual(
         .collect();
     if !wait_count(&acquired, D_LOCKS, Duration::from_secs(20)) {
         let _ = stop_tx.send(true);
+        handles.iter().for_each(|h| h.abort());
         return failed_hold(label, renewal, "not all locks acquired within 20 s".into());
     }
     std::thread::sleep(SETTLE);
@@ -1634,21 +1931,28 @@ fn hold_rslock_manual(
     let s1 = snapshot(admin, ticks);
     let held = handles.iter().filter(|h| !h.is_finished()).count();
     let _ = stop_tx.send(true);
-    let ok = rt.block_on(async {
-        let mut ok = 0;
-        for h in handles {
-            if let Ok(Ok(true)) = tokio::time::timeout(HANG_GRACE, h).await {
-                ok += 1;
-            }
-        }
-        ok
-    });
+    let ok = rt.block_on(join_bounded(handles, HANG_GRACE));
     let mut h = hold_result(label, renewal, held, &s0, &s1, inner);
     if ok < D_LOCKS {
         h.notes
             .push(format!("{} locks lost a renewal", D_LOCKS - ok));
     }
     h
+}
+
+/// Joins the tasks of a D run (aborting them after `limit`); how many ended with `true`.
+async fn join_bounded(handles: Vec<tokio::task::JoinHandle<bool>>, limit: Duration) -> usize {
+    let aborts: Vec<_> = handles.iter().map(|h| h.abort_handle()).collect();
+    match tokio::time::timeout(limit, futures_util::future::join_all(handles)).await {
+        Ok(results) => results
+            .into_iter()
+            .filter(|r| matches!(r, Ok(true)))
+            .count(),
+        Err(_) => {
+            aborts.iter().for_each(|a| a.abort());
+            0
+        }
+    }
 }
 
 /// Connects rslock and gets its unlock and extend scripts into the server's cache.
@@ -1676,6 +1980,8 @@ fn main() {
 /// Everything measured, for the target checks and the summary.
 struct Report {
     rb: Vec<RbConfig>,
+    /// The captured commands sent by hand on the redis crate (A only).
+    raw_a: Option<Cycles>,
     tx_a: Cycles,
     rs_a: Cycles,
     tx_b: Cycles,
@@ -1731,6 +2037,12 @@ fn run() -> i32 {
         secs(cfg.secs),
         secs(cfg.ab_secs),
     );
+    if cfg!(debug_assertions) {
+        println!(
+            "build: unoptimised (as `cargo test` builds it): the figures below only show that \
+             the program runs; use `cargo bench` for measurements\n"
+        );
+    }
 
     // Every txcoord script in the server's cache, so no scenario pays a NOSCRIPT round trip.
     for src in [
@@ -1759,8 +2071,10 @@ fn run() -> i32 {
     // rslock's unlock script runs GET and DEL, its extend script GET and SET.
     let rs_inner: BTreeSet<String> = ["get", "del"].iter().map(|s| s.to_string()).collect();
 
-    let rb = redis_benchmark_section(&cfg, &server, &mut admin);
-    print_redis_benchmark(&rb);
+    // redis-benchmark right before the scenario it is compared with (the machine's load drifts).
+    let captured = capture_txcoord_commands(&rt, server.port(), &url);
+    let mut rb_notes = Vec::new();
+    let mut rb = redis_benchmark_section(&cfg, &server, &mut admin, &captured, &[0], &mut rb_notes);
 
     let (tx_a, rs_a) = cycles_pair(
         &rt,
@@ -1772,6 +2086,19 @@ fn run() -> i32 {
         &tx_inner,
         &rs_inner,
     );
+    let raw_a = captured
+        .as_ref()
+        .ok()
+        .map(|c| rt.block_on(raw_cycles(&url, c, cfg.ab_secs)));
+    rb.extend(redis_benchmark_section(
+        &cfg,
+        &server,
+        &mut admin,
+        &captured,
+        &[1, 2],
+        &mut rb_notes,
+    ));
+    print_redis_benchmark(&rb, &rb_notes);
     let (tx_b, rs_b) = cycles_pair(
         &rt,
         &mut admin,
@@ -1790,6 +2117,7 @@ fn run() -> i32 {
     }
     let mut report = Report {
         rb,
+        raw_a,
         tx_a,
         rs_a,
         tx_b,
@@ -1802,58 +2130,6 @@ fn run() -> i32 {
     print_a(&mut report, &cfg);
     print_b(&mut report, &cfg);
 
-    if std::env::var("TMP_ONLY_C2").is_ok() {
-        for _ in 0..3 {
-            for lib in [Lib::TxFair] {
-                let key = format!("bench:tmp:{}:{}", lib.label().replace(' ', "-"), rand_tag());
-                let run = rt.block_on(contend(&cfg, &url, lib, key, C2_PAUSE));
-                let s = contention_stats(&run);
-                let mut waits: Vec<Duration> = run
-                    .logs
-                    .iter()
-                    .flat_map(|l| l.recs.iter().map(|r| r.acq - r.t0))
-                    .collect();
-                waits.sort_unstable();
-                let top: Vec<String> = waits.iter().rev().take(20).map(|d| ms(*d)).collect();
-                println!("{}", contention_table("x", &[(lib, s)]));
-                println!("top waits: {}", top.join(" "));
-                let mut holds: Vec<(Duration, Instant)> = run
-                    .logs
-                    .iter()
-                    .flat_map(|l| l.recs.iter().map(|r| (r.rel_start - r.acq, r.acq)))
-                    .collect();
-                holds.sort_unstable();
-                let t0 = run
-                    .logs
-                    .iter()
-                    .flat_map(|l| l.recs.iter().map(|r| r.t0))
-                    .min()
-                    .unwrap();
-                let toph: Vec<String> = holds
-                    .iter()
-                    .rev()
-                    .take(8)
-                    .map(|(d, at)| format!("{}@{}", ms(*d), ms(*at - t0)))
-                    .collect();
-                println!("top holds: {}", toph.join(" "));
-                let mut wl: Vec<(Duration, Instant, usize)> = run
-                    .logs
-                    .iter()
-                    .flat_map(|l| l.recs.iter().map(|r| (r.acq - r.t0, r.t0, r.task)))
-                    .collect();
-                wl.sort_unstable_by(|a, b| b.0.cmp(&a.0));
-                let topw: Vec<String> = wl
-                    .iter()
-                    .take(8)
-                    .map(|(d, at, t)| format!("{}@{}#{}", ms(*d), ms(*at - t0), t))
-                    .collect();
-                println!("top waits with start: {}", topw.join(" "));
-                let s = contention_stats(&run);
-                print_contention_notes(&[(lib, s)], &cfg);
-            }
-        }
-        return 0;
-    }
     for pause in [Duration::ZERO, C2_PAUSE] {
         let tag = if pause.is_zero() { "C" } else { "C2" };
         let mut results = Vec::new();
@@ -2015,6 +2291,16 @@ fn print_a(r: &mut Report, cfg: &Config) {
         &r.rs_a,
         "lock(r, 30 s) + unlock(&lock)".into(),
     );
+    if let Some(raw) = &r.raw_a {
+        cycles_row(
+            &mut t,
+            "redis crate, by hand",
+            raw,
+            "the same two EVALSHA on a redis::aio::ConnectionManager (RESP3), as txcoord's \
+             connection: the floor for a Rust client on this runtime"
+                .into(),
+        );
+    }
     let rb_c1 = r.rb_cycles(0);
     if let Some(c) = r.rb.first() {
         let (p50, p99) = match (&c.acquire, &c.release) {
@@ -2035,11 +2321,24 @@ fn print_a(r: &mut Report, cfg: &Config) {
     }
     println!("{}", t.render());
     let ratio = rb_c1.map(|x| r.tx_a.rate() / x);
+    let raw_note = match (&r.raw_a, rb_c1) {
+        (Some(raw), Some(x)) if raw.rate() > 0.0 => format!(
+            "; the redis crate by hand: {} of redis-benchmark, txcoord {} of it",
+            percent(raw.rate() / x),
+            percent(r.tx_a.rate() / raw.rate())
+        ),
+        _ => String::new(),
+    };
     r.checks.push(Check {
         scenario: "A".into(),
         target: "txcoord ≥ 90% of redis-benchmark -c 1 cycles/s".into(),
         value: match (ratio, rb_c1) {
-            (Some(q), Some(x)) => format!("{} ({} vs {})", percent(q), num(r.tx_a.rate()), num(x)),
+            (Some(q), Some(x)) => format!(
+                "{} ({} vs {}){raw_note}",
+                percent(q),
+                num(r.tx_a.rate()),
+                num(x)
+            ),
             _ => "no redis-benchmark figure".into(),
         },
         met: ratio.map(|q| q >= 0.9),
@@ -2328,7 +2627,13 @@ fn print_summary(r: &Report, cfg: &Config, m: &Machine) {
         num(r.tx_a.rate()),
         num(r.rs_a.rate()),
         format!("{} (-c 1)", r.rb_cycles(0).map(num).unwrap_or_else(dash)),
-        result("A", "txcoord ≥ 90%"),
+        format!(
+            "≥ 90% of redis-benchmark: {} {}",
+            r.rb_cycles(0)
+                .map(|x| percent(r.tx_a.rate() / x))
+                .unwrap_or_else(dash),
+            r.verdict_of("A", "txcoord ≥ 90%")
+        ),
     ]);
     t.row(vec![
         String::new(),
@@ -2515,9 +2820,9 @@ fn print_contention_notes(results: &[(Lib, ContentionStats)], cfg: &Config) {
         }
         if let Some(w) = s.wake {
             parts.push(format!(
-                "{:.2} acquire attempts per acquisition; waits woken by a release notice {} \
-                 times, by a timer (holder expiry or fallback poll) {} times; {} notices \
-                 received, {} subscriptions",
+                "client counters until 5 ms before the end: {:.2} acquire attempts per \
+                 acquisition; waits woken by a release notice {} times, by a timer (holder \
+                 expiry or fallback poll) {} times; {} notices received, {} subscriptions",
                 w.attempts as f64 / s.acquisitions.max(1) as f64,
                 w.notified,
                 w.timer,
@@ -2534,17 +2839,11 @@ fn print_contention_notes(results: &[(Lib, ContentionStats)], cfg: &Config) {
         "\nwait = time inside the acquire call; handoff = from the start of a release to the next\n\
          acquisition by another task that was already waiting; back to releaser = share of\n\
          acquisitions made by the task that released just before; hold = 1 ms sleep on a blocking\n\
-         thread (tokio's timer would round it up to ~2 ms), measured from acquired to release start.\n\
+         thread (tokio's timer would round it up to ~2 ms), measured from acquired to release start\n\
+         (a hold far above 1 ms means the machine stalled the run). All tasks start together.\n\
          rslock waits by calling lock() again (set_retry({RSLOCK_RETRIES}, {} ms): SET NX, then a random\n\
          0–{} ms sleep between attempts); it has no fair mode and no release notification.\n",
         cfg.rslock_retry.as_millis(),
         cfg.rslock_retry.as_millis()
     );
-}
-
-fn rand_tag() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }

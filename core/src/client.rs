@@ -256,6 +256,7 @@ struct ClientInner {
     shared: Arc<Shared>,
     closed: AtomicBool,
     runtime: OnceLock<tokio::runtime::Handle>,
+    renewals: Arc<crate::renewal::Renewals>,
 }
 
 /// A connection to one Redis server, shared by every lock built on it.
@@ -340,6 +341,7 @@ impl Client {
                 id,
                 closed: AtomicBool::new(false),
                 runtime: OnceLock::new(),
+                renewals: crate::renewal::Renewals::new(),
             }),
         })
     }
@@ -366,6 +368,7 @@ impl Client {
                 id,
                 closed: AtomicBool::new(false),
                 runtime: OnceLock::new(),
+                renewals: crate::renewal::Renewals::new(),
             }),
         }
     }
@@ -404,6 +407,15 @@ impl Client {
     /// Whether [`Client::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn renewals(&self) -> &Arc<crate::renewal::Renewals> {
+        &self.inner.renewals
+    }
+
+    /// Number of renewals currently scheduled (one per held lock).
+    pub fn scheduled_renewals(&self) -> usize {
+        self.inner.renewals.len()
     }
 
     pub(crate) fn stats_ref(&self) -> &Stats {
@@ -586,13 +598,18 @@ impl Client {
             let mut conn = self.connection().await?;
             conn.subscribe(channel).await?;
             bump(&shared.stats.subscribes);
-            if let Some(c) = shared
-                .channels
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_mut(channel)
-            {
-                c.subscribed = true;
+            let orphaned = {
+                let mut channels = shared.channels.lock().unwrap_or_else(|p| p.into_inner());
+                let entry = channels.entry(channel.to_string()).or_default();
+                entry.subscribed = true;
+                // every local waiter left while we subscribed: undo it after the linger
+                entry.waiters.is_empty().then(|| {
+                    entry.generation += 1;
+                    entry.generation
+                })
+            };
+            if let Some(generation) = orphaned {
+                self.schedule_unsubscribe(channel.to_string(), generation);
             }
             Ok(())
         })
@@ -673,6 +690,11 @@ impl Drop for WaiterRegistration {
             };
             entry.waiters.remove(&self.seq);
             if !entry.waiters.is_empty() {
+                return;
+            }
+            if !entry.subscribed {
+                // never subscribed (an uncontended acquisition): nothing to undo in Redis
+                channels.remove(&self.channel);
                 return;
             }
             entry.generation += 1;

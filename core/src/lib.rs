@@ -34,6 +34,7 @@ mod lock;
 mod manager;
 pub mod protocol;
 pub mod registry;
+mod renewal;
 pub mod validate;
 
 pub use client::{Client, ClientOptions, ClientStats};

@@ -5,14 +5,14 @@
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::client::{bump, Client, WaiterRegistration};
 use crate::error::{Error, LossReason, Result};
 use crate::keys::LockKeys;
 use crate::protocol::{self, Attempt, FENCE_GRACE_MS, PUBLISH};
+use crate::renewal::{Renewable, Ticket};
 use crate::validate;
 
 /// The seed's default lock TTL: 30 000 ms.
@@ -146,6 +146,8 @@ struct State {
     hold_count: u64,
     deadline: Instant,
     next_renewal: Instant,
+    /// The scheduled renewal, if any (see `renewal.rs`).
+    ticket: Option<Ticket>,
 }
 
 struct LockInner {
@@ -160,8 +162,6 @@ struct LockInner {
     // the local deadline always matches the last expiry Redis applied. Held across awaits.
     op_lock: tokio::sync::Mutex<()>,
     status_tx: watch::Sender<LockStatus>,
-    reschedule: Arc<Notify>,
-    renewal: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// A lock on one Redis key, wire-compatible with the seed's `DistributedLock`.
@@ -231,11 +231,10 @@ impl DistributedLock {
                     hold_count: 0,
                     deadline: now,
                     next_renewal: now,
+                    ticket: None,
                 }),
                 op_lock: tokio::sync::Mutex::new(()),
                 status_tx,
-                reschedule: Arc::new(Notify::new()),
-                renewal: Mutex::new(None),
             }),
         })
     }
@@ -396,7 +395,13 @@ impl DistributedLock {
         };
         let mut ambiguous = false;
         let mut attempts: u32 = 0;
-        let mut registration: Option<WaiterRegistration> = None;
+        // Registered locally before the first attempt: if the release channel is already
+        // subscribed (another local waiter), a notice for this waiter cannot be missed and the
+        // first busy reply needs no second attempt.
+        let registration: Option<WaiterRegistration> =
+            queue.then(|| client.register_waiter(&keys.channel, seq));
+        let subscribed_before = queue && client.is_subscribed_hint(&keys.channel);
+        let mut first_busy = true;
         let mut foreign_poll = FOREIGN_POLL_MIN;
         let mut index_due = start;
 
@@ -464,8 +469,7 @@ impl DistributedLock {
                         return Ok(false);
                     }
                     let now = Instant::now();
-                    if registration.is_none() {
-                        registration = Some(client.register_waiter(&keys.channel, seq));
+                    if std::mem::take(&mut first_busy) && !subscribed_before {
                         if let Err(e) = client.ensure_subscribed(&keys.channel, budget).await {
                             // Waiting still works by polling; the next wait re-tries the subscription.
                             tracing::debug!("txcoord: subscribe to {}: {e}", keys.channel);
@@ -558,33 +562,14 @@ impl DistributedLock {
             st.generation
         };
         self.inner.status_tx.send_replace(LockStatus::Held);
-        let weak = Arc::downgrade(&self.inner);
-        let reschedule = self.inner.reschedule.clone();
-        let handle = tokio::spawn(renewal_loop(weak, reschedule, generation));
-        if let Some(old) = self
-            .inner
-            .renewal
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .replace(handle)
-        {
-            old.abort();
-        }
+        self.inner.schedule_renewal(generation);
     }
 
     /// The seed's `release()`: stops renewal, then compare-and-deletes the key (or drops one
     /// hold of a re-entered lock) and hands the lock to the next waiter. Releasing a lock that
     /// was lost, or never acquired, does not fail.
     pub async fn release(&self) -> Result<()> {
-        if let Some(h) = self
-            .inner
-            .renewal
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            h.abort();
-        }
+        // Taking the op lock waits for a renewal in flight; none can start after this.
         let _op = self.inner.op_lock.lock().await;
         let (value, was_lost) = {
             let mut st = self.state();
@@ -596,6 +581,9 @@ impl DistributedLock {
             let was_lost = matches!(st.status, LockStatus::Lost(_));
             st.status = LockStatus::Released;
             st.generation += 1;
+            if let Some(ticket) = st.ticket.take() {
+                self.inner.client.renewals().cancel(ticket);
+            }
             (st.value.clone(), was_lost)
         };
         if !was_lost {
@@ -668,15 +656,19 @@ impl DistributedLock {
             .await?;
         match reply {
             1 => {
-                {
+                let moved = {
                     let mut st = self.state();
-                    if st.generation == generation && st.status == LockStatus::Held {
+                    let current = st.generation == generation && st.status == LockStatus::Held;
+                    if current {
                         st.deadline = sent + validity(ms);
                         st.next_renewal = sent
                             + Duration::from_millis(ms.min(self.inner.ttl.as_millis() as u64) / 3);
                     }
+                    current
+                };
+                if moved {
+                    self.inner.schedule_renewal(generation);
                 }
-                self.inner.reschedule.notify_one();
                 Ok(true)
             }
             -2 => {
@@ -692,6 +684,21 @@ impl DistributedLock {
 }
 
 impl LockInner {
+    /// (Re)schedules this acquisition's next renewal at min(next renewal, deadline).
+    fn schedule_renewal(self: &Arc<Self>, generation: u64) {
+        let renewals = self.client.renewals();
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.status != LockStatus::Held || st.generation != generation {
+            return;
+        }
+        if let Some(old) = st.ticket.take() {
+            renewals.cancel(old);
+        }
+        let at = st.next_renewal.min(st.deadline);
+        let weak: Weak<dyn Renewable> = Arc::downgrade(self) as Weak<dyn Renewable>;
+        st.ticket = Some(renewals.schedule(at, weak, generation));
+    }
+
     fn lose(&self, reason: LossReason, generation: u64) {
         {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -708,15 +715,11 @@ impl LockInner {
 
 impl Drop for LockInner {
     fn drop(&mut self) {
-        if let Some(h) = self
-            .renewal
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            h.abort();
-        }
+        let renewals = self.client.renewals().clone();
         let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(ticket) = st.ticket.take() {
+            renewals.cancel(ticket);
+        }
         if st.status != LockStatus::Held {
             return;
         }
@@ -862,91 +865,86 @@ impl Drop for Cleanup {
     }
 }
 
-/// Renews the lock every ttl/3 until it is released, lost, or its handle is dropped.
-async fn renewal_loop(weak: Weak<LockInner>, reschedule: Arc<Notify>, generation: u64) {
-    loop {
-        let (wake_at, deadline) = {
-            let Some(inner) = weak.upgrade() else { return };
-            let st = inner.state.lock().unwrap_or_else(|p| p.into_inner());
-            if st.status != LockStatus::Held || st.generation != generation {
-                return;
-            }
-            (st.next_renewal.min(st.deadline), st.deadline)
-        };
-        tokio::select! {
-            _ = tokio::time::sleep_until(wake_at) => {}
-            _ = reschedule.notified() => continue,
-        }
-        let Some(inner) = weak.upgrade() else { return };
-        let now = Instant::now();
-        let (next, deadline) = {
-            let st = inner.state.lock().unwrap_or_else(|p| p.into_inner());
-            (st.next_renewal, st.deadline.max(deadline))
-        };
-        if now >= deadline {
-            inner.lose(LossReason::Deadline, generation);
+impl Renewable for LockInner {
+    fn renew(
+        self: Arc<Self>,
+        generation: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(renew_once(self, generation))
+    }
+}
+
+/// One renewal, run by the client's scheduler when it is due; schedules the next one.
+async fn renew_once(inner: Arc<LockInner>, generation: u64) {
+    let _op = inner.op_lock.lock().await;
+    let (value, next, deadline) = {
+        let mut st = inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.status != LockStatus::Held || st.generation != generation {
             return;
         }
-        if now < next {
-            continue;
-        }
-        let _op = inner.op_lock.lock().await;
-        let value = {
-            let st = inner.state.lock().unwrap_or_else(|p| p.into_inner());
-            if st.status != LockStatus::Held || st.generation != generation {
-                return;
-            }
-            st.value.clone().unwrap_or_default()
-        };
-        let client = &inner.client;
-        let ttl_ms = inner.ttl.as_millis() as u64;
-        let sent = Instant::now();
-        let budget = deadline.saturating_duration_since(sent);
-        let reply: Result<i64> = client
-            .run_script(
-                &protocol::EXTEND,
-                &[&inner.keys.lock, &inner.keys.holder],
-                &[&value, &ttl_ms.to_string(), &FENCE_GRACE_MS.to_string()],
-                budget,
-            )
-            .await;
-        match reply {
-            Ok(1) => {
-                bump(&client.stats_ref().renewals);
+        st.ticket = None;
+        (
+            st.value.clone().unwrap_or_default(),
+            st.next_renewal,
+            st.deadline,
+        )
+    };
+    let now = Instant::now();
+    if now >= deadline {
+        inner.lose(LossReason::Deadline, generation);
+        return;
+    }
+    if now < next {
+        // moved by extend() meanwhile
+        inner.schedule_renewal(generation);
+        return;
+    }
+    let client = &inner.client;
+    let ttl_ms = inner.ttl.as_millis() as u64;
+    let budget = deadline.saturating_duration_since(now);
+    let reply: Result<i64> = client
+        .run_script(
+            &protocol::EXTEND,
+            &[&inner.keys.lock, &inner.keys.holder],
+            &[&value, &ttl_ms.to_string(), &FENCE_GRACE_MS.to_string()],
+            budget,
+        )
+        .await;
+    match reply {
+        Ok(1) => {
+            bump(&client.stats_ref().renewals);
+            {
                 let mut st = inner.state.lock().unwrap_or_else(|p| p.into_inner());
                 if st.generation == generation {
-                    st.deadline = sent + validity(ttl_ms);
-                    st.next_renewal = sent + inner.ttl / 3;
+                    st.deadline = now + validity(ttl_ms);
+                    st.next_renewal = now + inner.ttl / 3;
                 }
             }
-            Ok(-2) => {
-                inner.lose(LossReason::Taken, generation);
+            inner.schedule_renewal(generation);
+        }
+        Ok(-2) => inner.lose(LossReason::Taken, generation),
+        Ok(_) => inner.lose(LossReason::Expired, generation),
+        Err(e) if e.is_retryable() => {
+            bump(&client.stats_ref().renewal_errors);
+            tracing::debug!(
+                "txcoord: renewal of {} failed, retrying: {e}",
+                inner.keys.lock
+            );
+            if Instant::now() >= deadline {
+                inner.lose(LossReason::Deadline, generation);
                 return;
             }
-            Ok(_) => {
-                inner.lose(LossReason::Expired, generation);
-                return;
-            }
-            Err(e) if e.is_retryable() => {
-                bump(&client.stats_ref().renewal_errors);
-                tracing::debug!(
-                    "txcoord: renewal of {} failed, retrying: {e}",
-                    inner.keys.lock
-                );
-                if Instant::now() >= deadline {
-                    inner.lose(LossReason::Deadline, generation);
-                    return;
-                }
-                let pause =
-                    (inner.ttl / 10).clamp(Duration::from_millis(10), Duration::from_millis(200));
+            let pause =
+                (inner.ttl / 10).clamp(Duration::from_millis(10), Duration::from_millis(200));
+            {
                 let mut st = inner.state.lock().unwrap_or_else(|p| p.into_inner());
                 st.next_renewal = Instant::now() + pause;
             }
-            Err(e) => {
-                tracing::warn!("txcoord: renewal of {} failed: {e}", inner.keys.lock);
-                inner.lose(LossReason::RenewalFailed, generation);
-                return;
-            }
+            inner.schedule_renewal(generation);
+        }
+        Err(e) => {
+            tracing::warn!("txcoord: renewal of {} failed: {e}", inner.keys.lock);
+            inner.lose(LossReason::RenewalFailed, generation);
         }
     }
 }

@@ -423,6 +423,21 @@ impl LockManager {
         failures
     }
 
+    /// Acquires `resource` or fails with the `Timeout` error kind (never `None`): the building
+    /// block of scoped forms (Python's `async with manager.lock(...)`, JS `using`). The lock is
+    /// not added to the manager's table; the caller releases it.
+    pub async fn lock(&self, resource: &str, options: AcquireOptions) -> Result<DistributedLock> {
+        let (lock, wait) = self.prepare(resource, &options)?;
+        let started = tokio::time::Instant::now();
+        if !lock.acquire_with(wait).await? {
+            return Err(Error::Timeout {
+                key: lock.key().to_string(),
+                waited_ms: started.elapsed().as_millis() as u64,
+            });
+        }
+        Ok(lock)
+    }
+
     /// The scoped form: acquires `resource`, runs `f` with the lock, and releases it however
     /// `f` ends (also on panic or cancellation, in the background). Fails with the `Timeout`
     /// error kind when the lock cannot be acquired in time.
@@ -436,14 +451,7 @@ impl LockManager {
         F: FnOnce(DistributedLock) -> Fut,
         Fut: Future<Output = T>,
     {
-        let (lock, wait) = self.prepare(resource, &options)?;
-        let started = tokio::time::Instant::now();
-        if !lock.acquire_with(wait).await? {
-            return Err(Error::Timeout {
-                key: lock.key().to_string(),
-                waited_ms: started.elapsed().as_millis() as u64,
-            });
-        }
+        let lock = self.lock(resource, options).await?;
         let mut guard = ScopeGuard(Some(lock.clone()));
         let out = f(lock).await;
         if let Some(lock) = guard.0.take() {

@@ -941,3 +941,30 @@ async fn several_resources_in_a_global_order() {
     assert_eq!(e.argument(), Some("resource"));
     assert!(!exists(&server, "lock:a"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_scheduled_renewal_per_held_lock_and_none_after_release() {
+    let server = RedisServer::start();
+    let c = client(&server);
+    let m = LockManager::new(&c);
+    for i in 0..100 {
+        m.acquire_lock(&format!("many:{i}"), ms(30_000), ms(0))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(c.scheduled_renewals(), 100);
+    assert!(m.release_all_locks().await.is_empty());
+    assert_eq!(c.scheduled_renewals(), 0);
+    let lock = m
+        .acquire_lock("one", ms(900), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
+    // renewals reschedule themselves: still exactly one after a few renewals
+    wait_until("three renewals", ms(3000), || c.stats().renewals >= 3).await;
+    assert_eq!(c.scheduled_renewals(), 1);
+    drop(lock);
+    m.release_lock("one").await.unwrap();
+    assert_eq!(c.scheduled_renewals(), 0);
+}

@@ -49,6 +49,9 @@ local function join_queue()
   local since = fmt(now_ms())
   if mine then
     since = string.match(mine, '^%a|%d+|(%d+)|') or since
+    -- non-fair: a waiter that lost its chance goes to the back, so the next release wakes
+    -- another one (release notices go to the head only)
+    if not fair then redis.call('ZADD', Q, 'XX', fmt(now()), wid) end
   else
     redis.call('ZADD', Q, 'NX', fmt(now()), wid)
   end
