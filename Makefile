@@ -24,10 +24,13 @@ test-rust: deps ## Rust unit, integration and example tests
 	$(CARGO) test --locked $(RUST_PKGS)
 	BENCH_QUICK=1 $(CARGO) test --locked -p txcoord --bench scenarios
 
+test-python: deps ## the Python package: .venv, maturin develop, stubtest, mypy, pytest
+	scripts/test-python.sh
+
 test-node: deps ## the Node package: addon, declarations (tsc, native.d.ts diff), node --test
 	scripts/test-node.sh
 
-test: lint test-rust test-node ## everything (what CI runs)
+test: lint test-rust test-python test-node ## everything (what CI runs)
 	@echo "make test: all suites passed"
 
 bench: deps ## benchmark tables (txcoord beside rslock and redis-benchmark), ~3 min

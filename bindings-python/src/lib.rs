@@ -1,2 +1,119 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Python binding of txcoord (work in progress).
+//! The Python binding of txcoord: the native module `txcoord._native`.
+//!
+//! Thin by design: argument conversion (`convert`), error mapping (`error`), future ↔
+//! awaitable (`bridge`), the runtime and fork handling (`runtime`), logging (`logging`); every
+//! decision is the core's. `client`, `lock` and `manager` mirror the core modules of the same
+//! names; each defines the async class (`txcoord.X`) and its blocking twin (`txcoord.sync.X`).
+
+mod bridge;
+mod client;
+mod convert;
+mod error;
+mod lock;
+mod logging;
+mod manager;
+mod runtime;
+
+use pyo3::prelude::*;
+use pyo3::wrap_pyfunction;
+
+/// `os.register_at_fork(before=...)`.
+#[pyfunction]
+#[pyo3(name = "_before_fork")]
+fn before_fork() {
+    runtime::before_fork();
+}
+
+/// `os.register_at_fork(after_in_parent=..., after_in_child=...)`.
+#[pyfunction]
+#[pyo3(name = "_after_fork")]
+fn after_fork() {
+    runtime::after_fork();
+}
+
+/// A future that panics when polled (the `txcoord::Result` type makes it usable by the bridge).
+async fn panicking(site: &'static str) -> txcoord::Result<()> {
+    panic!("test panic ({site})")
+}
+
+/// Raises the error a panic becomes, from synchronous code ("sync"), a blocking call
+/// ("blocking") or an awaitable ("async"). For the test suite.
+#[pyfunction]
+#[pyo3(name = "_test_panic")]
+fn test_panic<'py>(py: Python<'py>, where_: &str) -> PyResult<Bound<'py, PyAny>> {
+    match where_ {
+        "sync" => error::guard(py, || -> PyResult<Bound<'py, PyAny>> {
+            panic!("test panic (sync)")
+        }),
+        "blocking" => bridge::block(py, panicking("blocking")).map(|()| py.None().into_bound(py)),
+        "async" => bridge::future(py, bridge::OnCancel::Abort, panicking("async"), |py, ()| {
+            Ok(py.None())
+        }),
+        other => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "unknown panic site {other:?}"
+        ))),
+    }
+}
+
+/// Emits a tracing event at `level` ("error", "warn", "info", "debug") through the core's
+/// logging path. For the test suite.
+#[pyfunction]
+#[pyo3(name = "_test_log")]
+fn test_log(level: &str, message: &str) {
+    match level {
+        "error" => tracing::error!(target: "txcoord", "{message}"),
+        "warn" => tracing::warn!(target: "txcoord", "{message}"),
+        "info" => tracing::info!(target: "txcoord", "{message}"),
+        _ => tracing::debug!(target: "txcoord", "{message}"),
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    logging::install();
+    error::register(m)?;
+    bridge::register(m)?;
+
+    m.add_class::<client::PyClient>()?;
+    m.add_class::<lock::PyDistributedLock>()?;
+    m.add_class::<manager::PyLockManager>()?;
+    m.add_class::<manager::PyLockContext>()?;
+    m.add("SyncClient", py.get_type::<client::PySyncClient>())?;
+    m.add(
+        "SyncDistributedLock",
+        py.get_type::<lock::PySyncDistributedLock>(),
+    )?;
+    m.add(
+        "SyncLockManager",
+        py.get_type::<manager::PySyncLockManager>(),
+    )?;
+    m.add(
+        "SyncLockContext",
+        py.get_type::<manager::PySyncLockContext>(),
+    )?;
+
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("PROTOCOL_VERSION", txcoord::protocol::PROTOCOL_VERSION)?;
+    m.add("DEFAULT_TTL_MS", txcoord::DEFAULT_TTL.as_millis() as u64)?;
+    m.add(
+        "DEFAULT_TIMEOUT_MS",
+        txcoord::DEFAULT_TIMEOUT.as_millis() as u64,
+    )?;
+    m.add("MAX_MS", txcoord::validate::MAX_MS)?;
+
+    m.add_function(wrap_pyfunction!(bridge::use_plain_bridge, m)?)?;
+    m.add_function(wrap_pyfunction!(test_panic, m)?)?;
+    m.add_function(wrap_pyfunction!(test_log, m)?)?;
+    let before = wrap_pyfunction!(before_fork, m)?;
+    let after = wrap_pyfunction!(after_fork, m)?;
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("before", &before)?;
+    kwargs.set_item("after_in_parent", &after)?;
+    kwargs.set_item("after_in_child", &after)?;
+    py.import("os")?
+        .getattr("register_at_fork")?
+        .call((), Some(&kwargs))?;
+    Ok(())
+}

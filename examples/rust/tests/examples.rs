@@ -51,20 +51,26 @@ fn demo_runs_and_keeps_its_guarantees() {
     assert_eq!(out.matches(" acquired  token ").count(), 20, "{out}");
 }
 
-/// The README's Rust quickstart is the tested file, verbatim (minus the SPDX line).
+/// The README's quickstarts are the tested files, verbatim (minus their SPDX line).
 #[test]
-fn readme_shows_the_tested_quickstart() {
+fn readme_shows_the_tested_quickstarts() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README.md");
-    let file = std::fs::read_to_string(format!("{root}/examples/rust/src/bin/quickstart.rs"))
-        .expect("quickstart");
-    let body: String = file
-        .lines()
-        .filter(|l| !l.starts_with("// SPDX"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(
-        readme.contains(body.trim()),
-        "README.md must contain examples/rust/src/bin/quickstart.rs verbatim"
-    );
+    for path in [
+        "examples/rust/src/bin/quickstart.rs",
+        "examples/python/quickstart.py",
+        "examples/node/quickstart.js",
+        "examples/node/quickstart.ts",
+    ] {
+        let file = std::fs::read_to_string(format!("{root}/{path}")).expect(path);
+        let body: String = file
+            .lines()
+            .filter(|l| !l.starts_with("// SPDX") && !l.starts_with("# SPDX"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            readme.contains(body.trim()),
+            "README.md must contain {path} verbatim"
+        );
+    }
 }

@@ -1,0 +1,44 @@
+# SPDX-License-Identifier: MIT OR Apache-2.0
+"""The blocking twins of txcoord's classes, for sync workers (Celery, RQ, threads).
+
+Same names, arguments and semantics as the async classes in :mod:`txcoord`, without an event
+loop: calls block the calling thread (other Python threads keep running; Ctrl-C interrupts a
+wait), ``with`` replaces ``async with``, and ``on_lost`` callbacks run on a background thread.
+
+Objects created before ``os.fork()`` keep working in the child: the child gets its own
+connection, and locks held by the parent are not held by the child.
+"""
+
+from ._native import SyncClient as Client
+from ._native import SyncDistributedLock as DistributedLock
+from ._native import SyncLockContext as LockContext
+from ._native import SyncLockManager as LockManager
+from ._native import (
+    ClosedError,
+    DeadlockVictimError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    LockLostError,
+    LockTimeoutError,
+    RedisConnectionError,
+    RedisError,
+    TxcoordError,
+)
+
+__all__ = [
+    "Client",
+    "ClosedError",
+    "DeadlockVictimError",
+    "DistributedLock",
+    "InternalError",
+    "InvalidArgumentError",
+    "InvalidTypeError",
+    "LockContext",
+    "LockLostError",
+    "LockManager",
+    "LockTimeoutError",
+    "RedisConnectionError",
+    "RedisError",
+    "TxcoordError",
+]

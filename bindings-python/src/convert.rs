@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Python values → the core validator's [`Raw`] values, unconverted: `True` stays a boolean,
+//! `1.5` a float, `2**70` a big integer, a `timedelta` a duration, so the core decides (and
+//! names the Python parameter) instead of a silent integer conversion here.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyFloat, PyInt, PyString, PyType};
+use pyo3::Borrowed;
+use txcoord::validate::Raw;
+
+/// A Python argument that distinguishes "not given" from an explicit `None`.
+pub(crate) enum Arg<'py> {
+    Absent,
+    Given(Bound<'py, PyAny>),
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Arg<'py> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Ok(Arg::Given(obj.to_owned()))
+    }
+}
+
+/// An owned [`Raw`], holding the text a `Raw::Str`/`Raw::Other` borrows.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum OwnedRaw {
+    Absent,
+    Null,
+    Bool(bool),
+    Int(i128),
+    BigInt,
+    Float(f64),
+    Micros(i128),
+    Str(String),
+    Other(String),
+}
+
+impl OwnedRaw {
+    pub(crate) fn raw(&self) -> Raw<'_> {
+        match self {
+            OwnedRaw::Absent => Raw::Absent,
+            OwnedRaw::Null => Raw::Null,
+            OwnedRaw::Bool(b) => Raw::Bool(*b),
+            OwnedRaw::Int(i) => Raw::Int(*i),
+            OwnedRaw::BigInt => Raw::BigInt,
+            OwnedRaw::Float(f) => Raw::Float(*f),
+            OwnedRaw::Micros(us) => Raw::Micros(*us),
+            OwnedRaw::Str(s) => Raw::Str(s),
+            OwnedRaw::Other(name) => Raw::Other(name),
+        }
+    }
+
+    /// `None` as "not given" (optional parameters whose default is `None`).
+    pub(crate) fn from_optional(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        match obj {
+            None => Ok(OwnedRaw::Absent),
+            Some(o) if o.is_none() => Ok(OwnedRaw::Absent),
+            Some(o) => Self::from_value(o),
+        }
+    }
+
+    /// An [`Arg`]: not given is `Absent`, an explicit `None` is `Null` (refused where a value
+    /// is required, e.g. `ttl_ms=None`).
+    pub(crate) fn from_arg(arg: &Arg<'_>) -> PyResult<Self> {
+        match arg {
+            Arg::Absent => Ok(OwnedRaw::Absent),
+            Arg::Given(o) if o.is_none() => Ok(OwnedRaw::Null),
+            Arg::Given(o) => Self::from_value(o),
+        }
+    }
+
+    /// A present value. `bool` is tested before `int` (a Python bool is an int).
+    pub(crate) fn from_value(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = obj.py();
+        if obj.is_none() {
+            return Ok(OwnedRaw::Null);
+        }
+        if let Ok(b) = obj.cast::<PyBool>() {
+            return Ok(OwnedRaw::Bool(b.is_true()));
+        }
+        if obj.is_instance_of::<PyInt>() {
+            return Ok(match obj.extract::<i128>() {
+                Ok(i) => OwnedRaw::Int(i),
+                Err(_) => OwnedRaw::BigInt,
+            });
+        }
+        if let Ok(f) = obj.cast::<PyFloat>() {
+            return Ok(OwnedRaw::Float(f.value()));
+        }
+        if let Ok(s) = obj.cast::<PyString>() {
+            return Ok(OwnedRaw::Str(s.to_cow()?.into_owned()));
+        }
+        if obj.is_instance(timedelta(py)?)? {
+            let days: i128 = obj.getattr("days")?.extract()?;
+            let seconds: i128 = obj.getattr("seconds")?.extract()?;
+            let micros: i128 = obj.getattr("microseconds")?.extract()?;
+            return Ok(OwnedRaw::Micros(
+                days * 86_400_000_000 + seconds * 1_000_000 + micros,
+            ));
+        }
+        Ok(OwnedRaw::Other(type_description(obj)))
+    }
+}
+
+/// "an object of type list", for the validator's messages.
+pub(crate) fn type_description(obj: &Bound<'_, PyAny>) -> String {
+    let name = obj
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".to_string());
+    format!("an object of type {name}")
+}
+
+static TIMEDELTA: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+fn timedelta(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    TIMEDELTA.import(py, "datetime", "timedelta")
+}

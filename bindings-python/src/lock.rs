@@ -1,0 +1,650 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `DistributedLock` (async and blocking) over the core's `DistributedLock`, with the
+//! `on_lost=` callback.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PySet};
+use tokio::task::AbortHandle;
+use txcoord::validate;
+use txcoord::{DistributedLock, LockOptions, LockStatus, LossReason};
+
+use crate::bridge::{self, LoopQueue, OnCancel};
+use crate::client::{resolve, ClientHandle};
+use crate::convert::{type_description, Arg, OwnedRaw};
+use crate::error::{guard, invalid_type, IntoPyResult};
+use crate::runtime::{self, ForkSafe};
+
+/// Where an `on_lost` callback runs.
+pub(crate) enum Notifier {
+    /// On the event loop that acquired the lock (async classes).
+    Loop(Arc<LoopQueue>),
+    /// On a new thread (blocking classes: there may be no loop, and the caller is busy).
+    Thread,
+}
+
+/// An `on_lost` callback armed for one acquisition.
+pub(crate) struct Watch {
+    callback: Py<PyAny>,
+    notifier: Notifier,
+}
+
+impl Watch {
+    pub(crate) fn new(callback: Py<PyAny>, notifier: Notifier) -> Self {
+        Watch { callback, notifier }
+    }
+
+    /// Waits (on the runtime) for the lock to be lost and then calls the callback with the reason.
+    pub(crate) fn spawn(self, lock: DistributedLock) -> AbortHandle {
+        tokio::spawn(async move {
+            if let Some(reason) = lock.lost().await {
+                self.deliver(reason);
+            }
+        })
+        .abort_handle()
+    }
+
+    fn deliver(self, reason: LossReason) {
+        let Watch { callback, notifier } = self;
+        let reason = reason.as_str();
+        match notifier {
+            Notifier::Loop(queue) => queue.call(Box::new(move |py| {
+                let result = callback.bind(py).call1((reason,))?;
+                if is_awaitable(py, &result)? {
+                    keep_running(py, &result)?;
+                }
+                Ok(())
+            })),
+            Notifier::Thread => {
+                let spawned = std::thread::Builder::new()
+                    .name("txcoord-on-lost".into())
+                    .spawn(move || {
+                        Python::try_attach(|py| {
+                            let cb = callback.bind(py);
+                            if let Err(e) = cb.call1((reason,)) {
+                                e.write_unraisable(py, Some(cb));
+                            }
+                        });
+                    });
+                if let Err(e) = spawned {
+                    tracing::warn!(target: "txcoord", "txcoord: cannot start the on_lost thread: {e}");
+                }
+            }
+        }
+    }
+}
+
+static ISAWAITABLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static ENSURE_FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static BACKGROUND: PyOnceLock<Py<PySet>> = PyOnceLock::new();
+
+fn is_awaitable(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    ISAWAITABLE
+        .import(py, "inspect", "isawaitable")?
+        .call1((obj,))?
+        .is_truthy()
+}
+
+/// Runs a coroutine returned by an `on_lost` callback as a task, keeping a reference until it
+/// finishes (asyncio keeps only weak references to tasks).
+fn keep_running(py: Python<'_>, awaitable: &Bound<'_, PyAny>) -> PyResult<()> {
+    let task = ENSURE_FUTURE
+        .import(py, "asyncio", "ensure_future")?
+        .call1((awaitable,))?;
+    let set = BACKGROUND
+        .get_or_try_init(py, || PySet::empty(py).map(Bound::unbind))?
+        .bind(py);
+    set.add(&task)?;
+    task.call_method1(intern!(py, "add_done_callback"), (set.getattr("discard")?,))?;
+    Ok(())
+}
+
+/// Checks an `on_lost=` argument: a callable or `None`.
+pub(crate) fn callback(
+    py: Python<'_>,
+    on_lost: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<Py<PyAny>>> {
+    match on_lost {
+        None => Ok(None),
+        Some(cb) if cb.is_none() => Ok(None),
+        Some(cb) if cb.is_callable() => Ok(Some(cb.clone().unbind())),
+        Some(cb) => Err(invalid_type(
+            "on_lost",
+            format!(
+                "must be a callable taking the loss reason, got {}",
+                type_description(cb)
+            ),
+        ))
+        .into_py(py),
+    }
+}
+
+/// What a Python lock handle shares with its tasks.
+pub(crate) struct LockShared {
+    client: Arc<ClientHandle>,
+    lock: ForkSafe<DistributedLock>,
+    on_lost: Option<Py<PyAny>>,
+    /// Created by `DistributedLock(...)`: the handle owns the lock, so its watcher must not
+    /// outlive it (a dropped handle releases its lock). Locks from a manager live in the
+    /// manager's table instead.
+    standalone: bool,
+    // A std mutex: replaced or taken, never held across an await.
+    watcher: Mutex<Option<(u32, AbortHandle)>>,
+}
+
+impl Drop for LockShared {
+    fn drop(&mut self) {
+        if !self.standalone {
+            return;
+        }
+        if let Some((pid, w)) = self
+            .watcher
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            if pid == std::process::id() {
+                w.abort();
+            }
+        }
+    }
+}
+
+/// A lock of the parent, as a fresh (not held) handle of the child's client.
+fn rebuild(parent: &DistributedLock, client: &txcoord::Client) -> txcoord::Result<DistributedLock> {
+    let key = parent.key();
+    let key = key
+        .strip_prefix(parent.client().key_prefix())
+        .unwrap_or(key);
+    let mut options = LockOptions::new()
+        .set_ttl(parent.ttl())
+        .set_priority(parent.priority());
+    if let Some(owner) = parent.owner_id() {
+        options = options.set_owner_id(owner);
+    }
+    DistributedLock::with_options(client, key, options)
+}
+
+fn status_str(status: LockStatus) -> &'static str {
+    match status {
+        LockStatus::Idle => "idle",
+        LockStatus::Held => "held",
+        LockStatus::Released => "released",
+        LockStatus::Lost(_) => "lost",
+        _ => "unknown",
+    }
+}
+
+/// Releases a lock in the background (an acquisition whose awaitable was cancelled).
+pub(crate) fn release_in_background(lock: DistributedLock) {
+    if let Ok(handle) = runtime::handle() {
+        handle.spawn(async move {
+            if let Err(e) = lock.release().await {
+                tracing::warn!(target: "txcoord", "txcoord: release of {} after a cancelled acquisition: {e}", lock.key());
+            }
+        });
+    }
+}
+
+impl LockShared {
+    pub(crate) fn new(
+        client: Arc<ClientHandle>,
+        lock: DistributedLock,
+        on_lost: Option<Py<PyAny>>,
+        standalone: bool,
+    ) -> Arc<Self> {
+        Arc::new(LockShared {
+            client,
+            lock: ForkSafe::new(lock),
+            on_lost,
+            standalone,
+            watcher: Mutex::new(None),
+        })
+    }
+
+    /// `DistributedLock(redis, lock_key, ttl_ms=30000, *, owner_id=None, priority=None, on_lost=None)`.
+    #[allow(clippy::too_many_arguments)]
+    fn construct(
+        py: Python<'_>,
+        redis: &Bound<'_, PyAny>,
+        lock_key: &Bound<'_, PyAny>,
+        ttl_ms: &Arg<'_>,
+        owner_id: Option<&Bound<'_, PyAny>>,
+        priority: Option<&Bound<'_, PyAny>>,
+        on_lost: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Arc<Self>> {
+        let key = OwnedRaw::from_value(lock_key)?;
+        let key = validate::resource("lock_key", key.raw()).into_py(py)?;
+        let ttl = OwnedRaw::from_arg(ttl_ms)?;
+        let ttl = validate::ttl("ttl_ms", ttl.raw()).into_py(py)?;
+        let owner = OwnedRaw::from_optional(owner_id)?;
+        let owner = validate::owner_id("owner_id", owner.raw()).into_py(py)?;
+        let prio = OwnedRaw::from_optional(priority)?;
+        let prio = validate::priority("priority", prio.raw()).into_py(py)?;
+        let on_lost = callback(py, on_lost)?;
+        let mut options = LockOptions::new();
+        if let Some(ttl) = ttl {
+            options = options.set_ttl(ttl);
+        }
+        if let Some(owner) = owner {
+            options = options.set_owner_id(owner);
+        }
+        if let Some(prio) = prio {
+            options = options.set_priority(prio);
+        }
+        let client = resolve(py, redis)?;
+        let lock =
+            DistributedLock::with_options(&client.get().into_py(py)?, key, options).into_py(py)?;
+        Ok(LockShared::new(client, lock, on_lost, true))
+    }
+
+    /// The core lock for this process.
+    pub(crate) fn lock(&self) -> txcoord::Result<DistributedLock> {
+        self.lock.get(|parent| rebuild(parent, &self.client.get()?))
+    }
+
+    /// Arms the `on_lost` callback (if any) for the next acquisition.
+    pub(crate) fn watch(
+        &self,
+        py: Python<'_>,
+        notifier: impl FnOnce() -> PyResult<Notifier>,
+    ) -> PyResult<Option<Watch>> {
+        match &self.on_lost {
+            None => Ok(None),
+            Some(cb) => Ok(Some(Watch {
+                callback: cb.clone_ref(py),
+                notifier: notifier()?,
+            })),
+        }
+    }
+
+    /// Records the watcher of the current acquisition (stopping an earlier one).
+    pub(crate) fn set_watcher(&self, watcher: AbortHandle) {
+        let pid = std::process::id();
+        let old = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace((pid, watcher));
+        if let Some((old_pid, old)) = old {
+            if old_pid == pid {
+                old.abort();
+            }
+        }
+    }
+
+    /// `acquire(timeout_ms=0)`: the lock and the future of one acquisition.
+    fn acquire_task(
+        self: &Arc<Self>,
+        py: Python<'_>,
+        timeout_ms: &Arg<'_>,
+        notifier: impl FnOnce() -> PyResult<Notifier>,
+    ) -> PyResult<(
+        DistributedLock,
+        impl Future<Output = txcoord::Result<bool>> + Send + 'static,
+    )> {
+        let raw = OwnedRaw::from_arg(timeout_ms)?;
+        let timeout = validate::timeout("timeout_ms", raw.raw()).into_py(py)?;
+        self.acquire_with(py, timeout, notifier)
+    }
+
+    fn acquire_with(
+        self: &Arc<Self>,
+        py: Python<'_>,
+        timeout: Option<Duration>,
+        notifier: impl FnOnce() -> PyResult<Notifier>,
+    ) -> PyResult<(
+        DistributedLock,
+        impl Future<Output = txcoord::Result<bool>> + Send + 'static,
+    )> {
+        let lock = self.lock().into_py(py)?;
+        let watch = self.watch(py, notifier)?;
+        let me = self.clone();
+        let l = lock.clone();
+        Ok((lock, async move {
+            let acquired = match timeout {
+                None => l.acquire().await?,
+                Some(t) => l.acquire_timeout(t).await?,
+            };
+            if acquired {
+                if let Some(w) = watch {
+                    me.set_watcher(w.spawn(l.clone()));
+                }
+            }
+            Ok(acquired)
+        }))
+    }
+
+    /// The scoped acquisition of `with lock:`: waits up to the core's default timeout and
+    /// fails with the timeout error kind.
+    fn enter_task(
+        self: &Arc<Self>,
+        py: Python<'_>,
+        notifier: impl FnOnce() -> PyResult<Notifier>,
+    ) -> PyResult<impl Future<Output = txcoord::Result<bool>> + Send + 'static> {
+        let (lock, acquire) = self.acquire_with(py, Some(txcoord::DEFAULT_TIMEOUT), notifier)?;
+        Ok(async move {
+            let started = tokio::time::Instant::now();
+            if acquire.await? {
+                Ok(true)
+            } else {
+                Err(txcoord::Error::Timeout {
+                    key: lock.key().to_string(),
+                    waited_ms: started.elapsed().as_millis() as u64,
+                })
+            }
+        })
+    }
+
+    fn extend_task(
+        &self,
+        py: Python<'_>,
+        additional_time_ms: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<impl Future<Output = txcoord::Result<bool>> + Send + 'static> {
+        let raw = OwnedRaw::from_optional(additional_time_ms)?;
+        let additional = validate::ttl("additional_time_ms", raw.raw()).into_py(py)?;
+        let lock = self.lock().into_py(py)?;
+        Ok(async move { lock.extend(additional).await })
+    }
+
+    fn repr(&self, class: &str) -> String {
+        match self.lock.peek() {
+            Some(l) => format!(
+                "<{class} key={:?} status={:?} fencing_token={}>",
+                l.key(),
+                status_str(l.status()),
+                l.fencing_token()
+                    .map_or("None".to_string(), |t| t.to_string())
+            ),
+            None => format!("<{class}>"),
+        }
+    }
+}
+
+fn py_bool(py: Python<'_>, b: bool) -> Py<PyAny> {
+    PyBool::new(py, b).to_owned().into_any().unbind()
+}
+
+fn reason_str(reason: Option<LossReason>) -> Option<&'static str> {
+    reason.map(LossReason::as_str)
+}
+
+/// One `#[pymethods]` block per class: the shared properties plus the class's own methods.
+macro_rules! lock_class {
+    ($ty:ty, { $($methods:tt)* }) => {
+        #[pymethods]
+        impl $ty {
+            $($methods)*
+
+            /// Whether the lock is held and its local deadline has not passed.
+            #[getter]
+            fn is_held(&self, py: Python<'_>) -> PyResult<bool> {
+                Ok(self.shared.lock().into_py(py)?.is_held())
+            }
+
+            /// The fencing token of the last acquisition (kept after release); None before the first.
+            #[getter]
+            fn fencing_token(&self, py: Python<'_>) -> PyResult<Option<u64>> {
+                Ok(self.shared.lock().into_py(py)?.fencing_token())
+            }
+
+            /// How many more milliseconds the lock is safely held (0 when it is not).
+            #[getter]
+            fn remaining_validity_ms(&self, py: Python<'_>) -> PyResult<u64> {
+                Ok(self.shared.lock().into_py(py)?.remaining_validity().as_millis() as u64)
+            }
+
+            /// Holds of the owner when this handle acquired (1 unless re-entered).
+            #[getter]
+            fn hold_count(&self, py: Python<'_>) -> PyResult<u64> {
+                Ok(self.shared.lock().into_py(py)?.hold_count())
+            }
+
+            /// "idle", "held", "released" or "lost".
+            #[getter]
+            fn status(&self, py: Python<'_>) -> PyResult<&'static str> {
+                Ok(status_str(self.shared.lock().into_py(py)?.status()))
+            }
+
+            /// Why the lock was lost ("taken", "expired", "renewal-failed", "deadline"), or None.
+            #[getter]
+            fn loss_reason(&self, py: Python<'_>) -> PyResult<Option<&'static str>> {
+                Ok(reason_str(self.shared.lock().into_py(py)?.loss_reason()))
+            }
+
+            /// The full Redis key (with the client's key prefix).
+            #[getter]
+            fn key(&self, py: Python<'_>) -> PyResult<String> {
+                Ok(self.shared.lock().into_py(py)?.key().to_string())
+            }
+
+            /// The lock's TTL in milliseconds.
+            #[getter]
+            fn ttl_ms(&self, py: Python<'_>) -> PyResult<u64> {
+                Ok(self.shared.lock().into_py(py)?.ttl().as_millis() as u64)
+            }
+
+            /// The explicit owner id, if any.
+            #[getter]
+            fn owner_id(&self, py: Python<'_>) -> PyResult<Option<String>> {
+                Ok(self.shared.lock().into_py(py)?.owner_id().map(str::to_string))
+            }
+
+            /// The priority recorded for the deadlock detector.
+            #[getter]
+            fn priority(&self, py: Python<'_>) -> PyResult<i32> {
+                Ok(self.shared.lock().into_py(py)?.priority())
+            }
+        }
+    };
+}
+
+/// A lock on one Redis key (async API), wire-compatible with the seed's `DistributedLock`.
+///
+/// Held locks are renewed every ttl/3 in the background; loss is reported by `await lost()`
+/// and the `on_lost` callback with its reason. Durations are in milliseconds (or a
+/// `datetime.timedelta`).
+#[pyclass(name = "DistributedLock", module = "txcoord", frozen)]
+pub(crate) struct PyDistributedLock {
+    pub(crate) shared: Arc<LockShared>,
+}
+
+fn loop_notifier(py: Python<'_>) -> impl FnOnce() -> PyResult<Notifier> + '_ {
+    move || Ok(Notifier::Loop(LoopQueue::current(py)?))
+}
+
+lock_class!(PyDistributedLock, {
+    #[new]
+    #[pyo3(
+        signature = (redis, lock_key, ttl_ms=Arg::Absent, *, owner_id=None, priority=None, on_lost=None),
+        text_signature = "(redis, lock_key, ttl_ms=30000, *, owner_id=None, priority=0, on_lost=None)"
+    )]
+    fn new(
+        py: Python<'_>,
+        redis: &Bound<'_, PyAny>,
+        lock_key: &Bound<'_, PyAny>,
+        ttl_ms: Arg<'_>,
+        owner_id: Option<&Bound<'_, PyAny>>,
+        priority: Option<&Bound<'_, PyAny>>,
+        on_lost: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        guard(py, || {
+            Ok(PyDistributedLock {
+                shared: LockShared::construct(
+                    py, redis, lock_key, &ttl_ms, owner_id, priority, on_lost,
+                )?,
+            })
+        })
+    }
+
+    /// The seed's `acquire()`: one attempt (or wait up to `timeout_ms`); True if now held.
+    #[pyo3(signature = (timeout_ms=Arg::Absent), text_signature = "($self, timeout_ms=0)")]
+    fn acquire<'py>(&self, py: Python<'py>, timeout_ms: Arg<'_>) -> PyResult<Bound<'py, PyAny>> {
+        let (lock, task) = self
+            .shared
+            .acquire_task(py, &timeout_ms, loop_notifier(py))?;
+        bridge::future_or_discard(
+            py,
+            OnCancel::Abort,
+            task,
+            |py, ok| Ok(py_bool(py, ok)),
+            move |ok| {
+                if ok {
+                    release_in_background(lock)
+                }
+            },
+        )
+    }
+
+    /// The seed's `release()`: stops renewal, then releases (a lost lock releases quietly).
+    fn release<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let lock = self.shared.lock().into_py(py)?;
+        bridge::future(
+            py,
+            OnCancel::Finish,
+            async move { lock.release().await },
+            |py, ()| Ok(py.None()),
+        )
+    }
+
+    /// The seed's `extend(additionalTime = ttl)`: sets the expiry to `additional_time_ms` from now.
+    #[pyo3(signature = (additional_time_ms=None))]
+    fn extend<'py>(
+        &self,
+        py: Python<'py>,
+        additional_time_ms: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let task = self.shared.extend_task(py, additional_time_ms)?;
+        bridge::future(py, OnCancel::Finish, task, |py, ok| Ok(py_bool(py, ok)))
+    }
+
+    /// Resolves when the lock stops being held: the loss reason, or None if it was released.
+    fn lost<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let lock = self.shared.lock().into_py(py)?;
+        bridge::future(
+            py,
+            OnCancel::Abort,
+            async move { Ok(lock.lost().await) },
+            |py, reason| Ok(reason_str(reason).into_pyobject(py)?.unbind()),
+        )
+    }
+
+    fn __aenter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let task = slf.get().shared.enter_task(py, loop_notifier(py))?;
+        let lock = slf.get().shared.lock().into_py(py)?;
+        let me = slf.unbind();
+        bridge::future_or_discard(
+            py,
+            OnCancel::Abort,
+            task,
+            move |_py, _| Ok(me.into_any()),
+            move |_| release_in_background(lock),
+        )
+    }
+
+    fn __aexit__<'py>(
+        &self,
+        py: Python<'py>,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.release(py)
+    }
+
+    fn __repr__(&self) -> String {
+        self.shared.repr("txcoord.DistributedLock")
+    }
+});
+
+/// A lock on one Redis key (blocking API, `txcoord.sync.DistributedLock`).
+#[pyclass(name = "DistributedLock", module = "txcoord.sync", frozen)]
+pub(crate) struct PySyncDistributedLock {
+    pub(crate) shared: Arc<LockShared>,
+}
+
+fn thread_notifier() -> PyResult<Notifier> {
+    Ok(Notifier::Thread)
+}
+
+lock_class!(PySyncDistributedLock, {
+    #[new]
+    #[pyo3(
+        signature = (redis, lock_key, ttl_ms=Arg::Absent, *, owner_id=None, priority=None, on_lost=None),
+        text_signature = "(redis, lock_key, ttl_ms=30000, *, owner_id=None, priority=0, on_lost=None)"
+    )]
+    fn new(
+        py: Python<'_>,
+        redis: &Bound<'_, PyAny>,
+        lock_key: &Bound<'_, PyAny>,
+        ttl_ms: Arg<'_>,
+        owner_id: Option<&Bound<'_, PyAny>>,
+        priority: Option<&Bound<'_, PyAny>>,
+        on_lost: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        guard(py, || {
+            Ok(PySyncDistributedLock {
+                shared: LockShared::construct(
+                    py, redis, lock_key, &ttl_ms, owner_id, priority, on_lost,
+                )?,
+            })
+        })
+    }
+
+    /// The seed's `acquire()`: one attempt (or wait up to `timeout_ms`); True if now held.
+    #[pyo3(signature = (timeout_ms=Arg::Absent), text_signature = "($self, timeout_ms=0)")]
+    fn acquire(&self, py: Python<'_>, timeout_ms: Arg<'_>) -> PyResult<bool> {
+        let (_, task) = self.shared.acquire_task(py, &timeout_ms, thread_notifier)?;
+        bridge::block(py, task)
+    }
+
+    /// The seed's `release()`: stops renewal, then releases (a lost lock releases quietly).
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        let lock = self.shared.lock().into_py(py)?;
+        bridge::block(py, async move { lock.release().await })
+    }
+
+    /// The seed's `extend(additionalTime = ttl)`: sets the expiry to `additional_time_ms` from now.
+    #[pyo3(signature = (additional_time_ms=None))]
+    fn extend(
+        &self,
+        py: Python<'_>,
+        additional_time_ms: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let task = self.shared.extend_task(py, additional_time_ms)?;
+        bridge::block(py, task)
+    }
+
+    /// Blocks until the lock stops being held: the loss reason, or None if it was released.
+    fn lost(&self, py: Python<'_>) -> PyResult<Option<&'static str>> {
+        let lock = self.shared.lock().into_py(py)?;
+        bridge::block(py, async move { Ok(lock.lost().await) }).map(reason_str)
+    }
+
+    fn __enter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        let py = slf.py();
+        let task = slf.get().shared.enter_task(py, thread_notifier)?;
+        bridge::block(py, task)?;
+        Ok(slf)
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        self.release(py)
+    }
+
+    fn __repr__(&self) -> String {
+        self.shared.repr("txcoord.sync.DistributedLock")
+    }
+});

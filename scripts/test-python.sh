@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Builds the Python package into the project's own virtualenv (.venv, never the system Python)
+# and checks it: mypy.stubtest (the hand-written stubs against the native module), mypy on the
+# examples and tests, and pytest on tests/python against a throwaway redis-server.
+#
+#   scripts/test-python.sh [pytest arguments...]
+#
+# Needs: Rust (cargo), Python >= 3.9 with pip, apt (redis-server and python3-venv are installed
+# with apt-get when missing). Environment: PYTHON (default python3), TXCOORD_VENV (default
+# .venv), TXCOORD_REDIS_SERVER (the redis-server binary the tests start).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PYTHON="${PYTHON:-python3}"
+VENV="${TXCOORD_VENV:-$ROOT/.venv}"
+
+apt_install() {
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  echo "test-python: installing $* with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! command -v "${TXCOORD_REDIS_SERVER:-redis-server}" >/dev/null 2>&1; then
+  apt_install redis-server
+fi
+command -v cargo >/dev/null 2>&1 || { echo "test-python: cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+    # Debian ships venv's ensurepip separately.
+    rm -rf "$VENV"
+    version="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+    apt_install "python${version}-venv" || apt_install python3-venv
+    "$PYTHON" -m venv "$VENV"
+  fi
+fi
+PY="$VENV/bin/python"
+"$PY" -m pip install -q --disable-pip-version-check -r bindings-python/requirements-dev.txt
+
+# Debug build into the shared target directory (target/), installed editable into the venv.
+VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" develop --quiet
+
+echo "test-python: stubtest"
+allowlist=()
+if [ -f .mypy-stubtest-allowlist ]; then allowlist=(--allowlist .mypy-stubtest-allowlist); fi
+"$PY" -m mypy.stubtest txcoord._native "${allowlist[@]}"
+
+echo "test-python: mypy (examples and tests, strict)"
+"$PY" -m mypy
+
+echo "test-python: pytest"
+"$PY" -m pytest tests/python "$@"

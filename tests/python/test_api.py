@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: MIT OR Apache-2.0
+"""The public surface: exports, the hand-written stubs against the module (beyond stubtest:
+defaults equal the core's, the sync twins mirror the async classes), and the version."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+from pathlib import Path
+
+import txcoord
+import txcoord.sync
+from txcoord import _native
+
+from helpers import ROOT
+
+STUB = Path(txcoord.__file__).with_name("_native.pyi")
+TWINS = {
+    "Client": "SyncClient",
+    "DistributedLock": "SyncDistributedLock",
+    "LockManager": "SyncLockManager",
+    "LockContext": "SyncLockContext",
+}
+# Names that differ on purpose between an async class and its blocking twin.
+AS_SYNC = {"__aenter__": "__enter__", "__aexit__": "__exit__", "aclose": "close"}
+
+
+def as_sync(names: set[str]) -> set[str]:
+    return {AS_SYNC.get(n, n) for n in names}
+
+
+def public(cls: type) -> set[str]:
+    return {m for m in dir(cls) if not m.startswith("_") or m in AS_SYNC or m in AS_SYNC.values()}
+
+
+def stub_classes() -> dict[str, dict[str, ast.FunctionDef]]:
+    tree = ast.parse(STUB.read_text())
+    out: dict[str, dict[str, ast.FunctionDef]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            out[node.name] = {f.name: f for f in node.body if isinstance(f, ast.FunctionDef)}
+    return out
+
+
+def test_exports() -> None:
+    for n in txcoord.__all__:
+        assert hasattr(txcoord, n), n
+    for n in txcoord.sync.__all__:
+        assert hasattr(txcoord.sync, n), n
+    assert txcoord.sync.LockManager is _native.SyncLockManager
+    assert set(txcoord.sync.__all__) - {"Client", "DistributedLock", "LockManager", "LockContext"} <= set(txcoord.__all__)
+
+
+def test_the_sync_twins_mirror_the_async_classes() -> None:
+    classes = stub_classes()
+    for a, s in TWINS.items():
+        assert as_sync(set(classes[a])) == set(classes[s]), (a, as_sync(set(classes[a])) ^ set(classes[s]))
+        runtime_a, runtime_s = as_sync(public(getattr(_native, a))), public(getattr(_native, s))
+        assert runtime_a == runtime_s, (a, runtime_a ^ runtime_s)
+
+
+def test_spelled_defaults_are_the_core_defaults() -> None:
+    expected = {"ttl_ms": _native.DEFAULT_TTL_MS, "timeout_ms": _native.DEFAULT_TIMEOUT_MS}
+    seen = 0
+    for cls, methods in stub_classes().items():
+        for fname, f in methods.items():
+            args = f.args.args + f.args.kwonlyargs
+            defaults = [None] * (len(f.args.args) - len(f.args.defaults)) + list(f.args.defaults) + list(f.args.kw_defaults)
+            for arg, default in zip(args, defaults):
+                if arg.arg == "ttl_ms" and isinstance(default, ast.Constant):
+                    assert default.value == expected["ttl_ms"], (cls, fname)
+                    seen += 1
+                if arg.arg == "timeout_ms" and isinstance(default, ast.Constant) and fname != "acquire":
+                    assert default.value == expected["timeout_ms"], (cls, fname)
+                    seen += 1
+    assert seen >= 10
+    # the runtime signatures say the same
+    for method in (txcoord.LockManager.acquire_lock, txcoord.sync.LockManager.acquire_lock):
+        params = inspect.signature(method).parameters
+        assert params["ttl_ms"].default == _native.DEFAULT_TTL_MS
+        assert params["timeout_ms"].default == _native.DEFAULT_TIMEOUT_MS
+    assert inspect.signature(txcoord.DistributedLock.acquire).parameters["timeout_ms"].default == 0
+
+
+def test_the_version_is_the_workspace_version() -> None:
+    cargo = (ROOT / "Cargo.toml").read_text()
+    match = re.search(r'\[workspace\.package\][^\[]*?version\s*=\s*"([^"]+)"', cargo, re.S)
+    assert match is not None
+    assert txcoord.__version__ == match.group(1)
+    assert txcoord.PROTOCOL_VERSION == 1
+
+
+def test_the_package_is_typed() -> None:
+    assert (Path(txcoord.__file__).parent / "py.typed").exists()
