@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `rediss://` (TLS) and ACL users against a real redis-server with TLS enabled.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::Command;
+
+use common::*;
+use txcoord::{Client, ErrorKind, LockManager};
+use txcoord_testkit::RedisServer;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A self-signed certificate for 127.0.0.1 (openssl is part of the base system).
+fn self_signed(dir: &std::path::Path) -> (String, String) {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    (cert.to_string_lossy().into(), key.to_string_lossy().into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_over_tls_with_an_acl_user() {
+    let dir = std::env::temp_dir().join(format!("txcoord-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = self_signed(&dir);
+    let tls_port = free_port();
+    let server = RedisServer::start_with(&[
+        "--tls-port",
+        &tls_port.to_string(),
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &cert,
+        "--tls-auth-clients",
+        "no",
+    ]);
+    // A least-privilege user: the keys and channels of PROTOCOL.md, and the commands txcoord sends.
+    let mut con = server.connection();
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("locker")
+        .arg("on")
+        .arg(">s3cret")
+        .arg("~lock:*")
+        .arg("~{lock:*")
+        .arg("~txcoord:*")
+        .arg("&{lock:*")
+        .arg("+evalsha")
+        .arg("+eval")
+        .arg("+script|load")
+        .arg("+subscribe")
+        .arg("+unsubscribe")
+        .arg("+ping")
+        .arg("+hello")
+        .arg("+client|setname")
+        .arg("+zrange")
+        // the commands the scripts run (PROTOCOL.md, "Least privilege")
+        .arg("+get")
+        .arg("+set")
+        .arg("+del")
+        .arg("+exists")
+        .arg("+pexpire")
+        .arg("+pttl")
+        .arg("+time")
+        .arg("+hget")
+        .arg("+hmget")
+        .arg("+hset")
+        .arg("+hdel")
+        .arg("+hincrby")
+        .arg("+hgetall")
+        .arg("+zadd")
+        .arg("+zrem")
+        .arg("+zremrangebyscore")
+        .arg("+publish")
+        .query(&mut con)
+        .unwrap();
+
+    let url = format!("rediss://locker:s3cret@127.0.0.1:{tls_port}/#insecure");
+    let c = Client::open(&url).unwrap();
+    let m = LockManager::new(&c);
+    let lock = m
+        .acquire_lock("secure", ms(5000), ms(0))
+        .await
+        .unwrap()
+        .expect("acquired over TLS");
+    assert!(lock.fencing_token().is_some());
+    assert!(exists(&server, "lock:secure"));
+    // a waiter over TLS is woken by the release notice (pub/sub over TLS, ACL channel rule)
+    let m2 = m.clone();
+    let waiter = tokio::spawn(async move { m2.acquire_lock("secure", ms(5000), ms(5000)).await });
+    wait_until("queued", ms(3000), || {
+        waiter_count(&server, "lock:secure") == 1
+    })
+    .await;
+    lock.release().await.unwrap();
+    let second = waiter.await.unwrap().unwrap().expect("handed over");
+    assert!(second.fencing_token() > lock.fencing_token());
+    second.release().await.unwrap();
+    assert!(c.stats().wake_notified >= 1, "{:?}", c.stats());
+
+    // wrong password: an error at once, not a wait until the timeout, and not None
+    let bad = Client::open(&format!(
+        "rediss://locker:nope@127.0.0.1:{tls_port}/#insecure"
+    ))
+    .unwrap();
+    let started = std::time::Instant::now();
+    let e = LockManager::new(&bad)
+        .acquire_lock("secure", ms(5000), ms(3000))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < ms(2500), "{:?}", started.elapsed());
+    assert!(
+        matches!(e.kind(), ErrorKind::Redis | ErrorKind::Connection),
+        "{e}"
+    );
+
+    // plaintext to the TLS port fails as a connection error, quickly
+    let plain = Client::open(&format!("redis://127.0.0.1:{tls_port}")).unwrap();
+    let e = LockManager::new(&plain)
+        .acquire_lock("secure", ms(5000), ms(500))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
