@@ -130,11 +130,12 @@ impl JsDistributedLock {
         ts_return_type = "Promise<(Error & { code: string, reason: string }) | null>"
     )]
     pub fn lost<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
-        let lock = self.inner.clone();
+        // A watch, not the lock: waiting for loss does not keep the lock (and its renewal) alive.
+        let mut watch = self.inner.loss_watch();
+        let key = self.inner.key().to_string();
         let p = bridge::promise(env.raw(), false, || {
             Ok(async move {
-                let reason = lock.lost().await;
-                let key = lock.key().to_string();
+                let reason = watch.lost().await;
                 let settle: bridge::Settle = Box::new(move |env: sys::napi_env| match reason {
                     // SAFETY: settle closures run on the JavaScript thread.
                     Some(reason) => Settled::Resolve(unsafe {

@@ -39,10 +39,12 @@ impl Watch {
         Watch { callback, notifier }
     }
 
-    /// Waits (on the runtime) for the lock to be lost and then calls the callback with the reason.
-    pub(crate) fn spawn(self, lock: DistributedLock) -> AbortHandle {
+    /// Waits (on the runtime) for the lock to be lost and then calls the callback with the
+    /// reason. The watch does not keep the lock alive.
+    pub(crate) fn spawn(self, lock: &DistributedLock) -> AbortHandle {
+        let mut watch = lock.loss_watch();
         tokio::spawn(async move {
-            if let Some(reason) = lock.lost().await {
+            if let Some(reason) = watch.lost().await {
                 self.deliver(reason);
             }
         })
@@ -313,7 +315,7 @@ impl LockShared {
             };
             if acquired {
                 if let Some(w) = watch {
-                    me.set_watcher(w.spawn(l.clone()));
+                    me.set_watcher(w.spawn(&l));
                 }
             }
             Ok(acquired)

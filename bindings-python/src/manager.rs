@@ -177,7 +177,7 @@ impl ManagerShared {
             let shared = LockShared::new(client, lock.clone(), None, false);
             if let Some((cb, notifier)) = watch {
                 let w = crate::lock::Watch::new(cb, notifier);
-                shared.set_watcher(w.spawn(lock));
+                shared.set_watcher(w.spawn(&lock));
             }
             Ok(Some(shared))
         })
