@@ -14,9 +14,23 @@
 //! release; (D) 200 locks with ttl 1000 ms held (and renewed) for BENCH_SECONDS.
 //!
 //! Knobs: `BENCH_SECONDS` (length of C, C2 and D; default 10, 1 in quick mode), `BENCH_QUICK=1`
-//! (every scenario about 1 s, small redis-benchmark runs), `BENCH_RSLOCK_RETRY_MS` (rslock's
-//! retry delay while waiting, default 10). Run without cargo's `--bench` flag (as `cargo test
-//! --bench scenarios` does) the program runs in quick mode unless `BENCH_QUICK=0`.
+//! (every scenario about 1 s, small redis-benchmark runs), `BENCH_AB_SECONDS` (length of A and
+//! B; default 5, or BENCH_SECONDS if shorter; 1 in quick mode), `BENCH_RSLOCK_RETRY_MS`
+//! (rslock's retry delay while waiting, default 10). Run without cargo's `--bench` flag (as
+//! `cargo test --bench scenarios` does) the program runs in quick mode unless `BENCH_QUICK=0`.
+//!
+//! Used by `scripts/bench.sh` (the side-by-side tables of issue 5 with the Python and Node
+//! benchmarks, on one server), the program also takes:
+//! - `BENCH_REDIS_URL=redis://host:port`: use that redis-server instead of starting one. It
+//!   must be a throwaway server: the program runs FLUSHALL and MONITOR on it.
+//! - `BENCH_JSON=path`: also write the figures as JSON (the schema of
+//!   `bindings-python/benchmark/report.py`), with each library's peak RSS, measured in a child
+//!   process of this program that runs A, B, C, C2 and D (shortened) for that library alone.
+//! - `BENCH_SOAK=cycles` (1 means 1,000,000): instead of the scenarios, a soak: that many
+//!   acquire+release cycles (50 tasks, one `LockManager`, a new resource name each cycle),
+//!   printing RSS along the way, open fds and `Client::scheduled_renewals()` at the end; exit
+//!   status 3 when RSS at the end is more than max(5%, 10 MiB) above RSS at 1/5 of the cycles.
+//!   `scripts/soak.sh` runs it beside the Python and Node soaks.
 //!
 //! Targets are printed as met/missed; they are not asserted. The exit status is non-zero only
 //! when txcoord itself misbehaved (an error, a hang, two holders at once, a fencing token going
@@ -108,10 +122,10 @@ impl Config {
             .map(|s| s.clamp(0.2, 3600.0))
             .unwrap_or(if quick { 1.0 } else { 10.0 });
         let secs = Duration::from_millis((secs * 1000.0).round() as u64);
-        let ab_secs = if quick {
-            Duration::from_secs(1).min(secs)
-        } else {
-            Duration::from_secs(5).min(secs)
+        let ab_secs = match env_number("BENCH_AB_SECONDS") {
+            Some(s) => Duration::from_millis((s.clamp(0.2, 3600.0) * 1000.0).round() as u64),
+            None if quick => Duration::from_secs(1).min(secs),
+            None => Duration::from_secs(5).min(secs),
         };
         let retry = env_number("BENCH_RSLOCK_RETRY_MS")
             .map(|ms| ms.clamp(1.0, 10_000.0))
@@ -273,6 +287,106 @@ impl Failures {
         let what = what.into();
         println!("  !! txcoord problem: {what}");
         self.0.push(what);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server: our own throwaway one, or $BENCH_REDIS_URL
+// ---------------------------------------------------------------------------------------------
+
+/// The redis-server of the run: a throwaway one started here, or the one `$BENCH_REDIS_URL`
+/// names (scripts/bench.sh starts one and shares it with the Python and Node benchmarks).
+enum Server {
+    Own(RedisServer),
+    External { host: String, port: u16 },
+}
+
+/// `redis://host:port` (a trailing `/db` or `?query` is ignored; credentials are refused: the
+/// benchmark's MONITOR and redis-benchmark connections would need them too).
+fn parse_redis_url(url: &str) -> Result<(String, u16), String> {
+    let rest = url
+        .strip_prefix("redis://")
+        .ok_or_else(|| format!("{url:?} does not start with redis://"))?;
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(format!("{url:?}: credentials are not supported here"));
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        // [::1]:port
+        Some(v6) => {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("{url:?}: unclosed ["))?;
+            (h, after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    let port = match port {
+        Some(p) => p
+            .parse::<u16>()
+            .map_err(|_| format!("{url:?}: bad port {p:?}"))?,
+        None => 6379,
+    };
+    if host.is_empty() {
+        return Err(format!("{url:?}: no host"));
+    }
+    Ok((host.to_string(), port))
+}
+
+impl Server {
+    fn from_env() -> Result<Server, String> {
+        match std::env::var("BENCH_REDIS_URL") {
+            Ok(url) if !url.trim().is_empty() => {
+                let (host, port) = parse_redis_url(url.trim())?;
+                Ok(Server::External { host, port })
+            }
+            _ => Ok(Server::Own(RedisServer::start())),
+        }
+    }
+
+    fn host(&self) -> &str {
+        match self {
+            Server::Own(_) => "127.0.0.1",
+            Server::External { host, .. } => host,
+        }
+    }
+
+    fn port(&self) -> u16 {
+        match self {
+            Server::Own(s) => s.port(),
+            Server::External { port, .. } => *port,
+        }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Server::Own(s) => s.url(),
+            Server::External { host, port } if host.contains(':') => {
+                format!("redis://[{host}]:{port}")
+            }
+            Server::External { host, port } => format!("redis://{host}:{port}"),
+        }
+    }
+
+    fn connection(&self) -> Result<redis::Connection, String> {
+        match self {
+            Server::Own(s) => Ok(s.connection()),
+            Server::External { .. } => redis::Client::open(self.url())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+                .map_err(|e| format!("cannot connect to BENCH_REDIS_URL {}: {e}", self.url())),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Server::Own(s) => format!("a throwaway redis-server on 127.0.0.1:{}", s.port()),
+            Server::External { .. } => {
+                format!("the redis-server of BENCH_REDIS_URL, {}", self.url())
+            }
+        }
     }
 }
 
@@ -439,6 +553,7 @@ fn find_redis_benchmark() -> Option<String> {
 
 struct Rb<'a> {
     bin: &'a str,
+    host: &'a str,
     port: u16,
     clients: u32,
     pipeline: u32,
@@ -454,7 +569,7 @@ fn redis_benchmark(
 ) -> Result<RbRun, String> {
     let bin = rb.bin;
     let mut cmd = Command::new(bin);
-    cmd.args(["-h", "127.0.0.1", "-p", &rb.port.to_string()])
+    cmd.args(["-h", rb.host, "-p", &rb.port.to_string()])
         .args(["-c", &rb.clients.to_string(), "-n", &requests.to_string()])
         .args(["-P", &rb.pipeline.to_string(), "-r", &keyspace.to_string()])
         .arg("--csv")
@@ -631,6 +746,7 @@ struct Captured {
 
 fn capture_txcoord_commands(
     rt: &tokio::runtime::Runtime,
+    host: &str,
     port: u16,
     url: &str,
 ) -> Result<Captured, String> {
@@ -641,7 +757,7 @@ fn capture_txcoord_commands(
     let rel_sha = redis::Script::new(protocol::RELEASE_LUA)
         .get_hash()
         .to_string();
-    let mut mon = std::net::TcpStream::connect(("127.0.0.1", port))
+    let mut mon = std::net::TcpStream::connect((host, port))
         .map_err(|e| format!("MONITOR connection: {e}"))?;
     mon.set_read_timeout(Some(Duration::from_millis(200)))
         .map_err(|e| e.to_string())?;
@@ -770,7 +886,7 @@ fn per_call(
 /// acquire run and a release run; adds what it learns about the commands to `notes`.
 fn redis_benchmark_section(
     cfg: &Config,
-    server: &RedisServer,
+    server: &Server,
     admin: &mut redis::Connection,
     captured: &Result<Captured, String>,
     which: &[usize],
@@ -826,6 +942,7 @@ fn redis_benchmark_section(
         let limit = Duration::from_secs(120);
         let rb = Rb {
             bin: &bin,
+            host: server.host(),
             port: server.port(),
             clients,
             pipeline,
@@ -1973,7 +2090,14 @@ fn rslock_warm_up(rt: &tokio::runtime::Runtime, lm: &rslock::LockManager) {
 // ---------------------------------------------------------------------------------------------
 
 fn main() {
-    let code = run();
+    let code = if let Ok(lib) = std::env::var("BENCH_RSS_PROBE") {
+        rss_probe(&lib)
+    } else if let Some(n) = env_number("BENCH_SOAK").filter(|&n| n > 0.0) {
+        let cycles = if n <= 1.0 { 1_000_000 } else { n as u64 };
+        soak(cycles)
+    } else {
+        run()
+    };
     std::process::exit(code);
 }
 
@@ -2009,9 +2133,21 @@ impl Report {
 fn run() -> i32 {
     let began = std::time::Instant::now();
     let cfg = Config::from_env();
-    let server = RedisServer::start();
+    let server = match Server::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("BENCH_REDIS_URL: {e}");
+            return 2;
+        }
+    };
     let url = server.url();
-    let mut admin = server.connection();
+    let mut admin = match server.connection() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
     let m = machine(&mut admin);
     let ticks = clock_ticks_per_second();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -2019,15 +2155,15 @@ fn run() -> i32 {
         .build()
         .expect("tokio runtime");
     let mut failures = Failures::default();
+    let mut json_failed = false;
 
     println!("# txcoord benchmark scenarios\n");
     println!(
-        "machine: {} × {}, Redis {} (a throwaway redis-server on 127.0.0.1:{}), tokio \
-         multi-thread runtime ({} workers)",
+        "machine: {} × {}, Redis {} ({}), tokio multi-thread runtime ({} workers)",
         m.nproc,
         m.cpu_model,
         m.redis_version,
-        server.port(),
+        server.describe(),
         m.nproc
     );
     println!(
@@ -2072,7 +2208,7 @@ fn run() -> i32 {
     let rs_inner: BTreeSet<String> = ["get", "del"].iter().map(|s| s.to_string()).collect();
 
     // redis-benchmark right before the scenario it is compared with (the machine's load drifts).
-    let captured = capture_txcoord_commands(&rt, server.port(), &url);
+    let captured = capture_txcoord_commands(&rt, server.host(), server.port(), &url);
     let mut rb_notes = Vec::new();
     let mut rb = redis_benchmark_section(&cfg, &server, &mut admin, &captured, &[0], &mut rb_notes);
 
@@ -2185,12 +2321,34 @@ fn run() -> i32 {
     print_targets(&report);
     print_summary(&report, &cfg, &m);
 
+    if let Ok(path) = std::env::var("BENCH_JSON") {
+        if !path.is_empty() {
+            let rss: Vec<(&str, Result<u64, String>)> = ["txcoord", "rslock"]
+                .into_iter()
+                .map(|lib| (lib, run_rss_probe(lib, &url)))
+                .collect();
+            print_rss(&rss, &cfg);
+            let json = report_json(&report, &cfg, &m, &rss, &server);
+            match std::fs::write(&path, json) {
+                Ok(()) => println!("figures written to {path}\n"),
+                Err(e) => {
+                    eprintln!("cannot write BENCH_JSON {path}: {e}");
+                    json_failed = true;
+                }
+            }
+        }
+    }
+
     println!("total run time: {:.0} s", began.elapsed().as_secs_f64());
     drop(admin);
     rt.shutdown_timeout(Duration::from_secs(2));
     drop(server);
     if failures.0.is_empty() {
-        0
+        if json_failed {
+            2
+        } else {
+            0
+        }
     } else {
         println!("\ntxcoord problems seen during the run:");
         for f in &failures.0 {
@@ -2846,4 +3004,660 @@ fn print_contention_notes(results: &[(Lib, ContentionStats)], cfg: &Config) {
         cfg.rslock_retry.as_millis(),
         cfg.rslock_retry.as_millis()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figures as JSON, for scripts/bench.sh (schema: bindings-python/benchmark/report.py)
+// ---------------------------------------------------------------------------------------------
+
+/// A JSON value, written by hand (the benchmark has no JSON dependency).
+enum Json {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(Vec<(&'static str, Json)>),
+}
+
+impl Json {
+    fn render(&self, out: &mut String) {
+        match self {
+            Json::Null => out.push_str("null"),
+            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Json::Num(x) if x.is_finite() => {
+                if x.fract() == 0.0 && x.abs() < 1e15 {
+                    out.push_str(&format!("{}", *x as i64));
+                } else {
+                    out.push_str(&format!("{x:.6}"));
+                }
+            }
+            Json::Num(_) => out.push_str("null"),
+            Json::Str(s) => {
+                out.push('"');
+                for c in s.chars() {
+                    match c {
+                        '"' => out.push_str("\\\""),
+                        '\\' => out.push_str("\\\\"),
+                        '\n' => out.push_str("\\n"),
+                        c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                        c => out.push(c),
+                    }
+                }
+                out.push('"');
+            }
+            Json::Arr(v) => {
+                out.push('[');
+                for (i, x) in v.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    x.render(out);
+                }
+                out.push(']');
+            }
+            Json::Obj(v) => {
+                out.push('{');
+                for (i, (k, x)) in v.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    Json::Str(k.to_string()).render(out);
+                    out.push(':');
+                    x.render(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+fn j_ms(d: Option<Duration>) -> Json {
+    d.map(|d| Json::Num(d.as_secs_f64() * 1000.0))
+        .unwrap_or(Json::Null)
+}
+
+fn j_strs(v: &[String]) -> Json {
+    Json::Arr(v.iter().map(|s| Json::Str(s.clone())).collect())
+}
+
+fn j_cycles(c: &Cycles, tasks: usize, how: &str) -> Json {
+    Json::Obj(vec![
+        ("rate", Json::Num(c.rate())),
+        ("cycles", Json::Num(c.cycles as f64)),
+        ("tasks", Json::Num(tasks as f64)),
+        ("p50_ms", j_ms(percentile(&c.lat, 0.5))),
+        ("p99_ms", j_ms(percentile(&c.lat, 0.99))),
+        (
+            "cmds_per_cycle",
+            c.sent_per_cycle.map(Json::Num).unwrap_or(Json::Null),
+        ),
+        ("how", Json::Str(how.into())),
+        ("errors", j_strs(&c.errors)),
+    ])
+}
+
+fn j_contention(s: &ContentionStats, how: &str) -> Json {
+    Json::Obj(vec![
+        ("acq_per_s", Json::Num(s.per_s)),
+        ("acquisitions", Json::Num(s.acquisitions as f64)),
+        ("wait_p50_ms", j_ms(s.wait_p50)),
+        ("wait_p99_ms", j_ms(s.wait_p99)),
+        ("wait_max_ms", j_ms(s.wait_max)),
+        ("wait_max_cut", Json::Bool(s.wait_max_cut)),
+        ("handoffs", Json::Num(s.handoffs as f64)),
+        ("handoff_p50_ms", j_ms(s.handoff_p50)),
+        ("handoff_p99_ms", j_ms(s.handoff_p99)),
+        (
+            "back_share",
+            s.back_share.map(Json::Num).unwrap_or(Json::Null),
+        ),
+        ("per_task_min", Json::Num(s.per_task_min as f64)),
+        ("per_task_max", Json::Num(s.per_task_max as f64)),
+        ("hold_mean_ms", j_ms(s.hold_mean)),
+        ("hold_max_ms", j_ms(s.hold_max)),
+        ("overlaps", Json::Num(s.overlaps as f64)),
+        ("how", Json::Str(how.into())),
+        ("errors", j_strs(&s.errors)),
+    ])
+}
+
+fn j_hold(h: &Hold) -> Json {
+    let mut errors = h.errors.clone();
+    errors.extend(h.notes.iter().filter(|n| n.contains("lost")).cloned());
+    Json::Obj(vec![
+        ("locks", Json::Num(D_LOCKS as f64)),
+        ("held", Json::Num(h.held_at_end as f64)),
+        ("cpu_pct", h.cpu_pct.map(Json::Num).unwrap_or(Json::Null)),
+        ("cmds_per_s", Json::Num(h.top_level_per_s)),
+        ("cmds_incl_scripts_per_s", Json::Num(h.total_per_s)),
+        ("renewal", Json::Str(h.renewal.clone())),
+        ("how", Json::Str(h.label.clone())),
+        ("errors", j_strs(&h.errors)),
+    ])
+}
+
+fn report_json(
+    r: &Report,
+    cfg: &Config,
+    m: &Machine,
+    rss: &[(&str, Result<u64, String>)],
+    server: &Server,
+) -> String {
+    let c_of = |v: &[(Lib, ContentionStats)], lib: Lib, how: &str| {
+        stats_of(v, lib)
+            .map(|s| j_contention(s, how))
+            .unwrap_or(Json::Null)
+    };
+    let rss_of = |lib: &str| match rss.iter().find(|(l, _)| *l == lib) {
+        Some((_, Ok(k))) => Json::Num(*k as f64),
+        _ => Json::Null,
+    };
+    let tx_wait = "LockManager::acquire_lock_with (release notification wake-up)";
+    let rs_wait = format!(
+        "lock() again until the deadline (set_retry({RSLOCK_RETRIES}, {} ms))",
+        cfg.rslock_retry.as_millis()
+    );
+    let txcoord = Json::Obj(vec![
+        ("id", Json::Str("txcoord".into())),
+        (
+            "label",
+            Json::Str(format!("txcoord {}", env!("CARGO_PKG_VERSION"))),
+        ),
+        ("fair_mode", Json::Bool(true)),
+        (
+            "A",
+            j_cycles(&r.tx_a, 1, "LockManager acquire_lock + release_lock"),
+        ),
+        (
+            "B",
+            j_cycles(
+                &r.tx_b,
+                B_TASKS,
+                "one Client, one LockManager, acquire_lock + release_lock",
+            ),
+        ),
+        (
+            "C",
+            Json::Obj(vec![
+                ("default", c_of(&r.c, Lib::TxDefault, tx_wait)),
+                ("fair", c_of(&r.c, Lib::TxFair, tx_wait)),
+            ]),
+        ),
+        (
+            "C2",
+            Json::Obj(vec![
+                ("default", c_of(&r.c2, Lib::TxDefault, tx_wait)),
+                ("fair", c_of(&r.c2, Lib::TxFair, tx_wait)),
+            ]),
+        ),
+        ("D", r.d.first().map(j_hold).unwrap_or(Json::Null)),
+        ("peak_rss_kib", rss_of("txcoord")),
+    ]);
+    let rslock = Json::Obj(vec![
+        ("id", Json::Str("rslock".into())),
+        ("label", Json::Str("rslock 0.10".into())),
+        ("fair_mode", Json::Bool(false)),
+        ("A", j_cycles(&r.rs_a, 1, "lock + unlock")),
+        (
+            "B",
+            j_cycles(&r.rs_b, B_TASKS, "one LockManager, lock + unlock"),
+        ),
+        (
+            "C",
+            Json::Obj(vec![("default", c_of(&r.c, Lib::Rslock, &rs_wait))]),
+        ),
+        (
+            "C2",
+            Json::Obj(vec![("default", c_of(&r.c2, Lib::Rslock, &rs_wait))]),
+        ),
+        ("D", r.d.get(1).map(j_hold).unwrap_or(Json::Null)),
+        ("peak_rss_kib", rss_of("rslock")),
+    ]);
+    let mut notes = Vec::new();
+    if let Some(h) = r.d.get(2) {
+        notes.push(format!(
+            "rslock D with extend() by hand every 333 ms: client CPU {}, {} Redis cmds/s sent",
+            h.cpu_pct.map(|c| format!("{c:.2}%")).unwrap_or_else(dash),
+            rate(h.top_level_per_s)
+        ));
+    }
+    if let (Some(a), Some(b), Some(c)) = (r.rb_cycles(0), r.rb_cycles(1), r.rb_cycles(2)) {
+        notes.push(format!(
+            "redis-benchmark running txcoord's own two scripts: {} cycles/s at -c 1, {} at -c 50, \
+             {} at -c 50 -P 16 (the server's ceiling)",
+            num(a),
+            num(b),
+            num(c)
+        ));
+    }
+    if let Some(raw) = &r.raw_a {
+        notes.push(format!(
+            "the same two EVALSHA sent by hand on the redis crate, one task: {} cycles/s",
+            num(raw.rate())
+        ));
+    }
+    let doc = Json::Obj(vec![
+        ("lang", Json::Str("rust".into())),
+        (
+            "runtime",
+            Json::Str(format!(
+                "tokio multi-thread runtime ({} workers), {} build",
+                m.nproc,
+                if cfg!(debug_assertions) {
+                    "debug"
+                } else {
+                    "release"
+                }
+            )),
+        ),
+        ("server", Json::Str(server.url())),
+        ("redis_version", Json::Str(m.redis_version.clone())),
+        ("ab_secs", Json::Num(cfg.ab_secs.as_secs_f64())),
+        ("secs", Json::Num(cfg.secs.as_secs_f64())),
+        (
+            "rss_note",
+            Json::Str(format!(
+                "peak RSS (VmHWM) of a child process running A and B for {} and C, C2, D for {} \
+                 with that library alone",
+                secs(PROBE_AB.min(cfg.ab_secs)),
+                secs(PROBE_SECS.min(cfg.secs))
+            )),
+        ),
+        ("libs", Json::Arr(vec![txcoord, rslock])),
+        ("notes", j_strs(&notes)),
+    ]);
+    let mut out = String::new();
+    doc.render(&mut out);
+    out.push('\n');
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peak RSS per library: this program again, in a child process, one library alone
+// ---------------------------------------------------------------------------------------------
+
+/// Lengths of A/B and of C, C2 and D in the RSS probe (shorter than the measured run: the
+/// figure is the footprint of the library and its connections, not of a long run).
+const PROBE_AB: Duration = Duration::from_secs(1);
+const PROBE_SECS: Duration = Duration::from_secs(2);
+
+/// A `kB` field of /proc/self/status (VmRSS, VmHWM), in KiB.
+fn proc_status_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn open_fds() -> Option<usize> {
+    std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count())
+}
+
+/// Runs this program as `BENCH_RSS_PROBE=<lib>` and reads the peak RSS it prints.
+fn run_rss_probe(lib: &str, url: &str) -> Result<u64, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let mut child = Command::new(exe)
+        .args(std::env::args().skip(1))
+        .env("BENCH_RSS_PROBE", lib)
+        .env("BENCH_REDIS_URL", url)
+        .env_remove("BENCH_JSON")
+        .env_remove("BENCH_SOAK")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("spawning the probe: {e}"))?;
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let limit = Duration::from_secs(180);
+    let started = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() > limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("the RSS probe ran longer than 180 s; killed".into());
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("waiting for the probe: {e}")),
+        }
+    };
+    let out = reader.join().unwrap_or_default();
+    if !status.success() {
+        return Err(format!("the RSS probe failed ({status}): {}", out.trim()));
+    }
+    out.lines()
+        .find_map(|l| l.strip_prefix("BENCH_PEAK_RSS_KIB="))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("no BENCH_PEAK_RSS_KIB line in {:?}", out.trim()))
+}
+
+fn print_rss(rss: &[(&str, Result<u64, String>)], cfg: &Config) {
+    println!("## Peak RSS\n");
+    let mut t = Table::new(&["library", "peak RSS MiB", "note"]);
+    for (lib, r) in rss {
+        let (v, note) = match r {
+            Ok(k) => (format!("{:.1}", *k as f64 / 1024.0), String::new()),
+            Err(e) => (dash(), e.clone()),
+        };
+        t.row(vec![lib.to_string(), v, note]);
+    }
+    println!("{}", t.render());
+    println!(
+        "VmHWM of a child process of this program that runs A and B ({} each) and C, C2 and D \
+         ({} each) for that library alone: the library, its connections, the tokio runtime and \
+         the harness's latency samples (16 bytes per cycle).\n",
+        secs(PROBE_AB.min(cfg.ab_secs)),
+        secs(PROBE_SECS.min(cfg.secs))
+    );
+}
+
+/// The child side of [`run_rss_probe`]: the scenarios for one library, then `VmHWM`.
+fn rss_probe(lib: &str) -> i32 {
+    let cfg = Config::from_env();
+    let ab = PROBE_AB.min(cfg.ab_secs);
+    let secs = PROBE_SECS.min(cfg.secs);
+    let cfg = Config {
+        secs,
+        ab_secs: ab,
+        ..cfg
+    };
+    let server = match Server::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rss probe: {e}");
+            return 2;
+        }
+    };
+    let url = server.url();
+    let mut admin = match server.connection() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rss probe: {e}");
+            return 2;
+        }
+    };
+    let ticks = clock_ticks_per_second();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let none = BTreeSet::new();
+    let mut errors: Vec<String> = Vec::new();
+    let tag = format!("rss-{lib}");
+    match lib {
+        "txcoord" => {
+            for tasks in [1, B_TASKS] {
+                let c = rt.block_on(txcoord_cycles(&url, tasks, ab, &format!("{tag}-{tasks}")));
+                errors.extend(c.errors);
+            }
+            for pause in [Duration::ZERO, C2_PAUSE] {
+                for l in [Lib::TxDefault, Lib::TxFair] {
+                    let key = format!("bench:{tag}:{}:{}", l.mode(), pause.as_millis());
+                    let run = rt.block_on(contend(&cfg, &url, l, key, pause));
+                    errors.extend(contention_stats(&run).errors);
+                }
+            }
+            let h = hold_txcoord(&rt, &mut admin, &url, secs, ticks, &none);
+            errors.extend(h.errors);
+        }
+        "rslock" => {
+            for tasks in [1, B_TASKS] {
+                let c = rt.block_on(rslock_cycles(&url, tasks, ab, &format!("{tag}-{tasks}")));
+                errors.extend(c.errors);
+            }
+            for pause in [Duration::ZERO, C2_PAUSE] {
+                let key = format!("bench:{tag}:{}", pause.as_millis());
+                let run = rt.block_on(contend(&cfg, &url, Lib::Rslock, key, pause));
+                errors.extend(contention_stats(&run).errors);
+            }
+            let h = hold_rslock_using(&rt, &mut admin, &url, secs, ticks, &none);
+            errors.extend(h.errors);
+        }
+        other => {
+            eprintln!("BENCH_RSS_PROBE={other:?}: not a library of this program");
+            return 2;
+        }
+    }
+    for e in errors.iter().take(5) {
+        eprintln!("rss probe {lib}: {e}");
+    }
+    let peak = proc_status_kib("VmHWM").unwrap_or(0);
+    rt.shutdown_timeout(Duration::from_secs(2));
+    println!("BENCH_PEAK_RSS_KIB={peak}");
+    0
+}
+
+// ---------------------------------------------------------------------------------------------
+// The soak: BENCH_SOAK=cycles
+// ---------------------------------------------------------------------------------------------
+
+const SOAK_TASKS: usize = 50;
+/// RSS may grow by this share, or by SOAK_SLACK_KIB, whichever is larger.
+const SOAK_SLACK_SHARE: f64 = 0.05;
+const SOAK_SLACK_KIB: u64 = 10 * 1024;
+
+fn soak(cycles: u64) -> i32 {
+    let cycles = cycles.max(1_000);
+    let server = match Server::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("BENCH_REDIS_URL: {e}");
+            return 2;
+        }
+    };
+    let url = server.url();
+    let mut admin = match server.connection() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let keys_before = dbsize(&mut admin);
+    println!(
+        "# Rust soak: {} acquire+release cycles, {SOAK_TASKS} tasks, one Client and LockManager, \
+         a new resource each cycle ({}, {} build)\n",
+        num(cycles as f64),
+        server.describe(),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    let step = (cycles / 10).max(1);
+    let began = std::time::Instant::now();
+    let result = rt.block_on(async {
+        let client = Client::open(&url).map_err(|e| e.to_string())?;
+        let mgr = LockManager::new(&client);
+        for i in 0..WARM_CYCLES {
+            let res = format!("soak:warm:{i}");
+            if let Ok(Some(_)) = mgr.acquire_lock(&res, AB_TTL, AB_TIMEOUT).await {
+                mgr.release_lock(&res)
+                    .await
+                    .map_err(|e| format!("warm-up: {e}"))?;
+            }
+        }
+        let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let marks = Arc::new(std::sync::Mutex::new(Vec::<(u64, u64, f64)>::new()));
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..SOAK_TASKS {
+            let (mgr, next, done, marks) = (mgr.clone(), next.clone(), done.clone(), marks.clone());
+            set.spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= cycles {
+                        return Ok::<(), String>(());
+                    }
+                    let res = format!("soak:{i}");
+                    match mgr.acquire_lock(&res, AB_TTL, AB_TIMEOUT).await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => return Err(format!("{res}: timed out on a free key")),
+                        Err(e) => return Err(format!("{res}: acquire_lock: {e}")),
+                    }
+                    mgr.release_lock(&res)
+                        .await
+                        .map_err(|e| format!("{res}: release_lock: {e}"))?;
+                    let d = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    if d % step == 0 {
+                        let rss = proc_status_kib("VmRSS").unwrap_or(0);
+                        let t = began.elapsed().as_secs_f64();
+                        println!(
+                            "  {:>9} cycles  RSS {:>7.1} MiB  {:>6.1} s  {:>7} cycles/s",
+                            num(d as f64),
+                            rss as f64 / 1024.0,
+                            t,
+                            num(d as f64 / t.max(1e-9))
+                        );
+                        marks
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((d, rss, t));
+                    }
+                }
+            });
+        }
+        let mut errors = Vec::new();
+        let limit = Duration::from_secs(3_600);
+        let joined = tokio::time::timeout(limit, async {
+            while let Some(r) = set.join_next().await {
+                match r {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => errors.push(e),
+                    Err(e) => errors.push(format!("task failed: {e}")),
+                }
+            }
+        })
+        .await;
+        if joined.is_err() {
+            set.abort_all();
+            errors.push("the soak did not finish within an hour".into());
+        }
+        // Renewals are dropped by the scheduler as their locks go; give it a moment.
+        let until = Instant::now() + Duration::from_secs(2);
+        while client.scheduled_renewals() > 0 && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let marks = marks.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Ok::<_, String>((
+            marks,
+            errors,
+            client.scheduled_renewals(),
+            mgr.held_resources().len(),
+            client.stats(),
+            done.load(Ordering::SeqCst),
+        ))
+    });
+    let elapsed = began.elapsed();
+    let (marks, errors, renewals, held, stats, done) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("soak: {e}");
+            return 1;
+        }
+    };
+    let fds = open_fds();
+    let rss_end = proc_status_kib("VmRSS");
+    let keys_after = dbsize(&mut admin);
+    let at = |n: u64| {
+        marks
+            .iter()
+            .filter(|(d, _, _)| *d >= n)
+            .min_by_key(|(d, _, _)| *d)
+            .map(|(_, r, _)| *r)
+    };
+    let (early, late) = (at(cycles / 5), at(cycles));
+    let flat = match (early, late) {
+        (Some(a), Some(b)) => {
+            let allowed = ((a as f64 * SOAK_SLACK_SHARE) as u64).max(SOAK_SLACK_KIB);
+            Some(b <= a + allowed)
+        }
+        _ => None,
+    };
+    println!(
+        "\n{} cycles in {:.1} s ({} cycles/s); errors {}; RSS at {} cycles {} MiB, at {} cycles {} \
+         MiB → {}; open fds {}; scheduled renewals {renewals}; manager still holding {held}; client \
+         counters: {} acquired, {} released; Redis keys left by the soak {}",
+        num(done as f64),
+        elapsed.as_secs_f64(),
+        num(done as f64 / elapsed.as_secs_f64().max(1e-9)),
+        errors.len(),
+        num((cycles / 5) as f64),
+        early
+            .map(|k| format!("{:.1}", k as f64 / 1024.0))
+            .unwrap_or_else(dash),
+        num(cycles as f64),
+        late.map(|k| format!("{:.1}", k as f64 / 1024.0))
+            .unwrap_or_else(dash),
+        match flat {
+            Some(true) => "flat",
+            Some(false) => "GROWING",
+            None => "unknown",
+        },
+        fds.map(|f| f.to_string()).unwrap_or_else(dash),
+        stats.acquired,
+        stats.released,
+        keys_after.saturating_sub(keys_before)
+    );
+    for e in errors.iter().take(5) {
+        println!("  error: {e}");
+    }
+    let opt = |v: Option<u64>| v.map(|x| Json::Num(x as f64)).unwrap_or(Json::Null);
+    let line = Json::Obj(vec![
+        ("lang", Json::Str("rust".into())),
+        ("lib", Json::Str("txcoord".into())),
+        ("cycles", Json::Num(done as f64)),
+        ("seconds", Json::Num(elapsed.as_secs_f64())),
+        ("tasks", Json::Num(SOAK_TASKS as f64)),
+        ("rss_early_at", Json::Num((cycles / 5) as f64)),
+        ("rss_early_kib", opt(early)),
+        ("rss_end_kib", opt(late)),
+        ("rss_final_kib", opt(rss_end)),
+        (
+            "marks",
+            Json::Arr(
+                marks
+                    .iter()
+                    .map(|(d, r, _)| Json::Arr(vec![Json::Num(*d as f64), Json::Num(*r as f64)]))
+                    .collect(),
+            ),
+        ),
+        (
+            "fds",
+            fds.map(|f| Json::Num(f as f64)).unwrap_or(Json::Null),
+        ),
+        ("scheduled_renewals", Json::Num(renewals as f64)),
+        ("held_resources", Json::Num(held as f64)),
+        (
+            "redis_keys_left",
+            Json::Num(keys_after.saturating_sub(keys_before) as f64),
+        ),
+        ("errors", j_strs(&errors)),
+    ]);
+    let mut out = String::new();
+    line.render(&mut out);
+    println!("SOAK_RESULT {out}");
+    rt.shutdown_timeout(Duration::from_secs(2));
+    drop(server);
+    if !errors.is_empty() || done < cycles {
+        1
+    } else if flat == Some(false) {
+        3
+    } else {
+        0
+    }
 }

@@ -14,7 +14,10 @@ pub enum LossReason {
     Expired,
     /// Renewal met an error that retrying cannot fix (for example `NOPERM` or `NOREPLICAS`).
     RenewalFailed,
-    /// Retryable errors (connection loss, timeouts) lasted until the local lease deadline.
+    /// The local lease deadline passed before a renewal succeeded, and Redis could not say
+    /// more: retryable errors (connection loss, timeouts) lasted until the deadline, or the
+    /// process was paused past it and Redis did not answer the check that follows. (When a
+    /// paused holder wakes and Redis answers, the reason is `Taken` or `Expired` instead.)
     Deadline,
 }
 

@@ -865,6 +865,20 @@ impl Drop for Cleanup {
     }
 }
 
+/// The loss reason once the local deadline passed without a failed renewal: `taken` or
+/// `expired` when Redis can say, `deadline` when it cannot (or the key is, oddly, still ours).
+/// Only reads: a lock given up locally is never extended again.
+async fn classify_after_deadline(inner: &LockInner, value: &str) -> LossReason {
+    let budget = inner.client.op_budget().min(Duration::from_millis(500));
+    let mut cmd = redis::cmd("GET");
+    cmd.arg(&inner.keys.lock);
+    match inner.client.query::<Option<String>>(cmd, budget).await {
+        Ok(None) => LossReason::Expired,
+        Ok(Some(v)) if v != value => LossReason::Taken,
+        _ => LossReason::Deadline,
+    }
+}
+
 impl Renewable for LockInner {
     fn renew(
         self: Arc<Self>,
@@ -891,7 +905,10 @@ async fn renew_once(inner: Arc<LockInner>, generation: u64) {
     };
     let now = Instant::now();
     if now >= deadline {
-        inner.lose(LossReason::Deadline, generation);
+        // The lease ran out before a renewal could run (this process was paused or starved):
+        // `is_held` is already false; ask Redis, briefly, what became of the key.
+        let reason = classify_after_deadline(&inner, &value).await;
+        inner.lose(reason, generation);
         return;
     }
     if now < next {

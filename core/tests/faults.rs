@@ -196,3 +196,35 @@ async fn a_holder_learns_of_a_restart_that_lost_its_lock() {
     assert!(again.fencing_token().unwrap() > before);
     again.release().await.unwrap();
 }
+
+/// A holder whose whole process stalls past its lease (here: the runtime's only thread is
+/// blocked, so no renewal can run) learns on waking that another process took the lock.
+#[tokio::test(flavor = "current_thread")]
+async fn a_stalled_holder_learns_its_lock_was_taken() {
+    let server = RedisServer::start();
+    let c = client(&server);
+    let m = LockManager::new(&c);
+    let lock = m
+        .acquire_lock("stalled", ms(600), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
+    std::thread::sleep(ms(900)); // the stall itself (as SIGSTOP would be), not a synchronisation
+                                 // meanwhile the key expired and another process took the lock
+    let mut con = server.connection();
+    let _: () = redis::cmd("SET")
+        .arg("lock:stalled")
+        .arg("other-process")
+        .query(&mut con)
+        .unwrap();
+    assert!(!lock.is_held(), "false at once, before any renewal ran");
+    let reason = tokio::time::timeout(ms(2000), lock.lost())
+        .await
+        .expect("signalled");
+    assert_eq!(reason, Some(LossReason::Taken));
+    lock.release().await.unwrap();
+    assert_eq!(
+        get(&server, "lock:stalled").as_deref(),
+        Some("other-process")
+    );
+}
