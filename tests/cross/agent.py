@@ -1,0 +1,215 @@
+# SPDX-License-Identifier: MIT OR Apache-2.0
+"""The Python lock agent of the cross-language tests: commands on stdin, one per line, one JSON
+object per line on stdout. The Rust agent (examples/rust/src/bin/lock_agent.rs) and the Node
+agent (agent.js) speak the same protocol (README.md in this folder).
+
+    python agent.py <redis-url> <name>        # TXCOORD_WITNESS_LUA = path of the witness script
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+import txcoord
+
+
+def now_us() -> int:
+    """Wall-clock microseconds: every agent reports the same clock."""
+    return time.time_ns() // 1000
+
+
+def emit(**fields: Any) -> None:
+    sys.stdout.write(json.dumps(fields, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+class Agent:
+    def __init__(self, url: str, name: str, witness_src: str) -> None:
+        self.name = name
+        self.client = txcoord.Client(url, client_name=f"cross-python-{name}")
+        self.manager = txcoord.LockManager(self.client)
+        self.locks: dict[str, txcoord.DistributedLock] = {}
+        self.store = aioredis.Redis.from_url(url)
+        self.witness = self.store.register_script(witness_src)
+
+    def lock(self, resource: str) -> txcoord.DistributedLock:
+        try:
+            return self.locks[resource]
+        except KeyError:
+            raise RuntimeError(f"no lock on {resource} was acquired") from None
+
+    async def acquire(self, resource: str, ttl_ms: int, timeout_ms: int, fair: bool) -> txcoord.DistributedLock | None:
+        box: list[txcoord.DistributedLock] = []
+
+        def on_lost(reason: str) -> None:
+            # Called on this event loop when the lock stops being held other than by release.
+            lock = box[0] if box else None
+            emit(
+                ev="lost",
+                resource=resource,
+                reason=reason,
+                is_held=lock.is_held if lock else None,
+                status=lock.status if lock else None,
+                token=lock.fencing_token if lock else None,
+                t_us=now_us(),
+            )
+
+        lock = await self.manager.acquire_lock(resource, ttl_ms, timeout_ms, fair=fair, on_lost=on_lost)
+        if lock is not None:
+            box.append(lock)
+            self.locks[resource] = lock
+        return lock
+
+    async def fenced_write(self, witness_key: str, token: int | None) -> bool:
+        if token is None:
+            raise RuntimeError("no fencing token")
+        accepted = await self.witness(keys=[witness_key], args=[str(token), self.name])
+        return bool(accepted == 1)
+
+    def stats(self) -> dict[str, int]:
+        return self.client.stats()
+
+    async def handle(self, cid: str, verb: str, args: list[str]) -> None:
+        if verb == "acquire":
+            resource, ttl_ms, timeout_ms = args[0], int(args[1]), int(args[2])
+            fair = args[3:4] == ["fair"]
+            before = self.stats()
+            t0 = now_us()
+            lock = await self.acquire(resource, ttl_ms, timeout_ms, fair)
+            t = now_us()
+            after = self.stats()
+            emit(
+                id=cid,
+                ev="acquire",
+                ok=lock is not None,
+                token=lock.fencing_token if lock else None,
+                t0_us=t0,
+                t_us=t,
+                attempts=after["attempts"] - before["attempts"],
+                wake_notified=after["wake_notified"] - before["wake_notified"],
+                wake_timer=after["wake_timer"] - before["wake_timer"],
+            )
+        elif verb == "release":
+            lock = self.lock(args[0])
+            t0 = now_us()
+            await lock.release()
+            emit(id=cid, ev="release", t0_us=t0, t_us=now_us())
+        elif verb == "status":
+            lock = self.lock(args[0])
+            emit(
+                id=cid,
+                ev="status",
+                is_held=lock.is_held,
+                status=lock.status,
+                loss_reason=lock.loss_reason,
+                token=lock.fencing_token,
+                remaining_validity_ms=lock.remaining_validity_ms,
+            )
+        elif verb == "write":
+            lock = self.lock(args[0])
+            witness_key = args[1]
+            force = args[2:3] == ["force"]
+            # The protected operation: a holder that is not sure to hold the lock stops here.
+            is_held = lock.is_held
+            done = is_held or force
+            accepted = await self.fenced_write(witness_key, lock.fencing_token) if done else None
+            emit(
+                id=cid,
+                ev="write",
+                done=done,
+                accepted=accepted,
+                is_held=is_held,
+                token=lock.fencing_token,
+                loss_reason=lock.loss_reason,
+            )
+        elif verb == "cycle":
+            resource, rounds, ttl_ms, timeout_ms, witness_key = (
+                args[0], int(args[1]), int(args[2]), int(args[3]), args[4],
+            )
+            fair = args[5:6] == ["fair"]
+            acquired = 0
+            for i in range(rounds):
+                lock = await self.acquire(resource, ttl_ms, timeout_ms, fair)
+                if lock is None:
+                    emit(id=cid, ev="round", i=i, ok=False)
+                    continue
+                acquired += 1
+                t_acq = now_us()
+                accepted = await self.fenced_write(witness_key, lock.fencing_token)
+                t_rel = now_us()
+                await lock.release()
+                emit(
+                    id=cid,
+                    ev="round",
+                    i=i,
+                    ok=True,
+                    token=lock.fencing_token,
+                    accepted=accepted,
+                    t_acq_us=t_acq,
+                    t_rel_us=t_rel,
+                )
+            emit(id=cid, ev="cycle", rounds=rounds, acquired=acquired)
+        elif verb in ("stats", "ping"):
+            # `ping`: the counters first, then a PING on the client's connection, so every
+            # attempt counted has been answered by Redis when the reply arrives.
+            stats = self.stats()
+            if verb == "ping":
+                await self.client.ping()
+            emit(id=cid, ev=verb, **stats)
+        else:
+            raise RuntimeError(f"unknown command {verb!r}")
+
+    async def run_command(self, cid: str, verb: str, args: list[str]) -> None:
+        try:
+            await self.handle(cid, verb, args)
+        except Exception as e:  # reported to the harness, which fails the test
+            emit(id=cid, ev="error", message=f"{type(e).__name__}: {e}")
+
+    async def close(self) -> int:
+        failures = await self.manager.aclose()
+        await self.store.aclose()
+        return len(failures)
+
+
+async def main() -> None:
+    url, name = sys.argv[1], sys.argv[2]
+    with open(os.environ["TXCOORD_WITNESS_LUA"], encoding="utf-8") as f:
+        witness_src = f.read()
+    agent = Agent(url, name, witness_src)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    emit(ev="ready", lang="python", name=name, pid=os.getpid())
+    tasks: set[asyncio.Task[None]] = set()
+    quit_id = None
+    while True:
+        raw = await reader.readline()
+        if not raw:
+            break
+        words = raw.decode().split()
+        if len(words) < 2:
+            continue
+        cid, verb, rest = words[0], words[1], words[2:]
+        if verb == "quit":
+            quit_id = cid
+            break
+        # Every command runs as its own task: a `ping` is answered while an `acquire` waits.
+        task = asyncio.create_task(agent.run_command(cid, verb, rest))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    for task in list(tasks):
+        task.cancel()
+    failures = await agent.close()
+    if quit_id is not None:
+        emit(id=quit_id, ev="quit", release_failures=failures)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

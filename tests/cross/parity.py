@@ -1,0 +1,534 @@
+# SPDX-License-Identifier: MIT OR Apache-2.0
+"""The API parity check (issue 5, item 3; STYLE.md 3.12): the public classes and members of the
+Python package — the hand-written stubs `_native.pyi`, as exported by `txcoord` and by
+`txcoord.sync` — against the Node package's declarations `index.d.ts` (read with the TypeScript
+parser by dts_surface.js), and the Python exception classes and their codes against the JS error
+codes and the core's error kinds.
+
+Names are normalised before they are compared:
+
+- JS camelCase → snake_case (`fencingToken` → `fencing_token`, `isHeld` → `is_held`);
+- the Python unit suffix `_ms` is dropped (`ttl_ms` ↔ `ttl`, `timeout_ms` ↔ `timeout`,
+  `additional_time_ms` ↔ `additionalTime`, `remaining_validity_ms` ↔ `remainingValidity`,
+  `fallback_poll_ms` ↔ `fallbackPoll`);
+- Python's keyword-only arguments correspond to the fields of a JS options object
+  (`owner_id=` ↔ `{ ownerId }`), its positional arguments to JS positional parameters;
+- `__new__` ↔ `constructor`; the async close of the async API is spelled `aclose` in Python
+  (PEP 525, `contextlib.aclosing`) ↔ `close`;
+- pseudo-members: `<scope>` is `async with`/`with` (`__aenter__`/`__enter__`) ↔
+  `[Symbol.asyncDispose]`/`[Symbol.dispose]`; `<event:NAME>` is an EventEmitter event the JS
+  class declares (`on('lost', ...)`), which Python has no counterpart of.
+
+Every difference is one line, `<surface>: <what>`, where the surface is `txcoord` (async
+classes), `txcoord.sync` (blocking twins; asyncness is not compared there) or `errors`. The
+reviewed ones are listed in parity-exceptions.toml.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+PY_PKG = ROOT / "bindings-python" / "python" / "txcoord"
+PYI = PY_PKG / "_native.pyi"
+PY_INIT = PY_PKG / "__init__.py"
+PY_SYNC = PY_PKG / "sync.py"
+DTS = ROOT / "bindings-node" / "index.d.ts"
+NODE_INDEX = ROOT / "bindings-node" / "index.js"
+CORE_ERRORS = ROOT / "core" / "src" / "error.rs"
+CORE_CLIENT = ROOT / "core" / "src" / "client.rs"
+EXCLUSIONS = HERE / "parity-exceptions.toml"
+
+EVENT_METHODS = {"on", "once", "addListener", "prependListener", "prependOnceListener", "off", "removeListener"}
+SCOPE_PY = {"__aenter__", "__enter__"}
+SCOPE_PY_EXIT = {"__aexit__", "__exit__"}
+SCOPE_JS = {"[Symbol.asyncDispose]", "[Symbol.dispose]"}
+
+
+# -- the normalised model -----------------------------------------------------------------------
+
+
+@dataclass
+class Param:
+    key: str  # normalised
+    name: str  # as spelled
+    positional: bool  # else keyword-only (Python) / an options-object field (JS)
+    required: bool
+    literals: Optional[frozenset[str]] = None
+
+
+@dataclass
+class Member:
+    key: str  # normalised
+    name: str  # as spelled
+    kind: str  # constructor, method, property, scope, event
+    is_async: Optional[bool] = None
+    returns_value: Optional[bool] = None
+    params: list[Param] = field(default_factory=list)
+    literals: Optional[frozenset[str]] = None
+
+
+Classes = dict[str, dict[str, Member]]  # public class name -> member key -> member
+
+
+def camel_to_snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def py_key(name: str) -> str:
+    return name[: -len("_ms")] if name.endswith("_ms") else name
+
+
+# -- Python: the stubs, read with ast -------------------------------------------------------------
+
+
+class PythonStubs:
+    def __init__(self, pyi: Path, init: Path, sync: Path) -> None:
+        tree = ast.parse(pyi.read_text(encoding="utf-8"))
+        self.classes: dict[str, ast.ClassDef] = {}
+        self.aliases: dict[str, ast.expr] = {}
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef):
+                self.classes[node.name] = node
+            elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                self.aliases[node.targets[0].id] = node.value
+        self.async_exports = self._exports(init)
+        self.sync_exports = self._exports(sync)
+
+    @staticmethod
+    def _exports(module: Path) -> dict[str, str]:
+        """Public name -> `_native` name, from the module's `from ._native import ...`."""
+        out: dict[str, str] = {}
+        for node in ast.parse(module.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.ImportFrom) and node.module == "_native" and node.level == 1:
+                for alias in node.names:
+                    public = alias.asname or alias.name
+                    if not public.startswith("_"):
+                        out[public] = alias.name
+        return out
+
+    def is_exception(self, name: str) -> bool:
+        cls = self.classes.get(name)
+        if cls is None:
+            return name.endswith("Error") or name in ("Exception", "BaseException")
+        return any(isinstance(b, ast.Name) and self.is_exception(b.id) for b in cls.bases)
+
+    def literals(self, node: Optional[ast.expr], seen: frozenset[str] = frozenset()) -> Optional[frozenset[str]]:
+        """The strings a `Literal[...]` annotation (through aliases, `| None`) allows, else None."""
+        if node is None:
+            return None
+        if isinstance(node, ast.Constant) and node.value is None:
+            return frozenset()
+        if isinstance(node, ast.Name):
+            if node.id in self.aliases and node.id not in seen:
+                return self.literals(self.aliases[node.id], seen | {node.id})
+            return None
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            left, right = self.literals(node.left, seen), self.literals(node.right, seen)
+            return None if left is None or right is None else left | right
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+            elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            if node.value.id == "Literal":
+                if all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in elts):
+                    return frozenset(e.value for e in elts if isinstance(e, ast.Constant) and isinstance(e.value, str))
+                return None
+            if node.value.id in ("Optional", "Union"):
+                parts = [self.literals(e, seen) for e in elts]
+                if any(p is None for p in parts):
+                    return None
+                return frozenset().union(*(p for p in parts if p is not None))
+        return None
+
+    @staticmethod
+    def _returns(node: Optional[ast.expr]) -> tuple[bool, bool]:
+        """(is async, returns a value) of a return annotation."""
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in ("Coroutine", "Awaitable"):
+            elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            result = elts[-1]
+            return True, not (isinstance(result, ast.Constant) and result.value is None)
+        return False, not (node is None or (isinstance(node, ast.Constant) and node.value is None))
+
+    def _params(self, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> list[Param]:
+        a = fn.args
+        positional = a.posonlyargs + a.args
+        defaults: list[Optional[ast.expr]] = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)
+        out = [
+            Param(py_key(p.arg), p.arg, True, d is None, self.literals(p.annotation))
+            for p, d in zip(positional[1:], defaults[1:])  # self / cls
+        ]
+        out += [
+            Param(py_key(p.arg), p.arg, False, d is None, self.literals(p.annotation))
+            for p, d in zip(a.kwonlyargs, a.kw_defaults)
+        ]
+        return out
+
+    def members(self, native_name: str, is_async_surface: bool) -> dict[str, Member]:
+        out: dict[str, Member] = {}
+        for node in self.classes[native_name].body:
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                # a declared attribute reads like a property
+                name = node.target.id
+                if not name.startswith("_"):
+                    out[py_key(name)] = Member(py_key(name), name, "property", literals=self.literals(node.annotation))
+                continue
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            name = node.name
+            decorators = {d.id for d in node.decorator_list if isinstance(d, ast.Name)}
+            if name in ("__new__", "__init__"):
+                out["<constructor>"] = Member("<constructor>", name, "constructor", params=self._params(node))
+            elif name in SCOPE_PY:
+                out["<scope>"] = Member("<scope>", name, "scope")
+            elif name.startswith("_"):
+                continue  # private, or a dunder covered above (__aexit__ with __aenter__)
+            elif "property" in decorators:
+                key = py_key(name)
+                out[key] = Member(key, name, "property", literals=self.literals(node.returns))
+            else:
+                is_async, returns_value = self._returns(node.returns)
+                if isinstance(node, ast.AsyncFunctionDef):
+                    is_async, returns_value = True, self._returns(node.returns)[1]
+                key = py_key(name)
+                if is_async_surface and is_async and name == "aclose":
+                    key = "close"
+                out[key] = Member(key, name, "method", is_async, returns_value, self._params(node))
+        return out
+
+    def surface(self, exports: dict[str, str], is_async_surface: bool) -> Classes:
+        return {
+            public: self.members(native, is_async_surface)
+            for public, native in exports.items()
+            if native in self.classes and not self.is_exception(native)
+        }
+
+    def exception_classes(self, exports: dict[str, str]) -> dict[str, str]:
+        return {public: native for public, native in exports.items() if native in self.classes and self.is_exception(native)}
+
+    def exception_attributes(self, native_name: str) -> set[str]:
+        """The attributes a stub exception class declares, with those of its stub bases."""
+        cls = self.classes[native_name]
+        attrs = {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+        for base in cls.bases:
+            if isinstance(base, ast.Name) and base.id in self.classes:
+                attrs |= self.exception_attributes(base.id)
+        return attrs
+
+
+# -- JS: index.d.ts, read by dts_surface.js -------------------------------------------------------
+
+
+def read_dts(dts: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        ["node", str(HERE / "dts_surface.js"), str(dts)], capture_output=True, text=True, timeout=120, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"dts_surface.js failed on {dts}:\n{out.stderr}")
+    data: dict[str, Any] = json.loads(out.stdout)
+    return data
+
+
+def read_node_runtime(index_js: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        ["node", str(HERE / "dts_surface.js"), "--runtime", str(index_js)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"dts_surface.js --runtime failed on {index_js}:\n{out.stderr}")
+    data: dict[str, Any] = json.loads(out.stdout)
+    return data
+
+
+def _js_literals(values: Optional[list[str]]) -> Optional[frozenset[str]]:
+    return None if values is None else frozenset(values)
+
+
+def _js_params(params: list[dict[str, Any]]) -> list[Param]:
+    out: list[Param] = []
+    for p in params:
+        if p["fields"] is not None:  # an options object: its fields are the keyword arguments
+            out += [
+                Param(camel_to_snake(f["name"]), f["name"], False, not f["optional"], _js_literals(f["literals"]))
+                for f in p["fields"]
+            ]
+        else:
+            out.append(Param(camel_to_snake(p["name"]), p["name"], True, not p["optional"], _js_literals(p["literals"])))
+    return out
+
+
+def js_classes(dts: dict[str, Any]) -> Classes:
+    out: Classes = {}
+    for cls in dts["classes"]:
+        members: dict[str, Member] = {}
+        for m in cls["members"]:
+            if m.get("static"):
+                key = f"static {camel_to_snake(m['name'])}"
+                members[key] = Member(key, m["name"], m["kind"])
+            elif m["kind"] == "constructor":
+                members["<constructor>"] = Member("<constructor>", "constructor", "constructor", params=_js_params(m["params"]))
+            elif m["kind"] == "method" and m["name"] in EVENT_METHODS:
+                events = m["params"][0]["literals"] if m["params"] else None
+                for ev in events or []:  # the generic (string | symbol) overload is EventEmitter's
+                    members[f"<event:{ev}>"] = Member(f"<event:{ev}>", f"on('{ev}')", "event")
+            elif m["name"] in SCOPE_JS:
+                members["<scope>"] = Member("<scope>", m["name"], "scope")
+            elif m["kind"] == "method":
+                key = camel_to_snake(m["name"])
+                if key not in members:  # overloads: the first declaration speaks for them
+                    members[key] = Member(
+                        key, m["name"], "method", m["returns"]["async"], not m["returns"]["void"], _js_params(m["params"])
+                    )
+            else:
+                key = camel_to_snake(m["name"])
+                members[key] = Member(key, m["name"], "property", literals=_js_literals(m.get("literals")))
+        out[cls["name"]] = members
+    return out
+
+
+# -- comparing ---------------------------------------------------------------------------------------
+
+
+def _label(cls: str, member: Member) -> str:
+    """How a member is named in a difference: `Client.closed`, `DistributedLock.<scope>`,
+    `DistributedLock.on('lost')`, `LockManager()` (the constructor)."""
+    if member.kind == "constructor":
+        return f"{cls}()"
+    return f"{cls}.{'<scope>' if member.kind == 'scope' else member.name}"
+
+
+def _call(cls: str, member: Member, param: Param) -> str:
+    """How a parameter is named: `DistributedLock(on_lost)`, `LockManager.acquire_lock(signal)`."""
+    return f"{cls}({param.name})" if member.kind == "constructor" else f"{_label(cls, member)}({param.name})"
+
+
+def compare_classes(surface: str, py: Classes, js: Classes, compare_async: bool) -> list[str]:
+    diffs: list[str] = []
+    for name in sorted(set(py) - set(js)):
+        diffs.append(f"{surface}: class {name}: python only")
+    for name in sorted(set(js) - set(py)):
+        diffs.append(f"{surface}: class {name}: js only")
+    for cname in sorted(set(py) & set(js)):
+        pm, jm = py[cname], js[cname]
+        for key in sorted(set(pm) - set(jm)):
+            diffs.append(f"{surface}: {_label(cname, pm[key])}: python only")
+        for key in sorted(set(jm) - set(pm)):
+            diffs.append(f"{surface}: {_label(cname, jm[key])}: js only")
+        for key in sorted(set(pm) & set(jm)):
+            diffs += _compare_member(surface, cname, pm[key], jm[key], compare_async)
+    return diffs
+
+
+def _compare_member(surface: str, cname: str, p: Member, j: Member, compare_async: bool) -> list[str]:
+    where = f"{surface}: {_label(cname, p)}"
+    diffs: list[str] = []
+    if p.kind != j.kind:
+        return [f"{where}: python {p.kind}, js {j.kind}"]
+    if p.kind == "method":
+        if compare_async and p.is_async != j.is_async:
+            diffs.append(f"{where}: async in {'python' if p.is_async else 'js'} only")
+        if p.returns_value != j.returns_value:
+            diffs.append(f"{where}: returns a value in {'python' if p.returns_value else 'js'} only")
+    if p.literals is not None and j.literals is not None and p.literals != j.literals:
+        for v in sorted(p.literals - j.literals):
+            diffs.append(f"{where}: value {v!r} python only")
+        for v in sorted(j.literals - p.literals):
+            diffs.append(f"{where}: value {v!r} js only")
+    if p.kind not in ("method", "constructor"):
+        return diffs
+    pp = {x.key: x for x in p.params}
+    jp = {x.key: x for x in j.params}
+    for x in p.params:
+        if x.key not in jp:
+            diffs.append(f"{surface}: {_call(cname, p, x)}: python only")
+    for x in j.params:
+        if x.key not in pp:
+            diffs.append(f"{surface}: {_call(cname, j, x)}: js only")
+    for a in p.params:
+        b = jp.get(a.key)
+        if b is None:
+            continue
+        if a.positional != b.positional:
+            how = "positional in python, an option in js" if a.positional else "keyword-only in python, positional in js"
+            diffs.append(f"{surface}: {_call(cname, p, a)}: {how}")
+        if a.required != b.required:
+            diffs.append(f"{surface}: {_call(cname, p, a)}: required in {'python' if a.required else 'js'} only")
+        if a.literals is not None and b.literals is not None and a.literals != b.literals:
+            diffs.append(
+                f"{surface}: {_call(cname, p, a)}: values {sorted(a.literals)} in python, {sorted(b.literals)} in js"
+            )
+    common_py = [x.key for x in p.params if x.positional and x.key in jp and jp[x.key].positional]
+    common_js = [x.key for x in j.params if x.positional and x.key in pp and pp[x.key].positional]
+    if common_py != common_js:
+        diffs.append(f"{where}: positional order ({', '.join(common_py)}) in python, ({', '.join(common_js)}) in js")
+    return diffs
+
+
+def core_error_codes(error_rs: Path) -> list[str]:
+    text = error_rs.read_text(encoding="utf-8")
+    body = text[text.index("pub const fn code(self)"):]
+    body = body[: body.index("\n    }\n")]
+    return re.findall(r'ErrorKind::\w+ => "(TXCOORD_\w+)"', body)
+
+
+def core_stats_fields(client_rs: Path) -> list[str]:
+    text = client_rs.read_text(encoding="utf-8")
+    body = text[text.index("pub struct ClientStats {"):]
+    body = body[: body.index("\n}")]
+    return re.findall(r"pub (\w+): u64", body)
+
+
+def compare_errors(
+    stubs: PythonStubs,
+    dts: dict[str, Any],
+    python_codes: dict[str, Optional[str]],
+    core_codes: list[str],
+) -> list[str]:
+    """Exception classes and codes. `python_codes`: exception class -> its `.code` (runtime)."""
+    diffs: list[str] = []
+    async_exc = stubs.exception_classes(stubs.async_exports)
+    sync_exc = stubs.exception_classes(stubs.sync_exports)
+    for name in sorted(set(async_exc) ^ set(sync_exc)):
+        diffs.append(f"errors: class {name}: exported by {'txcoord' if name in async_exc else 'txcoord.sync'} only")
+    for name in sorted(set(async_exc) - set(python_codes)):
+        diffs.append(f"errors: class {name}: in the stubs, not in the module")
+    js_codes = dts["unions"].get("TxcoordErrorCode")
+    if js_codes is None:
+        diffs.append("errors: index.d.ts declares no TxcoordErrorCode union")
+        js_codes = []
+    by_code: dict[str, list[str]] = {}
+    for cls, code in python_codes.items():
+        if code is not None:
+            by_code.setdefault(code, []).append(cls)
+    for code, classes in sorted(by_code.items()):
+        if len(classes) > 1:
+            diffs.append(f"errors: code {code}: shared by python classes {', '.join(sorted(classes))}")
+    sides = {"python": set(by_code), "js": set(js_codes), "core": set(core_codes)}
+    for code in sorted(set().union(*sides.values())):
+        present = [s for s, codes in sides.items() if code in codes]
+        if len(present) != len(sides):
+            diffs.append(f"errors: code {code}: only in {' and '.join(present)}")
+    # Attributes of the error types both sides declare by name (TxcoordError, LockLostError).
+    for name, iface in sorted(dts["interfaces"].items()):
+        if name not in async_exc:
+            continue
+        py_attrs = stubs.exception_attributes(async_exc[name])
+        js_attrs = {camel_to_snake(f["name"]) for f in iface["fields"]}
+        for attr in sorted(py_attrs - js_attrs):
+            diffs.append(f"errors: {name}.{attr}: python only")
+        for attr in sorted(js_attrs - py_attrs):
+            diffs.append(f"errors: {name}.{attr}: js only")
+    return diffs
+
+
+def compare_values(
+    stubs: PythonStubs, dts: dict[str, Any], python_stats: list[str], core_stats: list[str]
+) -> list[str]:
+    """Stats counters (Python `stats()` keys, JS `ClientStats`, the core's `ClientStats`) and
+    loss reasons (`_LossReason`, `LossReason`)."""
+    diffs: list[str] = []
+    js_stats = [camel_to_snake(f["name"]) for f in dts["interfaces"].get("ClientStats", {}).get("fields", [])]
+    sides = {"python": set(python_stats), "js": set(js_stats), "core": set(core_stats)}
+    for key in sorted(set().union(*sides.values())):
+        present = [s for s, keys in sides.items() if key in keys]
+        if len(present) != len(sides):
+            diffs.append(f"stats: counter {key}: only in {' and '.join(present)}")
+    py_reasons = stubs.literals(ast.Name("_LossReason")) or frozenset()
+    js_reasons = frozenset(dts["unions"].get("LossReason", []))
+    for v in sorted(py_reasons - js_reasons):
+        diffs.append(f"values: loss reason {v!r}: python only")
+    for v in sorted(js_reasons - py_reasons):
+        diffs.append(f"values: loss reason {v!r}: js only")
+    return diffs
+
+
+@dataclass
+class Inputs:
+    pyi: Path = PYI
+    init: Path = PY_INIT
+    sync: Path = PY_SYNC
+    dts: Path = DTS
+    core_errors: Path = CORE_ERRORS
+    core_client: Path = CORE_CLIENT
+    python_codes: Optional[dict[str, Optional[str]]] = None  # default: from the imported module
+    python_stats: Optional[list[str]] = None  # default: from the imported module
+
+
+def runtime_python_codes(names: list[str]) -> dict[str, Optional[str]]:
+    import txcoord
+
+    return {n: getattr(getattr(txcoord, n), "code", None) for n in names if hasattr(txcoord, n)}
+
+
+def runtime_python_stats() -> list[str]:
+    import txcoord
+
+    # Creating a client does not connect.
+    return sorted(txcoord.Client("redis://127.0.0.1:1").stats())
+
+
+def differences(inputs: Inputs) -> list[str]:
+    stubs = PythonStubs(inputs.pyi, inputs.init, inputs.sync)
+    dts = read_dts(inputs.dts)
+    js = js_classes(dts)
+    diffs = compare_classes("txcoord", stubs.surface(stubs.async_exports, True), js, compare_async=True)
+    diffs += compare_classes("txcoord.sync", stubs.surface(stubs.sync_exports, False), js, compare_async=False)
+    codes = inputs.python_codes
+    if codes is None:
+        codes = runtime_python_codes(sorted(stubs.exception_classes(stubs.async_exports)))
+    diffs += compare_errors(stubs, dts, codes, core_error_codes(inputs.core_errors))
+    stats = inputs.python_stats if inputs.python_stats is not None else runtime_python_stats()
+    diffs += compare_values(stubs, dts, stats, core_stats_fields(inputs.core_client))
+    return diffs
+
+
+# -- the reviewed list ------------------------------------------------------------------------------
+
+
+def _toml_loads(text: str) -> dict[str, Any]:
+    # tomllib from Python 3.11; before that tomli, or the copy pip vendors.
+    for name in ("tomllib", "tomli", "pip._vendor.tomli"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        data: dict[str, Any] = module.loads(text)
+        return data
+    raise RuntimeError("no TOML parser: use Python >= 3.11 or install tomli")
+
+
+def load_exclusions(path: Path = EXCLUSIONS) -> dict[str, str]:
+    """Difference -> the reason it is accepted. The file's format is checked on the way."""
+    data = _toml_loads(path.read_text(encoding="utf-8"))
+    unknown = set(data) - {"accepted"}
+    if unknown:
+        raise ValueError(f"{path.name}: unknown top-level keys {sorted(unknown)}")
+    out: dict[str, str] = {}
+    for i, entry in enumerate(data.get("accepted", [])):
+        where = f"{path.name}: entry {i + 1}"
+        if set(entry) != {"differences", "reason"}:
+            raise ValueError(f"{where}: needs exactly `differences` and `reason`, has {sorted(entry)}")
+        reason = entry["reason"]
+        if not isinstance(reason, str) or not reason.strip() or "\n" in reason.strip():
+            raise ValueError(f"{where}: `reason` must be one non-empty line")
+        if not entry["differences"] or not all(isinstance(d, str) for d in entry["differences"]):
+            raise ValueError(f"{where}: `differences` must be a non-empty list of strings")
+        for d in entry["differences"]:
+            if d in out:
+                raise ValueError(f"{where}: {d!r} is listed twice")
+            out[d] = reason.strip()
+    return out
+
+
+def check(found: list[str], accepted: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(differences not on the list, listed differences that no longer exist)."""
+    return sorted(set(found) - set(accepted)), sorted(set(accepted) - set(found))

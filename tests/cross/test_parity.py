@@ -1,0 +1,218 @@
+# SPDX-License-Identifier: MIT OR Apache-2.0
+"""API parity between the Python and Node packages (issue 5, item 3): see parity.py for what is
+compared and how names are normalised, and parity-exceptions.toml for the reviewed
+differences. Also checks that the check itself fails on injected differences, and that
+index.d.ts declares what index.js has at runtime (the Node counterpart of stubtest)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import parity
+from parity import Inputs
+
+
+@pytest.fixture(scope="module")
+def baseline() -> list[str]:
+    return parity.differences(Inputs())
+
+
+def test_python_and_node_apis_match_but_for_reviewed_differences(baseline: list[str]) -> None:
+    accepted = parity.load_exclusions()
+    unexpected, stale = parity.check(baseline, accepted)
+    message = []
+    if unexpected:
+        message.append(
+            "API differences between the Python stubs and index.d.ts that are not reviewed "
+            f"(fix one side, or add them to {parity.EXCLUSIONS.name} with a one-line reason):\n  "
+            + "\n  ".join(unexpected)
+        )
+    if stale:
+        message.append(
+            f"entries of {parity.EXCLUSIONS.name} that no longer differ (remove them):\n  " + "\n  ".join(stale)
+        )
+    assert not message, "\n\n".join(message)
+
+
+def test_the_reviewed_list_is_well_formed() -> None:
+    accepted = parity.load_exclusions()
+    assert accepted, "the list is read"
+    for difference, reason in accepted.items():
+        assert difference.split(":", 1)[0] in ("txcoord", "txcoord.sync", "errors", "stats", "values"), difference
+        assert len(reason) >= 20, (difference, reason)
+
+
+# -- the check can fail -----------------------------------------------------------------------------
+
+
+def _copies(tmp_path: Path) -> Inputs:
+    out = {}
+    for name, src in [("pyi", parity.PYI), ("init", parity.PY_INIT), ("sync", parity.PY_SYNC), ("dts", parity.DTS)]:
+        dst = tmp_path / f"{name}-{src.name}"
+        shutil.copyfile(src, dst)
+        out[name] = dst
+    return Inputs(pyi=out["pyi"], init=out["init"], sync=out["sync"], dts=out["dts"])
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"the injection point {old!r} is gone from {path.name}: update this test"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+BOTH = ("txcoord", "txcoord.sync")
+
+# name, (file, old text, new text), differences the edit must add
+INJECTIONS: list[tuple[str, tuple[str, str, str], set[str]]] = [
+    (
+        "a method only in the Python stubs",
+        ("pyi", "    def ping(self) -> Coroutine[Any, Any, None]: ...\n",
+         "    def ping(self) -> Coroutine[Any, Any, None]: ...\n    def frobnicate(self) -> None: ...\n"),
+        {"txcoord: Client.frobnicate: python only"},
+    ),
+    (
+        "a property renamed in index.d.ts",
+        ("dts", "readonly isHeld: boolean", "readonly isHeldNow: boolean"),
+        {f"{s}: DistributedLock.{n}" for s in BOTH for n in ("is_held: python only", "isHeldNow: js only")},
+    ),
+    (
+        "an option dropped from index.d.ts",
+        ("dts", "  /** FIFO fair waiting (no barging). Default false. */\n  fair?: boolean\n", ""),
+        {f"{s}: LockManager(fair): python only" for s in BOTH},
+    ),
+    (
+        "an optional parameter made required in index.d.ts",
+        ("dts", "extend(additionalTime?: number)", "extend(additionalTime: number)"),
+        {f"{s}: DistributedLock.extend(additional_time_ms): required in js only" for s in BOTH},
+    ),
+    (
+        "positional parameters swapped in index.d.ts",
+        ("dts", "    ttl?: number,\n    timeout?: number,\n", "    timeout?: number,\n    ttl?: number,\n"),
+        {f"{s}: LockManager.acquire_lock: positional order (resource, ttl, timeout) in python, (resource, timeout, ttl) in js"
+         for s in BOTH},
+    ),
+    (
+        "a status value added in index.d.ts",
+        ("dts", "readonly status: 'idle' | 'held' | 'released' | 'lost'",
+         "readonly status: 'idle' | 'held' | 'released' | 'lost' | 'paused'"),
+        {f"{s}: DistributedLock.status: value 'paused' js only" for s in BOTH},
+    ),
+    (
+        "an async method made blocking in the stubs",
+        ("pyi", "    def ping(self) -> Coroutine[Any, Any, None]: ...\n", "    def ping(self) -> None: ...\n"),
+        {"txcoord: Client.ping: async in js only"},
+    ),
+    (
+        "a property turned into a method in the stubs",
+        ("pyi", "    @property\n    def hold_count(self) -> int: ...\n", "    def hold_count(self) -> int: ...\n"),
+        {"txcoord: DistributedLock.hold_count: python method, js property"},
+    ),
+    (
+        "an error code dropped from index.d.ts",
+        ("dts", "  | 'TXCOORD_INTERNAL'\n", "\n"),
+        {"errors: code TXCOORD_INTERNAL: only in python and core"},
+    ),
+    (
+        "an error attribute added to the stubs",
+        ("pyi", '    """The loss reason of a LockLostError."""\n',
+         '    """The loss reason of a LockLostError."""\n    retry_after_ms: int | None\n'),
+        {"errors: TxcoordError.retry_after_ms: python only", "errors: LockLostError.retry_after_ms: python only"},
+    ),
+    (
+        "a class exported by txcoord.sync only",
+        ("sync", "from ._native import SyncLockManager as LockManager\n",
+         "from ._native import SyncLockManager as LockManager\nfrom ._native import SyncLockManager as Coordinator\n"),
+        {"txcoord.sync: class Coordinator: python only"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("edit", "expected"), [(e, x) for _, e, x in INJECTIONS], ids=[n for n, _, _ in INJECTIONS])
+def test_the_check_catches_an_injected_difference(
+    tmp_path: Path, baseline: list[str], edit: tuple[str, str, str], expected: set[str]
+) -> None:
+    inputs = _copies(tmp_path)
+    which, old, new = edit
+    _edit(getattr(inputs, which), old, new)
+    found = parity.differences(inputs)
+    assert set(found) - set(baseline) == expected
+    unexpected, stale = parity.check(found, parity.load_exclusions())
+    assert set(unexpected) == expected, "the parity test would fail, naming exactly the injected differences"
+
+
+def test_the_check_catches_a_changed_error_code(baseline: list[str]) -> None:
+    stubs = parity.PythonStubs(parity.PYI, parity.PY_INIT, parity.PY_SYNC)
+    codes = parity.runtime_python_codes(sorted(stubs.exception_classes(stubs.async_exports)))
+    assert codes["InternalError"] == "TXCOORD_INTERNAL"
+    found = parity.differences(Inputs(python_codes={**codes, "InternalError": "TXCOORD_BUG"}))
+    assert set(found) - set(baseline) == {
+        "errors: code TXCOORD_BUG: only in python",
+        "errors: code TXCOORD_INTERNAL: only in js and core",
+    }
+    found = parity.differences(Inputs(python_codes={**codes, "ClosedError": "TXCOORD_INTERNAL"}))
+    assert set(found) - set(baseline) == {
+        "errors: code TXCOORD_INTERNAL: shared by python classes ClosedError, InternalError",
+        "errors: code TXCOORD_CLOSED: only in js and core",
+    }
+
+
+def test_the_check_catches_a_missing_stats_counter(baseline: list[str]) -> None:
+    stats = [k for k in parity.runtime_python_stats() if k != "wake_timer"]
+    found = parity.differences(Inputs(python_stats=stats))
+    assert set(found) - set(baseline) == {"stats: counter wake_timer: only in js and core"}
+
+
+def test_a_listed_difference_that_is_gone_is_reported(tmp_path: Path, baseline: list[str]) -> None:
+    inputs = _copies(tmp_path)
+    _edit(inputs.sync, "from ._native import SyncLockContext as LockContext\n", "")
+    found = parity.differences(inputs)
+    unexpected, stale = parity.check(found, parity.load_exclusions())
+    assert unexpected == []
+    assert stale == ["txcoord.sync: class LockContext: python only"]
+
+
+def test_a_malformed_list_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[accepted]]\ndifferences = ["txcoord: Client.x: python only"]\n')
+    with pytest.raises(ValueError, match="exactly `differences` and `reason`"):
+        parity.load_exclusions(bad)
+    bad.write_text('[[accepted]]\nreason = ""\ndifferences = ["txcoord: Client.x: python only"]\n')
+    with pytest.raises(ValueError, match="one non-empty line"):
+        parity.load_exclusions(bad)
+    bad.write_text(
+        '[[accepted]]\nreason = "a reason long enough"\ndifferences = ["a"]\n'
+        '[[accepted]]\nreason = "another reason here"\ndifferences = ["a"]\n'
+    )
+    with pytest.raises(ValueError, match="listed twice"):
+        parity.load_exclusions(bad)
+
+
+# -- index.d.ts against index.js -----------------------------------------------------------------------
+
+
+def test_index_d_ts_declares_what_index_js_has() -> None:
+    """The Node counterpart of stubtest: every class index.js exports is declared, with the
+    same public members, and nothing is declared that index.js lacks."""
+    declared = {c["name"]: c for c in parity.read_dts(parity.DTS)["classes"]}
+    runtime = parity.read_node_runtime(parity.NODE_INDEX)
+    assert set(declared) == set(runtime)
+    problems = []
+    for name, cls in declared.items():
+        members = {m["name"]: m["kind"] for m in cls["members"] if m["kind"] != "constructor" and not m.get("static")}
+        statics = {m["name"] for m in cls["members"] if m.get("static")}
+        have = runtime[name]["members"]
+        for member in sorted(set(members) - set(have)):
+            problems.append(f"{name}.{member}: declared, missing at runtime")
+        for member in sorted(set(have) - set(members)):
+            problems.append(f"{name}.{member}: at runtime, not declared")
+        for member in sorted(set(members) & set(have)):
+            if members[member] != have[member]:
+                problems.append(f"{name}.{member}: declared a {members[member]}, a {have[member]} at runtime")
+        # napi classes are sloppy-mode functions: `arguments` and `caller` are not API.
+        runtime_statics = set(runtime[name]["statics"]) - {"arguments", "caller"}
+        if statics != runtime_statics:
+            problems.append(f"{name}: statics declared {sorted(statics)}, at runtime {sorted(runtime_statics)}")
+    assert not problems, "\n".join(problems)
