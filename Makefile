@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Rust crates tested with `cargo test` (the binding crates are tested from Python and Node).
 RUST_PKGS := -p txcoord -p txcoord-testkit -p txcoord-examples
 
-.PHONY: help deps demo test test-rust test-python test-node test-cross lint bench
+.PHONY: help deps demo test test-rust test-python test-node test-cross test-dist lint bench dist
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,7 +34,13 @@ test-node: deps ## the Node package: addon, declarations (tsc, native.d.ts diff)
 test-cross: deps ## cross-language tests and the API parity check (after test-python and test-node)
 	scripts/test-cross.sh
 
-test: lint test-rust test-python test-node test-cross ## everything (what CI runs)
+dist: ## release artifacts in dist/: abi3 wheel, sdist, npm tarball with the prebuilt linux-x64 addon
+	scripts/dist.sh
+
+test-dist: deps dist ## install dist/ into a fresh venv and npm project with no cargo on PATH, take a lock
+	scripts/check-dist.sh
+
+test: lint test-rust test-python test-node test-cross test-dist ## everything (what CI runs)
 	@echo "make test: all suites passed"
 
 bench: deps ## benchmark tables (txcoord beside rslock and redis-benchmark), ~3 min
