@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Rust crates tested with `cargo test` (the binding crates are tested from Python and Node).
 RUST_PKGS := -p txcoord -p txcoord-testkit -p txcoord-examples
 
-.PHONY: help deps demo test test-rust test-python test-node test-cross test-dist lint bench dist
+.PHONY: help deps demo test test-rust test-python test-node test-cross test-dist lint bench bench-rust bench-smoke soak dist
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,8 +40,17 @@ dist: ## release artifacts in dist/: abi3 wheel, sdist, npm tarball with the pre
 test-dist: deps dist ## install dist/ into a fresh venv and npm project with no cargo on PATH, take a lock
 	scripts/check-dist.sh
 
-test: lint test-rust test-python test-node test-cross test-dist ## everything (what CI runs)
+bench-smoke: deps ## the benchmark programs of all three languages on a short run (reuses dist/)
+	BENCH_QUICK=1 BENCH_WHEEL=$(firstword $(wildcard dist/txcoord-*.whl)) BENCH_NODE_ADDON=$(wildcard bindings-node/prebuilt/txcoord.linux-x64-gnu.node) scripts/bench.sh
+
+test: lint test-rust test-python test-node test-cross test-dist bench-smoke ## everything (what CI runs)
 	@echo "make test: all suites passed"
 
-bench: deps ## benchmark tables (txcoord beside rslock and redis-benchmark), ~3 min
+bench: deps ## side-by-side tables: txcoord in Rust, Python and Node beside the libraries users have, one redis-server, ~5-6 min
+	scripts/bench.sh
+
+bench-rust: deps ## the Rust scenario tables only (txcoord, rslock, redis-benchmark), ~2 min
 	$(CARGO) bench --locked -p txcoord --bench scenarios
+
+soak: deps ## 1e6 acquire/release cycles per language; fails unless RSS stays flat, ~2-3 min
+	scripts/soak.sh
