@@ -91,6 +91,7 @@ fn make_class<'py>(
     ns.set_item("code", code)?;
     ns.set_item("argument", py.None())?;
     ns.set_item("reason", py.None())?;
+    ns.set_item("key", py.None())?;
     let ty = py.get_type::<PyType>().call1((name, bases, ns))?;
     Ok(ty.cast_into::<PyType>()?)
 }
@@ -157,6 +158,9 @@ fn build(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
     exc.setattr("code", kind.code())?;
     if let Some(arg) = e.argument() {
         exc.setattr("argument", arg)?;
+    }
+    if let Some(key) = e.key() {
+        exc.setattr("key", key)?;
     }
     if let Error::LockLost { reason, .. } = e {
         exc.setattr("reason", reason.as_str())?;

@@ -208,6 +208,16 @@ impl Error {
         }
     }
 
+    /// The lock key a `Timeout`, `LockLost` or `DeadlockVictim` error is about.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Error::Timeout { key, .. }
+            | Error::LockLost { key, .. }
+            | Error::DeadlockVictim { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
     /// The argument an `InvalidArgument`/`InvalidType` error names.
     pub fn argument(&self) -> Option<&str> {
         match self {
@@ -317,6 +327,16 @@ mod tests {
             "no permission",
         ));
         assert_eq!(Error::from(noperm).kind(), ErrorKind::Redis);
+    }
+
+    #[test]
+    fn errors_about_a_lock_name_its_key() {
+        let e = Error::Timeout {
+            key: "lock:a".into(),
+            waited_ms: 5,
+        };
+        assert_eq!(e.key(), Some("lock:a"));
+        assert_eq!(Error::connection("x").key(), None);
     }
 
     #[test]

@@ -340,6 +340,7 @@ async def test_scoped_lock_releases_always_and_raises_lock_timeout_error(url: st
         async with m.lock(name, timeout_ms=50):
             raise AssertionError("must not be entered")
     assert info.value.code == "TXCOORD_TIMEOUT"
+    assert info.value.key == f"lock:{name}"
     assert isinstance(info.value, TimeoutError)
     assert "lock:" + name in str(info.value)
     q, w = waiter_keys(name)

@@ -78,6 +78,8 @@ class TxcoordError(Exception):
     """The parameter an invalid argument/type error names."""
     reason: str | None
     """The loss reason of a LockLostError."""
+    key: str | None
+    """The lock key a timeout, loss or deadlock-victim error is about."""
 
 class InvalidArgumentError(TxcoordError, ValueError): ...
 class InvalidTypeError(TxcoordError, TypeError): ...
