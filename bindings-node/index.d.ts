@@ -175,6 +175,8 @@ export declare class DistributedLock extends EventEmitter {
   acquire(): Promise<boolean>
   /** Stops renewal, then releases. Never fails for a lock that was already lost. */
   release(): Promise<void>
+  /** `await using lock = ...` releases the lock at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void>
   /** Sets the expiry to `additionalTime` ms (default: ttl) from now; `false` if not held. */
   extend(additionalTime?: number): Promise<boolean>
   /** Aborted when the current hold is lost; `signal.reason` is a `LockLostError`. */
@@ -239,6 +241,8 @@ export declare class LockManager {
   using<T>(resource: string, fn: (lock: DistributedLock) => T | Promise<T>, options?: UsingOptions): Promise<T>
   /** Releases everything this manager holds and refuses further acquisitions. */
   close(): Promise<void>
+  /** `await using manager = ...` closes the manager at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void>
   /** Resources this manager currently holds locks on. */
   readonly heldResources: string[]
   /** The manager's owner id, or null. */

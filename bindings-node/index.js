@@ -190,6 +190,11 @@ class DistributedLock extends EventEmitter {
     return this.#n.release()
   }
 
+  /** `await using lock = ...` (TypeScript 5.2+, or a runtime with explicit resource management) releases. */
+  [Symbol.asyncDispose]() {
+    return this.release()
+  }
+
   /** Sets the expiry to `additionalTime` ms (default: ttl) from now; `false` if not held. */
   extend(additionalTime) {
     return this.#n.extend(additionalTime)
@@ -358,6 +363,11 @@ class LockManager {
   /** Releases everything and refuses further acquisitions. */
   close() {
     return this.#n.close().then(logFailures)
+  }
+
+  /** `await using manager = ...` closes the manager (releasing what it holds). */
+  [Symbol.asyncDispose]() {
+    return this.close()
   }
 
   /**

@@ -192,7 +192,10 @@ function runtime(file) {
         members[key] = typeof d.value === 'function' ? 'method' : 'property'
       }
       for (const sym of Object.getOwnPropertySymbols(proto)) {
-        members[`[${sym.description}]`] = 'method'
+        // Node 20 polyfills these well-known symbols with descriptions like `nodejs.asyncDispose`
+        const name =
+          sym === Symbol.asyncDispose ? 'Symbol.asyncDispose' : sym === Symbol.dispose ? 'Symbol.dispose' : sym.description
+        members[`[${name}]`] = 'method'
       }
     }
     const statics = Object.getOwnPropertyNames(value).filter((k) => !['length', 'name', 'prototype'].includes(k))

@@ -88,6 +88,20 @@ test('a vanished holder: its lock expires and the next token is larger', async (
   await m.releaseAllLocks()
 })
 
+test('Symbol.asyncDispose releases a lock and closes a manager (for `await using`)', async () => {
+  const m = new LockManager(new Client(server.url))
+  const lock = await m.acquireLock('disposed', 30000, 0)
+  assert.ok(lock)
+  assert.equal(await raw.exists('lock:disposed'), 1)
+  await lock[Symbol.asyncDispose]()
+  assert.equal(await raw.exists('lock:disposed'), 0)
+  assert.equal(lock.isHeld, false)
+  assert.ok(await m.acquireLock('disposed', 30000, 0))
+  await m[Symbol.asyncDispose]()
+  assert.equal(await raw.exists('lock:disposed'), 0)
+  await assert.rejects(m.acquireLock('disposed', 30000, 0), { code: 'TXCOORD_CLOSED' })
+})
+
 test('lost lock: signal aborts with code and reason `taken`, and `lost` is emitted', async () => {
   const m = new LockManager(server.url)
   const lock = await m.acquireLock('lost-taken', 600, 0)
