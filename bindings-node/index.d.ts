@@ -233,14 +233,14 @@ export declare class LockManager {
   /** Releases the most recent lock this manager acquired on `resource`. */
   releaseLock(resource: string): Promise<void>
   /** Attempts every release; a failed one is logged, never thrown. */
-  releaseAllLocks(): Promise<void>
+  releaseAllLocks(): Promise<ReleaseFailure[]>
   /**
    * Runs `fn(lock)` holding `resource` and releases the lock however `fn` ends. Rejects with
    * code `TXCOORD_TIMEOUT` when the lock cannot be acquired in time.
    */
   using<T>(resource: string, fn: (lock: DistributedLock) => T | Promise<T>, options?: UsingOptions): Promise<T>
   /** Releases everything this manager holds and refuses further acquisitions. */
-  close(): Promise<void>
+  close(): Promise<ReleaseFailure[]>
   /** `await using manager = ...` closes the manager at the end of the scope. */
   [Symbol.asyncDispose](): Promise<void>
   /** Resources this manager currently holds locks on. */

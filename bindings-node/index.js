@@ -136,8 +136,10 @@ function wrapLock(nativeLock) {
 }
 
 function logFailures(failures) {
-  // As the seed: every release is attempted; a failed one is logged, never thrown.
+  // As the seed: every release is attempted; a failed one is logged, never thrown. The
+  // failures are also returned (an empty array when every release worked).
   for (const e of failures) console.error(`Failed to release lock for ${e.resource}:`, e)
+  return failures
 }
 
 // `options.signal`, checked without throwing synchronously.
@@ -367,7 +369,7 @@ class LockManager {
 
   /** `await using manager = ...` closes the manager (releasing what it holds). */
   [Symbol.asyncDispose]() {
-    return this.close()
+    return this.close().then(() => undefined)
   }
 
   /**

@@ -365,11 +365,16 @@ test('releaseAllLocks logs failures and never rejects', async () => {
   const logged = []
   const original = console.error
   console.error = (...args) => logged.push(args)
+  let failures
   try {
-    await m.releaseAllLocks()
+    failures = await m.releaseAllLocks()
   } finally {
     console.error = original
   }
+  assert.equal(failures.length, 1)
+  assert.equal(failures[0].resource, 'fail1')
+  assert.equal(failures[0].code, 'TXCOORD_CLOSED')
+  assert.deepEqual(await new LockManager(new Client(server.url)).releaseAllLocks(), [])
   assert.equal(logged.length, 1)
   assert.match(String(logged[0][0]), /Failed to release lock for fail1/)
   assert.equal(logged[0][1].code, 'TXCOORD_CLOSED')
