@@ -968,3 +968,51 @@ async fn one_scheduled_renewal_per_held_lock_and_none_after_release() {
     m.release_lock("one").await.unwrap();
     assert_eq!(c.scheduled_renewals(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_per_client_however_many_locks_and_waiters() {
+    let server = RedisServer::start();
+    let c = client(&server);
+    let m = LockManager::new(&c);
+    let mut held = Vec::new();
+    for i in 0..50 {
+        held.push(
+            m.acquire_lock(&format!("conn:{i}"), ms(30_000), ms(0))
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    // waiters on several locks, each subscribed to its release channel
+    let mut waiters = Vec::new();
+    for i in 0..5 {
+        let m = m.clone();
+        waiters.push(tokio::spawn(async move {
+            m.acquire_lock(&format!("conn:{i}"), ms(30_000), ms(10_000))
+                .await
+        }));
+    }
+    wait_until("subscribed", ms(3000), || c.stats().subscribes == 5).await;
+    let mut con = server.connection();
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut con).unwrap();
+    let ours = list
+        .lines()
+        .filter(|l| l.contains(&format!("name={}", c.name())))
+        .count();
+    assert_eq!(
+        ours, 1,
+        "one connection for 50 locks, 5 waiters and their subscriptions:\n{list}"
+    );
+    for lock in held {
+        lock.release().await.unwrap();
+    }
+    for w in waiters {
+        w.await
+            .unwrap()
+            .unwrap()
+            .expect("handed over")
+            .release()
+            .await
+            .unwrap();
+    }
+}
