@@ -78,7 +78,9 @@ def redis_py_cycles(url: str, tag: str) -> Callable[[int], Cycle] | None:
 
 
 async def main() -> None:
-    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        sys.exit("set REDIS_URL to a redis-server you started for the benchmark")
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     print(f"{'tasks':>5} {'txcoord':>10} {'plain bridge':>13} {'redis-py Lock':>14} {'ratio':>6}   (medians of {rounds} interleaved rounds of {seconds} s)")

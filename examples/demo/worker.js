@@ -31,7 +31,8 @@ function emit(ev, fields = {}) {
   process.stdout.write(`${JSON.stringify({ ev, t: now(), ...fields })}\n`)
 }
 
-const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
+if (!process.env.REDIS_URL) throw new Error('set REDIS_URL (the demo orchestrator does)')
+const redis = new Redis(process.env.REDIS_URL)
 redis.defineCommand('fencedWrite', { numberOfKeys: 2, lua: FENCED_WRITE })
 // txcoord reads the ioredis instance's options (host, db, credentials, TLS, keyPrefix).
 const manager = new LockManager(redis)

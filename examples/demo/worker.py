@@ -98,7 +98,7 @@ class Worker:
 
 
 async def main() -> None:
-    store = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
+    store = redis.Redis.from_url(os.environ["REDIS_URL"])  # set by the demo orchestrator
     worker = Worker(store)
     await store.ping()
     emit("ready", pid=os.getpid(), version=sys.version.split()[0])

@@ -928,7 +928,8 @@ fn summary(
             Some(e) => format!(
                 "\"{}\", {:.0} ms after resuming",
                 e.str("reason"),
-                e.t - scene.resumed_at
+                // the signal can be logged a hair before the resume note: show 0, not -0
+                (e.t - scene.resumed_at).max(0.0)
             ),
             None => "NONE".into(),
         },
