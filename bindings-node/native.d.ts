@@ -185,6 +185,8 @@ export interface ClientStats {
   wakeNotified: number
   /** Waits ended by a timer (the holder's expiry or the fallback poll). */
   wakeTimer: number
+  /** Times a waiter went to sleep until a release notice or a timer. */
+  sleeps: number
   /** Release notifications received. */
   messages: number
   /** Connection losses seen. */

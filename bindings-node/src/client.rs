@@ -31,6 +31,8 @@ pub struct ClientStats {
     pub wake_notified: f64,
     /// Waits ended by a timer (the holder's expiry or the fallback poll).
     pub wake_timer: f64,
+    /// Times a waiter went to sleep until a release notice or a timer.
+    pub sleeps: f64,
     /// Release notifications received.
     pub messages: f64,
     /// Connection losses seen.
@@ -138,6 +140,7 @@ impl JsClient {
             lost: s.lost as f64,
             wake_notified: s.wake_notified as f64,
             wake_timer: s.wake_timer as f64,
+            sleeps: s.sleeps as f64,
             messages: s.messages as f64,
             disconnects: s.disconnects as f64,
             subscribes: s.subscribes as f64,

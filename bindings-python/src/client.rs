@@ -108,6 +108,7 @@ fn stats_dict<'py>(py: Python<'py>, s: txcoord::ClientStats) -> PyResult<Bound<'
     d.set_item("lost", s.lost)?;
     d.set_item("wake_notified", s.wake_notified)?;
     d.set_item("wake_timer", s.wake_timer)?;
+    d.set_item("sleeps", s.sleeps)?;
     d.set_item("messages", s.messages)?;
     d.set_item("disconnects", s.disconnects)?;
     d.set_item("subscribes", s.subscribes)?;

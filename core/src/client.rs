@@ -118,6 +118,9 @@ pub struct ClientStats {
     pub wake_notified: u64,
     /// Waits ended by a timer: the holder's expiry or the fallback poll.
     pub wake_timer: u64,
+    /// Times a waiter went to sleep until a release notice or a timer (each such sleep ends in
+    /// `wake_notified` or `wake_timer`, or in the wait being cancelled).
+    pub sleeps: u64,
     /// Release notifications received (for any waiter of this client).
     pub messages: u64,
     /// Connection losses seen.
@@ -138,6 +141,7 @@ pub(crate) struct Stats {
     pub lost: AtomicU64,
     pub wake_notified: AtomicU64,
     pub wake_timer: AtomicU64,
+    pub sleeps: AtomicU64,
     pub messages: AtomicU64,
     pub disconnects: AtomicU64,
     pub subscribes: AtomicU64,
@@ -160,6 +164,7 @@ impl Stats {
             lost: g(&self.lost),
             wake_notified: g(&self.wake_notified),
             wake_timer: g(&self.wake_timer),
+            sleeps: g(&self.sleeps),
             messages: g(&self.messages),
             disconnects: g(&self.disconnects),
             subscribes: g(&self.subscribes),

@@ -503,6 +503,7 @@ impl DistributedLock {
                                 .ensure_subscribed(&keys.channel, op_budget.min(pause))
                                 .await;
                         }
+                        bump(&client.stats_ref().sleeps);
                         tokio::select! {
                             _ = notify.notified() => bump(&client.stats_ref().wake_notified),
                             _ = tokio::time::sleep_until(wake_at) => bump(&client.stats_ref().wake_timer),
