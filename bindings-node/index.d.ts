@@ -199,7 +199,7 @@ export declare class DistributedLock extends EventEmitter {
   readonly ownerId: string | null
   /** The recorded priority. */
   readonly priority: number
-  readonly status: 'idle' | 'held' | 'released' | 'lost'
+  readonly status: 'idle' | 'held' | 'releasing' | 'released' | 'lost'
   /** Why the lock was lost, or null. */
   readonly lossReason: LossReason | null
 

@@ -100,8 +100,11 @@ export declare class DistributedLock {
   get ownerId(): string | null
   /** The priority recorded for the deadlock detector. */
   get priority(): number
-  /** `idle`, `held`, `released` or `lost`. */
-  get status(): 'idle' | 'held' | 'released' | 'lost'
+  /**
+   * `idle`, `held`, `releasing` (a release not yet confirmed: call `release()` again),
+   * `released` or `lost`.
+   */
+  get status(): 'idle' | 'held' | 'releasing' | 'released' | 'lost'
   /**
    * The `TXCOORD_LOCK_LOST` error of the current hold if it was lost (a new object on each
    * read), or `null`.

@@ -4,7 +4,7 @@
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
-use txcoord::{validate, LockOptions, LockStatus};
+use txcoord::{validate, LockOptions};
 
 use crate::bridge::{self, Prep, Settled};
 use crate::client::{unknown, JsClient};
@@ -198,20 +198,15 @@ impl JsDistributedLock {
         self.inner.priority()
     }
 
-    /// `idle`, `held`, `released` or `lost`.
+    /// `idle`, `held`, `releasing` (a release not yet confirmed: call `release()` again),
+    /// `released` or `lost`.
     #[napi(
         getter,
         catch_unwind,
-        ts_return_type = "'idle' | 'held' | 'released' | 'lost'"
+        ts_return_type = "'idle' | 'held' | 'releasing' | 'released' | 'lost'"
     )]
     pub fn status(&self) -> &'static str {
-        match self.inner.status() {
-            LockStatus::Idle => "idle",
-            LockStatus::Held => "held",
-            LockStatus::Released => "released",
-            LockStatus::Lost(_) => "lost",
-            _ => "unknown",
-        }
+        self.inner.status().as_str()
     }
 
     /// The `TXCOORD_LOCK_LOST` error of the current hold if it was lost (a new object on each

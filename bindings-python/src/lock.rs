@@ -173,13 +173,7 @@ fn rebuild(parent: &DistributedLock, client: &txcoord::Client) -> txcoord::Resul
 }
 
 fn status_str(status: LockStatus) -> &'static str {
-    match status {
-        LockStatus::Idle => "idle",
-        LockStatus::Held => "held",
-        LockStatus::Released => "released",
-        LockStatus::Lost(_) => "lost",
-        _ => "unknown",
-    }
+    status.as_str()
 }
 
 /// Releases a lock in the background (an acquisition whose awaitable was cancelled).
@@ -407,7 +401,8 @@ macro_rules! lock_class {
                 Ok(self.shared.lock().into_py(py)?.hold_count())
             }
 
-            /// "idle", "held", "released" or "lost".
+            /// "idle", "held", "releasing" (a release not yet confirmed: call release() again),
+            /// "released" or "lost".
             #[getter]
             fn status(&self, py: Python<'_>) -> PyResult<&'static str> {
                 Ok(status_str(self.shared.lock().into_py(py)?.status()))

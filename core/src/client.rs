@@ -177,7 +177,11 @@ impl Stats {
 #[derive(Default)]
 struct Channel {
     waiters: HashMap<u64, Arc<Notify>>,
+    /// Confirmed subscribed on the current connection (reset when the connection drops).
     subscribed: bool,
+    /// Subscribed at some point and not unsubscribed since: the connection restores it after
+    /// a reconnect, so it must be undone when the channel is no longer needed.
+    requested: bool,
     generation: u64,
 }
 
@@ -232,9 +236,12 @@ impl Shared {
                 bump(&self.stats.disconnects);
                 self.name_pending.store(true, Ordering::SeqCst);
                 // Messages may have been missed while the connection was down: every local
-                // waiter tries again.
-                let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-                for entry in channels.values() {
+                // waiter tries again. The subscriptions are restored by the connection, but
+                // until then none can be counted on: the next waiter subscribes (again) and
+                // makes its second attempt after that.
+                let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+                for entry in channels.values_mut() {
+                    entry.subscribed = false;
                     entry.waiters.values().for_each(|n| n.notify_one());
                 }
             }
@@ -607,6 +614,7 @@ impl Client {
                 let mut channels = shared.channels.lock().unwrap_or_else(|p| p.into_inner());
                 let entry = channels.entry(channel.to_string()).or_default();
                 entry.subscribed = true;
+                entry.requested = true;
                 // every local waiter left while we subscribed: undo it after the linger
                 entry.waiters.is_empty().then(|| {
                     entry.generation += 1;
@@ -641,7 +649,7 @@ impl Client {
                 let mut channels = shared.channels.lock().unwrap_or_else(|p| p.into_inner());
                 match channels.get(&channel) {
                     Some(c) if c.waiters.is_empty() && c.generation == generation => {
-                        let subscribed = c.subscribed;
+                        let subscribed = c.requested;
                         channels.remove(&channel);
                         subscribed
                     }
@@ -697,7 +705,7 @@ impl Drop for WaiterRegistration {
             if !entry.waiters.is_empty() {
                 return;
             }
-            if !entry.subscribed {
+            if !entry.requested {
                 // never subscribed (an uncontended acquisition): nothing to undo in Redis
                 channels.remove(&self.channel);
                 return;

@@ -234,6 +234,11 @@ pub(crate) fn redis_is_retryable(e: &redis::RedisError) -> bool {
     if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
         return true;
     }
+    // A script or function running past `busy-reply-threshold` (another client's): the server
+    // answers again once it ends.
+    if e.code() == Some("BUSY") {
+        return true;
+    }
     matches!(
         e.kind(),
         K::Server(S::BusyLoading)
@@ -327,6 +332,38 @@ mod tests {
             "no permission",
         ));
         assert_eq!(Error::from(noperm).kind(), ErrorKind::Redis);
+    }
+
+    #[test]
+    fn a_busy_or_failing_over_server_is_worth_waiting_for() {
+        for (code, detail) in [
+            ("BUSY", "Redis is busy running a script."),
+            ("LOADING", "Redis is loading the dataset in memory"),
+            ("READONLY", "You can't write against a read only replica."),
+            ("TRYAGAIN", "Multiple keys request during rehashing of slot"),
+            ("MASTERDOWN", "Link with MASTER is down"),
+            ("CLUSTERDOWN", "The cluster is down"),
+        ] {
+            let e = redis::make_extension_error(code.to_string(), Some(detail.to_string()));
+            let parsed: redis::RedisError = match code {
+                "BUSY" => e,
+                _ => redis::RedisError::from((
+                    match code {
+                        "LOADING" => redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading),
+                        "READONLY" => redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly),
+                        "TRYAGAIN" => redis::ErrorKind::Server(redis::ServerErrorKind::TryAgain),
+                        "MASTERDOWN" => {
+                            redis::ErrorKind::Server(redis::ServerErrorKind::MasterDown)
+                        }
+                        _ => redis::ErrorKind::Server(redis::ServerErrorKind::ClusterDown),
+                    },
+                    "server",
+                )),
+            };
+            let err = Error::from(parsed);
+            assert!(err.is_retryable(), "{code}: {err}");
+            assert_eq!(err.kind(), ErrorKind::Connection, "{code}");
+        }
     }
 
     #[test]

@@ -47,10 +47,35 @@ pub enum LockStatus {
     Idle,
     /// Held (as far as this process knows; see [`DistributedLock::is_held`] for the deadline).
     Held,
+    /// A release was started and not confirmed by Redis (it failed, or its future was
+    /// dropped): not held any more, and `release()` sends it again.
+    Releasing,
     /// Released by its holder.
     Released,
     /// Lost while held.
     Lost(LossReason),
+}
+
+impl LockStatus {
+    /// The stable string every binding reports: `idle`, `held`, `releasing`, `released`, `lost`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LockStatus::Idle => "idle",
+            LockStatus::Held => "held",
+            LockStatus::Releasing => "releasing",
+            LockStatus::Released => "released",
+            LockStatus::Lost(_) => "lost",
+        }
+    }
+
+    /// Whether a release may still have something to do in Redis (held, lost while the key may
+    /// still exist, or a release not yet confirmed).
+    pub const fn needs_release(self) -> bool {
+        matches!(
+            self,
+            LockStatus::Held | LockStatus::Lost(_) | LockStatus::Releasing
+        )
+    }
 }
 
 /// Watches one lock for loss without holding it (see [`DistributedLock::loss_watch`]).
@@ -68,7 +93,7 @@ impl LossWatch {
             match status {
                 LockStatus::Held => {}
                 LockStatus::Lost(r) => return Some(r),
-                LockStatus::Idle | LockStatus::Released => return None,
+                LockStatus::Idle | LockStatus::Releasing | LockStatus::Released => return None,
             }
             if self.rx.changed().await.is_err() {
                 return None;
@@ -142,12 +167,18 @@ struct State {
     /// Bumped at each acquisition, so a renewal task of an earlier one stops.
     generation: u64,
     value: Option<String>,
+    /// The hold this handle made: the value of its own acquisition (equal to `value` unless
+    /// it re-entered a lock its owner already held).
+    hold_id: Option<String>,
     token: Option<u64>,
     hold_count: u64,
     deadline: Instant,
     next_renewal: Instant,
-    /// The scheduled renewal, if any (see `renewal.rs`).
+    /// The scheduled renewal, if any (see `renewal.rs`). Only the renewal holding this very
+    /// ticket may run; one started from an older ticket finds it replaced and stops.
     ticket: Option<Ticket>,
+    /// Set by the test hook that simulates a crashed process: nothing is sent on drop.
+    crashed: bool,
 }
 
 struct LockInner {
@@ -227,16 +258,23 @@ impl DistributedLock {
                     status: LockStatus::Idle,
                     generation: 0,
                     value: None,
+                    hold_id: None,
                     token: None,
                     hold_count: 0,
                     deadline: now,
                     next_renewal: now,
                     ticket: None,
+                    crashed: false,
                 }),
                 op_lock: tokio::sync::Mutex::new(()),
                 status_tx,
             }),
         })
+    }
+
+    /// Whether `other` is a clone of this very handle.
+    pub(crate) fn same_handle(&self, other: &DistributedLock) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// The client this lock uses.
@@ -336,7 +374,7 @@ impl DistributedLock {
             match status {
                 LockStatus::Held => {}
                 LockStatus::Lost(r) => return Some(r),
-                LockStatus::Idle | LockStatus::Released => return None,
+                LockStatus::Idle | LockStatus::Releasing | LockStatus::Released => return None,
             }
             if rx.changed().await.is_err() {
                 return None;
@@ -360,9 +398,12 @@ impl DistributedLock {
     }
 
     pub(crate) async fn acquire_with(&self, wait: WaitParams) -> Result<bool> {
-        if self.status() == LockStatus::Held {
+        match self.status() {
             // As the seed's SET NX on a key this instance holds: no second hold on one handle.
-            return Ok(false);
+            LockStatus::Held => return Ok(false),
+            // Finish the release this handle still owes before it takes a new hold.
+            LockStatus::Releasing => self.release().await?,
+            _ => {}
         }
         let client = &self.inner.client;
         let keys = &self.inner.keys;
@@ -375,6 +416,13 @@ impl DistributedLock {
             (String::new(), 0)
         };
         let op_budget = client.op_budget();
+        // A waiter's entry must be refreshed within its lease: no single attempt (or
+        // subscription) may take more than a quarter of it.
+        let step_budget = if queue {
+            op_budget.min(wait.waiter_lease / 4).max(MIN_ATTEMPT_BUDGET)
+        } else {
+            op_budget
+        };
         let start = Instant::now();
         let deadline = start + wait.timeout;
         let ttl_arg = ttl_ms.to_string();
@@ -382,6 +430,7 @@ impl DistributedLock {
         let lease_arg = (wait.waiter_lease.as_millis() as u64).to_string();
         let grace_arg = FENCE_GRACE_MS.to_string();
         let fair_arg = if wait.fair { "1" } else { "0" };
+        let owned = !self.inner.owner.is_empty();
 
         // Armed from the first attempt: a wait dropped while an attempt is in flight may already
         // be queued, or even granted, in Redis.
@@ -389,8 +438,8 @@ impl DistributedLock {
             client: client.clone(),
             keys: keys.clone(),
             waiter_id: queue.then(|| waiter_id.clone()),
-            value: None,
-            owner_flag: owner_flag(&self.inner.owner),
+            hold: None,
+            owned,
             armed: true,
         };
         let mut ambiguous = false;
@@ -411,12 +460,12 @@ impl DistributedLock {
                 deadline
                     .saturating_duration_since(sent)
                     .max(MIN_ATTEMPT_BUDGET)
-                    .min(op_budget)
+                    .min(step_budget)
             } else {
                 op_budget
             };
             bump(&client.stats_ref().attempts);
-            cleanup.value = Some(value.clone());
+            cleanup.hold = Some(value.clone());
             let attempts_sent = attempts;
             attempts += 1;
             let reply = client
@@ -434,35 +483,43 @@ impl DistributedLock {
                         &grace_arg,
                         &keys.channel,
                         PUBLISH,
-                        &now_ms_string(),
+                        "",
                         if attempts_sent > 0 { "1" } else { "0" },
                     ],
                     budget,
                 )
                 .await
                 .and_then(|v| protocol::parse_attempt(&v));
+            let took = sent.elapsed();
             match reply {
                 Ok(Attempt::Acquired {
-                    value,
+                    value: lock_value,
                     token,
                     hold_count,
                     validity_ms,
                 }) => {
-                    cleanup.armed = false;
                     let validity_ms = if validity_ms > 0 {
                         validity_ms as u64
                     } else {
                         ttl_ms
                     };
-                    self.on_acquired(value, token, hold_count, sent, validity_ms);
+                    if Instant::now() >= sent + validity(validity_ms) {
+                        // The grant's reply came after the lease it granted had run out: it
+                        // cannot be trusted. While waiting, ask again (the same attempt value
+                        // is recognised, with the key's current expiry); otherwise give it up.
+                        ambiguous = true;
+                        if queue && Instant::now() < deadline {
+                            continue;
+                        }
+                        break;
+                    }
+                    cleanup.armed = false;
+                    self.on_acquired(lock_value, value, token, hold_count, sent, validity_ms);
                     return Ok(true);
                 }
-                Ok(Attempt::Busy {
-                    pttl,
-                    txcoord_holder,
-                }) => {
+                Ok(Attempt::Busy { pttl, hint }) => {
                     if !ambiguous {
-                        cleanup.value = None;
+                        cleanup.hold = None;
                     }
                     if !queue {
                         cleanup.armed = ambiguous;
@@ -470,7 +527,7 @@ impl DistributedLock {
                     }
                     let now = Instant::now();
                     if std::mem::take(&mut first_busy) && !subscribed_before {
-                        if let Err(e) = client.ensure_subscribed(&keys.channel, budget).await {
+                        if let Err(e) = client.ensure_subscribed(&keys.channel, step_budget).await {
                             // Waiting still works by polling; the next wait re-tries the subscription.
                             tracing::debug!("txcoord: subscribe to {}: {e}", keys.channel);
                         }
@@ -486,21 +543,29 @@ impl DistributedLock {
                         note_waiting(client, keys, wait.waiter_lease);
                     }
                     let pause = if pttl == -2 {
-                        // free, but another waiter's turn (fair mode)
-                        wait.fallback_poll
-                    } else if txcoord_holder {
+                        // free, but another waiter's turn (fair mode): until the head's claim
+                        // on it runs out, should it not take it
+                        until_expiry(hint, wait.fallback_poll)
+                    } else if hint == 1 {
                         until_expiry(pttl, wait.fallback_poll)
                     } else {
                         let p = foreign_poll.min(wait.fallback_poll);
                         foreign_poll = (foreign_poll * 2).min(FOREIGN_POLL_MAX);
                         until_expiry(pttl, p)
                     };
+                    // The next attempt refreshes the waiter entry: it must start early enough
+                    // to land within the lease, however long attempts take now.
+                    let pause = pause.min(
+                        (wait.waiter_lease / 2)
+                            .saturating_sub(took)
+                            .max(Duration::from_millis(10)),
+                    );
                     let wake_at = (now + pause).min(deadline);
                     let notify = registration.as_ref().map(|r| r.notify.clone());
                     if let Some(notify) = notify {
                         if !client.is_subscribed_hint(&keys.channel) {
                             let _ = client
-                                .ensure_subscribed(&keys.channel, op_budget.min(pause))
+                                .ensure_subscribed(&keys.channel, step_budget.min(pause))
                                 .await;
                         }
                         bump(&client.stats_ref().sleeps);
@@ -513,7 +578,7 @@ impl DistributedLock {
                 Ok(Attempt::Victim) => {
                     cleanup.waiter_id = None;
                     if !ambiguous {
-                        cleanup.value = None;
+                        cleanup.hold = None;
                     }
                     return Err(Error::DeadlockVictim {
                         key: keys.lock.clone(),
@@ -521,8 +586,8 @@ impl DistributedLock {
                     });
                 }
                 Err(e) if e.is_retryable() => {
-                    // The script may have run even though no reply came: remember the value so a
-                    // grant nobody saw is released (or taken again by the next attempt).
+                    // The script may have run even though no reply came: remember the hold so a
+                    // grant nobody saw is released (or recognised by the next attempt).
                     ambiguous = true;
                     let now = Instant::now();
                     if !queue || now >= deadline {
@@ -533,7 +598,8 @@ impl DistributedLock {
                 Err(e) => return Err(e),
             }
         }
-        // Timed out: leave the queue before answering, so no entry outlives the call.
+        // Timed out: leave the queue (and give back a grant that came too late) before
+        // answering, so no entry outlives the call.
         drop(registration);
         cleanup.armed = false;
         cleanup.run(op_budget).await;
@@ -543,6 +609,7 @@ impl DistributedLock {
     fn on_acquired(
         &self,
         value: String,
+        hold_id: String,
         token: u64,
         hold_count: u64,
         sent: Instant,
@@ -555,6 +622,7 @@ impl DistributedLock {
             st.generation += 1;
             st.status = LockStatus::Held;
             st.value = Some(value);
+            st.hold_id = Some(hold_id);
             st.token = Some(token);
             st.hold_count = hold_count;
             st.deadline = sent + validity(validity_ms);
@@ -569,42 +637,49 @@ impl DistributedLock {
     /// The seed's `release()`: stops renewal, then compare-and-deletes the key (or drops one
     /// hold of a re-entered lock) and hands the lock to the next waiter. Releasing a lock that
     /// was lost, or never acquired, does not fail.
+    ///
+    /// When the release fails (Redis unreachable), or its future is dropped before Redis
+    /// answered, the handle stays [`LockStatus::Releasing`]: it is no longer held (renewal has
+    /// stopped), and calling `release()` again sends the release again. Releasing is
+    /// idempotent in Redis: a release that did arrive is never counted twice.
     pub async fn release(&self) -> Result<()> {
         // Taking the op lock waits for a renewal in flight; none can start after this.
         let _op = self.inner.op_lock.lock().await;
-        let (value, was_lost) = {
+        let (value, hold, was_lost) = {
             let mut st = self.state();
-            match st.status {
-                LockStatus::Held => {}
-                LockStatus::Lost(_) => {}
-                LockStatus::Idle | LockStatus::Released => return Ok(()),
+            if st.crashed {
+                return Ok(());
             }
             let was_lost = matches!(st.status, LockStatus::Lost(_));
-            st.status = LockStatus::Released;
-            st.generation += 1;
-            if let Some(ticket) = st.ticket.take() {
-                self.inner.client.renewals().cancel(ticket);
+            match st.status {
+                LockStatus::Held => {
+                    st.status = LockStatus::Releasing;
+                    st.generation += 1;
+                    if let Some(ticket) = st.ticket.take() {
+                        self.inner.client.renewals().cancel(ticket);
+                    }
+                    self.inner.status_tx.send_replace(LockStatus::Releasing);
+                }
+                LockStatus::Releasing | LockStatus::Lost(_) => {}
+                LockStatus::Idle | LockStatus::Released => return Ok(()),
             }
-            (st.value.clone(), was_lost)
+            (st.value.clone(), st.hold_id.clone(), was_lost)
         };
-        if !was_lost {
-            self.inner.status_tx.send_replace(LockStatus::Released);
-        }
-        let Some(value) = value else { return Ok(()) };
+        let (Some(value), Some(hold)) = (value, hold) else {
+            self.mark_released(was_lost);
+            return Ok(());
+        };
         let client = &self.inner.client;
-        let result = client
-            .run_script::<redis::Value>(
-                &protocol::RELEASE,
-                &self.inner.keys.all(),
-                &[
-                    &value,
-                    &self.inner.keys.channel,
-                    PUBLISH,
-                    owner_flag(&self.inner.owner),
-                ],
-                client.op_budget(),
-            )
-            .await;
+        let owned = !self.inner.owner.is_empty();
+        let result = send_release(
+            client,
+            &self.inner.keys,
+            &value,
+            &hold,
+            owned,
+            client.op_budget(),
+        )
+        .await;
         match result {
             Ok(v) => {
                 if protocol::array(&v)
@@ -616,6 +691,7 @@ impl DistributedLock {
                 {
                     bump(&client.stats_ref().released);
                 }
+                self.mark_released(was_lost);
                 Ok(())
             }
             Err(e) if was_lost => {
@@ -623,9 +699,19 @@ impl DistributedLock {
                     "txcoord: release of lost lock {}: {e}",
                     self.inner.keys.lock
                 );
+                self.mark_released(was_lost);
                 Ok(())
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// The release is done (or, for a lost lock, attempted): the handle is `Released`. Watchers
+    /// of a lost lock keep seeing the loss.
+    fn mark_released(&self, was_lost: bool) {
+        self.state().status = LockStatus::Released;
+        if !was_lost {
+            self.inner.status_tx.send_replace(LockStatus::Released);
         }
     }
 
@@ -647,14 +733,23 @@ impl DistributedLock {
         };
         let client = &self.inner.client;
         let sent = Instant::now();
-        let reply: i64 = client
+        let reply: i64 = match client
             .run_script(
                 &protocol::EXTEND,
                 &[&self.inner.keys.lock, &self.inner.keys.holder],
                 &[&value, &ms.to_string(), &FENCE_GRACE_MS.to_string()],
                 client.op_budget(),
             )
-            .await?;
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                // The script may have run: the key may now expire `ms` after it did. The
+                // deadline can only move earlier on an unconfirmed extend.
+                self.inner.cap_deadline(generation, sent + validity(ms));
+                return Err(e);
+            }
+        };
         match reply {
             1 => {
                 let moved = {
@@ -684,6 +779,30 @@ impl DistributedLock {
     }
 }
 
+/// Hooks for the integration tests (feature `test-hooks`, never in a shipped build).
+#[cfg(feature = "test-hooks")]
+impl DistributedLock {
+    /// Holds this lock's operation lock (taken by renew, extend and release) until the guard
+    /// is dropped.
+    #[doc(hidden)]
+    pub async fn test_hold_operation_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.op_lock.lock().await
+    }
+
+    /// Behaves as if the process holding this handle crashed: renewal stops, and nothing is
+    /// ever sent for it again (no release, not even on drop). Redis forgets it by the TTLs.
+    #[doc(hidden)]
+    pub fn test_crash(&self) {
+        let mut st = self.state();
+        st.crashed = true;
+        st.generation += 1;
+        st.status = LockStatus::Released;
+        if let Some(ticket) = st.ticket.take() {
+            self.inner.client.renewals().cancel(ticket);
+        }
+    }
+}
+
 impl LockInner {
     /// (Re)schedules this acquisition's next renewal at min(next renewal, deadline).
     fn schedule_renewal(self: &Arc<Self>, generation: u64) {
@@ -698,6 +817,15 @@ impl LockInner {
         let at = st.next_renewal.min(st.deadline);
         let weak: Weak<dyn Renewable> = Arc::downgrade(self) as Weak<dyn Renewable>;
         st.ticket = Some(renewals.schedule(at, weak, generation));
+    }
+
+    /// Moves the local deadline earlier (never later) to `at`, after an extend or renewal
+    /// whose outcome is unknown.
+    fn cap_deadline(&self, generation: u64, at: Instant) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.status == LockStatus::Held && st.generation == generation && at < st.deadline {
+            st.deadline = at;
+        }
     }
 
     fn lose(&self, reason: LossReason, generation: u64) {
@@ -721,45 +849,43 @@ impl Drop for LockInner {
         if let Some(ticket) = st.ticket.take() {
             renewals.cancel(ticket);
         }
-        if st.status != LockStatus::Held {
+        if st.crashed || !matches!(st.status, LockStatus::Held | LockStatus::Releasing) {
             return;
         }
-        let Some(value) = st.value.take() else { return };
+        let (Some(value), Some(hold)) = (st.value.take(), st.hold_id.take()) else {
+            return;
+        };
         let client = self.client.clone();
         let keys = self.keys.clone();
-        let flag = owner_flag(&self.owner);
+        let owned = !self.owner.is_empty();
         self.client.spawn(async move {
             let budget = client.op_budget();
-            if let Err(e) = client
-                .run_script::<redis::Value>(
-                    &protocol::RELEASE,
-                    &keys.all(),
-                    &[&value, &keys.channel, PUBLISH, flag],
-                    budget,
-                )
-                .await
-            {
+            if let Err(e) = send_release(&client, &keys, &value, &hold, owned, budget).await {
                 tracing::debug!("txcoord: release of dropped lock {}: {e}", keys.lock);
             }
         });
     }
 }
 
-/// The release script's marker for locks taken with an owner id (only those can be re-entered).
-fn owner_flag(owner: &str) -> &'static str {
-    if owner.is_empty() {
-        "0"
-    } else {
-        "1"
-    }
-}
-
-fn now_ms_string() -> String {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
-        .to_string()
+/// Runs the release script for one hold: `value` is the lock key's value as the hold knows it
+/// (`""` when unknown: an acquisition whose reply was lost), `hold` the hold's id.
+async fn send_release(
+    client: &Client,
+    keys: &LockKeys,
+    value: &str,
+    hold: &str,
+    owned: bool,
+    budget: Duration,
+) -> Result<redis::Value> {
+    let flag = if owned { "1" } else { "0" };
+    client
+        .run_script::<redis::Value>(
+            &protocol::RELEASE,
+            &keys.all(),
+            &[value, hold, &keys.channel, PUBLISH, flag],
+            budget,
+        )
+        .await
 }
 
 /// Sleep length while a txcoord holder has `pttl` ms left: until just after its expiry, but no
@@ -788,14 +914,15 @@ fn note_waiting(client: &Client, keys: &LockKeys, lease: Duration) {
     });
 }
 
-/// What an acquisition that ends without the lock must undo: its waiter entry, and a grant
-/// whose reply never arrived.
+/// What an acquisition that ends without the lock must undo: its waiter entry, and a hold
+/// whose grant (or re-entry) reply never arrived or came too late.
 struct Cleanup {
     client: Client,
     keys: Arc<LockKeys>,
     waiter_id: Option<String>,
-    value: Option<String>,
-    owner_flag: &'static str,
+    /// The attempt's value: the id of the hold it may have made.
+    hold: Option<String>,
+    owned: bool,
     armed: bool,
 }
 
@@ -805,8 +932,8 @@ impl Cleanup {
             &self.client,
             &self.keys,
             self.waiter_id.take(),
-            self.value.take(),
-            self.owner_flag,
+            self.hold.take(),
+            self.owned,
             budget,
         )
         .await;
@@ -817,8 +944,8 @@ async fn run_cleanup(
     client: &Client,
     keys: &LockKeys,
     waiter_id: Option<String>,
-    value: Option<String>,
-    owner_flag: &'static str,
+    hold: Option<String>,
+    owned: bool,
     budget: Duration,
 ) {
     if let Some(w) = waiter_id {
@@ -834,16 +961,11 @@ async fn run_cleanup(
             tracing::debug!("txcoord: cancel waiter {w} of {}: {e}", keys.lock);
         }
     }
-    if let Some(v) = value {
-        if let Err(e) = client
-            .run_script::<redis::Value>(
-                &protocol::RELEASE,
-                &keys.all(),
-                &[&v, &keys.channel, PUBLISH, owner_flag],
-                budget,
-            )
-            .await
-        {
+    if let Some(hold) = hold {
+        // A fresh grant stored the hold id as the key's value; a re-entry recorded it as a hold
+        // of the owner's lock, whose value this attempt may never have seen.
+        let value = if owned { "" } else { hold.as_str() };
+        if let Err(e) = send_release(client, keys, value, &hold, owned, budget).await {
             tracing::debug!("txcoord: release unconfirmed grant of {}: {e}", keys.lock);
         }
     }
@@ -851,17 +973,17 @@ async fn run_cleanup(
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        if !self.armed || (self.waiter_id.is_none() && self.value.is_none()) {
+        if !self.armed || (self.waiter_id.is_none() && self.hold.is_none()) {
             return;
         }
         let client = self.client.clone();
         let keys = self.keys.clone();
         let waiter_id = self.waiter_id.take();
-        let value = self.value.take();
-        let flag = self.owner_flag;
+        let hold = self.hold.take();
+        let owned = self.owned;
         self.client.spawn(async move {
             let budget = client.op_budget();
-            run_cleanup(&client, &keys, waiter_id, value, flag, budget).await;
+            run_cleanup(&client, &keys, waiter_id, hold, owned, budget).await;
         });
     }
 }
@@ -884,17 +1006,21 @@ impl Renewable for LockInner {
     fn renew(
         self: Arc<Self>,
         generation: u64,
+        ticket: Ticket,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-        Box::pin(renew_once(self, generation))
+        Box::pin(renew_once(self, generation, ticket))
     }
 }
 
 /// One renewal, run by the client's scheduler when it is due; schedules the next one.
-async fn renew_once(inner: Arc<LockInner>, generation: u64) {
+async fn renew_once(inner: Arc<LockInner>, generation: u64, ticket: Ticket) {
     let _op = inner.op_lock.lock().await;
     let (value, next, deadline) = {
         let mut st = inner.state.lock().unwrap_or_else(|p| p.into_inner());
-        if st.status != LockStatus::Held || st.generation != generation {
+        // An extend that ran while this renewal waited for the op lock scheduled a newer
+        // ticket: that one carries on, and this one stops (one chain per held lock).
+        if st.status != LockStatus::Held || st.generation != generation || st.ticket != Some(ticket)
+        {
             return;
         }
         st.ticket = None;
@@ -943,6 +1069,9 @@ async fn renew_once(inner: Arc<LockInner>, generation: u64) {
         Ok(-2) => inner.lose(LossReason::Taken, generation),
         Ok(_) => inner.lose(LossReason::Expired, generation),
         Err(e) if e.is_retryable() => {
+            // It may have run: with a ttl shorter than an earlier extend, the key now expires
+            // sooner than the deadline says.
+            inner.cap_deadline(generation, now + validity(ttl_ms));
             bump(&client.stats_ref().renewal_errors);
             tracing::debug!(
                 "txcoord: renewal of {} failed, retrying: {e}",

@@ -253,12 +253,12 @@ impl LockManager {
         if locks.len() > 64 {
             // Forget handles released or lost behind the manager's back.
             locks.retain(|_, held| {
-                held.retain(|l| l.status() == LockStatus::Held);
+                held.retain(|l| l.status().needs_release());
                 !held.is_empty()
             });
         }
         let held = locks.entry(resource.to_string()).or_default();
-        held.retain(|l| l.status() == LockStatus::Held);
+        held.retain(|l| l.status().needs_release());
         held.push(lock.clone());
         Ok(Some(lock))
     }
@@ -364,53 +364,70 @@ impl LockManager {
     }
 
     /// The seed's `releaseLock(resource)`: releases the most recent lock this manager acquired
-    /// on `resource` (nothing if it holds none).
+    /// on `resource` (nothing if it holds none). A lock that was lost is released too (its key
+    /// may still exist). When the release fails, the manager keeps the lock, so calling
+    /// `release_lock` again retries it.
     pub async fn release_lock(&self, resource: &str) -> Result<()> {
         let lock = {
             let mut locks = self.inner.locks.lock().unwrap_or_else(|p| p.into_inner());
             let Some(held) = locks.get_mut(resource) else {
                 return Ok(());
             };
-            // the most recent handle still held (skipping ones released or lost meanwhile)
-            let mut lock = None;
-            while let Some(l) = held.pop() {
-                if l.status() == LockStatus::Held {
-                    lock = Some(l);
-                    break;
-                }
-            }
+            // forget handles released directly meanwhile
+            held.retain(|l| l.status().needs_release());
+            let lock = held.last().cloned();
             if held.is_empty() {
                 locks.remove(resource);
             }
             lock
         };
-        match lock {
-            Some(lock) => lock.release().await,
-            None => Ok(()),
+        let Some(lock) = lock else { return Ok(()) };
+        lock.release().await?;
+        self.forget(resource, &lock);
+        Ok(())
+    }
+
+    /// Removes one handle from the held-lock table.
+    fn forget(&self, resource: &str, lock: &DistributedLock) {
+        let mut locks = self.inner.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(held) = locks.get_mut(resource) {
+            held.retain(|l| !l.same_handle(lock));
+            if held.is_empty() {
+                locks.remove(resource);
+            }
         }
     }
 
     /// The seed's `releaseAllLocks()`: attempts every release, concurrently, and returns the
-    /// ones that failed (each also logged) instead of failing.
+    /// ones that failed (each also logged) instead of failing. Locks whose release failed stay
+    /// in the manager, so a later call retries them.
     pub async fn release_all_locks(&self) -> Vec<(String, Error)> {
         let all: Vec<(String, DistributedLock)> = {
-            let mut locks = self.inner.locks.lock().unwrap_or_else(|p| p.into_inner());
+            let locks = self.inner.locks.lock().unwrap_or_else(|p| p.into_inner());
             locks
-                .drain()
+                .iter()
                 .flat_map(|(resource, held)| {
-                    held.into_iter().rev().map(move |l| (resource.clone(), l))
+                    held.iter()
+                        .rev()
+                        .filter(|l| l.status().needs_release())
+                        .map(move |l| (resource.clone(), l.clone()))
                 })
                 .collect()
         };
         let tasks: Vec<_> = all
             .into_iter()
-            .map(|(resource, lock)| tokio::spawn(async move { (resource, lock.release().await) }))
+            .map(|(resource, lock)| {
+                tokio::spawn(async move {
+                    let r = lock.release().await;
+                    (resource, lock, r)
+                })
+            })
             .collect();
         let mut failures = Vec::new();
         for task in tasks {
             match task.await {
-                Ok((_, Ok(()))) => {}
-                Ok((resource, Err(e))) => {
+                Ok((resource, lock, Ok(()))) => self.forget(&resource, &lock),
+                Ok((resource, _, Err(e))) => {
                     tracing::error!("txcoord: failed to release lock for {resource}: {e}");
                     failures.push((resource, e));
                 }

@@ -66,9 +66,12 @@ pub(crate) enum Attempt {
         hold_count: u64,
         validity_ms: i64,
     },
+    /// `pttl` of the lock key (-2: free, but another waiter's turn); `hint`: 1 for a txcoord
+    /// holder (which announces its release), 0 for a foreign one, or, when `pttl` is -2, how
+    /// long the head of the queue has left to claim the lock (ms).
     Busy {
         pttl: i64,
-        txcoord_holder: bool,
+        hint: i64,
     },
     Victim,
 }
@@ -123,7 +126,7 @@ pub(crate) fn parse_attempt(v: &Value) -> Result<Attempt> {
         }),
         0 => Ok(Attempt::Busy {
             pttl: int(at(1)?)?,
-            txcoord_holder: int(at(2)?)? == 1,
+            hint: int(at(2)?)?,
         }),
         -1 => Ok(Attempt::Victim),
         _ => Err(bad_reply("a status of 1, 0 or -1", v)),
@@ -172,10 +175,7 @@ mod tests {
         let busy = Value::Array(vec![Value::Int(0), Value::Int(-2), Value::Int(1)]);
         assert_eq!(
             parse_attempt(&busy).unwrap(),
-            Attempt::Busy {
-                pttl: -2,
-                txcoord_holder: true
-            }
+            Attempt::Busy { pttl: -2, hint: 1 }
         );
         assert_eq!(
             parse_attempt(&Value::Array(vec![Value::Int(-1)])).unwrap(),

@@ -15,10 +15,11 @@ pub(crate) type Ticket = (Instant, u64);
 
 /// Something the scheduler renews. Implemented by the lock's inner state.
 pub(crate) trait Renewable: Send + Sync + 'static {
-    /// Runs one renewal for acquisition `generation` (in its own task).
+    /// Runs the renewal scheduled as `ticket` for acquisition `generation` (in its own task).
     fn renew(
         self: Arc<Self>,
         generation: u64,
+        ticket: Ticket,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 }
 
@@ -100,13 +101,14 @@ async fn run(renewals: Weak<Renewals>, wake: Arc<Notify>) {
                     if entry.key().0 > now {
                         break;
                     }
-                    due.push(entry.remove());
+                    let ticket = *entry.key();
+                    due.push((ticket, entry.remove()));
                 }
                 table.keys().next().map(|t| t.0)
             };
-            for (lock, generation) in due {
+            for (ticket, (lock, generation)) in due {
                 if let Some(lock) = lock.upgrade() {
-                    tokio::spawn(lock.renew(generation));
+                    tokio::spawn(lock.renew(generation, ticket));
                 }
             }
             next

@@ -54,7 +54,7 @@ def _test_log(level: str, message: str) -> None:
 # Milliseconds as an int (or an integral float), or a timedelta of whole milliseconds.
 _Millis = Union[int, float, timedelta]
 _LossReason = Literal["taken", "expired", "renewal-failed", "deadline"]
-_Status = Literal["idle", "held", "released", "lost"]
+_Status = Literal["idle", "held", "releasing", "released", "lost"]
 _OnLost = Callable[[_LossReason], object]
 
 class _RedisPyClient(Protocol):

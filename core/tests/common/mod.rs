@@ -86,3 +86,46 @@ pub fn commands_processed(server: &RedisServer) -> u64 {
         })
         .sum()
 }
+
+/// Whether the server answers a plain `PING` within 100 ms on a fresh connection.
+fn answers_quickly(server: &RedisServer) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", server.port())) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(ms(100)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    matches!(s.read(&mut buf), Ok(n) if n > 0)
+}
+
+/// Runs `DEBUG SLEEP secs` on its own connection in a thread, and returns once the server has
+/// stopped answering (so commands sent from now on wait for the sleep to end, then run).
+pub fn debug_sleep(server: &RedisServer, secs: f64) -> std::thread::JoinHandle<()> {
+    let mut con = server.connection();
+    let handle = std::thread::spawn(move || {
+        let _: () = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(secs)
+            .query(&mut con)
+            .expect("DEBUG SLEEP");
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while answers_quickly(server) {
+        assert!(Instant::now() < deadline, "the server never went to sleep");
+    }
+    handle
+}
+
+/// The first line a fresh connection gets back for `command` (e.g. `-BUSY ...`, `+PONG`).
+pub fn raw_reply(server: &RedisServer, command: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port())).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(format!("{command}\r\n").as_bytes()).unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).trim_end().to_string()
+}

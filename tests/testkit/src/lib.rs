@@ -6,6 +6,10 @@
 //! dropped (also on panic). Nothing here touches port 6379. The binary is `redis-server` from
 //! `PATH`, or `$TXCOORD_REDIS_SERVER`.
 
+pub mod proxy;
+
+pub use proxy::Proxy;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -120,13 +120,7 @@ fn stats_fields(s: &ClientStats) -> Vec<(&'static str, V)> {
 }
 
 fn status_str(lock: &DistributedLock) -> &'static str {
-    match lock.status() {
-        txcoord::LockStatus::Idle => "idle",
-        txcoord::LockStatus::Held => "held",
-        txcoord::LockStatus::Released => "released",
-        txcoord::LockStatus::Lost(_) => "lost",
-        _ => "unknown",
-    }
+    lock.status().as_str()
 }
 
 struct Agent {
