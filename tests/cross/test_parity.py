@@ -96,8 +96,8 @@ INJECTIONS: list[tuple[str, tuple[str, str, str], set[str]]] = [
     ),
     (
         "a status value added in index.d.ts",
-        ("dts", "readonly status: 'idle' | 'held' | 'released' | 'lost'",
-         "readonly status: 'idle' | 'held' | 'released' | 'lost' | 'paused'"),
+        ("dts", "readonly status: 'idle' | 'held' | 'releasing' | 'released' | 'lost'",
+         "readonly status: 'idle' | 'held' | 'releasing' | 'released' | 'lost' | 'paused'"),
         {f"{s}: DistributedLock.status: value 'paused' js only" for s in BOTH},
     ),
     (
