@@ -169,10 +169,11 @@ async function keysOf(raw, key) {
 
 /**
  * Starts `node ...args` in the checkout, with `env` added to this process' environment. Returns
- * `{ child, output(), line(timeoutMs), exit(timeoutMs), stop() }`: `line` resolves with the next
- * line of its stdout, `exit` with `{ code, signal }` once it exited (killing it after
- * `timeoutMs`), and `stop` kills it (if still running) and waits for the exit: call it in a
- * `finally`, so that no child outlives its test.
+ * `{ child, stdout(), stderr(), output(), line(timeoutMs), exit(timeoutMs), stop() }`:
+ * `output` is both streams so far (for failure messages), `line` resolves with the next line of
+ * its stdout, `exit` with `{ code, signal }` once it exited (killing it after `timeoutMs`), and
+ * `stop` kills it (if still running) and waits for the exit: call it in a `finally`, so that no
+ * child outlives its test.
  */
 function nodeChild(args, env = {}) {
   const child = spawn(process.execPath, args, {
@@ -205,6 +206,8 @@ function nodeChild(args, env = {}) {
   const running = () => child.exitCode === null && child.signalCode === null
   return {
     child,
+    stdout: () => stdout,
+    stderr: () => stderr,
     output,
     line(timeoutMs = 20000) {
       return new Promise((resolve, reject) => {
