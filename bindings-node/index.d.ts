@@ -164,7 +164,9 @@ export interface UsingOptions extends AcquireOptions {
 /**
  * The seed's `DistributedLock`: a lock on `lockKey` (after the key prefix), value a random
  * UUID, `SET NX PX` — wire-compatible with the seed's own code. Renewed every ttl/3 while
- * held; loss is reported by `signal` and the `'lost'` event.
+ * held; loss is reported by `signal` and the `'lost'` event. A lock that the program no longer
+ * references (neither the lock nor its `signal`) is released when it is garbage-collected;
+ * one held by a `LockManager` stays held until the manager releases it.
  */
 export declare class DistributedLock extends EventEmitter {
   /**

@@ -18,6 +18,10 @@ const Client = native.Client
 // Locks made by the native part (LockManager results) are wrapped through this key.
 const WRAP = Symbol('txcoord.wrap')
 
+// `lock.signal` → its lock: whoever still holds a lock's signal keeps the lock (and its
+// renewal) alive, as holding the lock does. Weak both ways: no entry outlives its signal.
+const signalLocks = new WeakMap()
+
 // One native client per ioredis instance, and per URL string.
 const ioredisClients = new WeakMap()
 const urlClients = new Map()
@@ -159,6 +163,9 @@ function signalOf(options) {
  */
 class DistributedLock extends EventEmitter {
   #n
+  // Holds handed over by a LockManager, which keeps the native lock (and its renewal) alive by
+  // itself; false once this wrapper acquired a hold of its own.
+  #managed = false
   #ctl = undefined
   #abortedFor = undefined
   #armedFor = undefined
@@ -169,6 +176,7 @@ class DistributedLock extends EventEmitter {
     super()
     if (redis === WRAP) {
       this.#n = lockKey
+      this.#managed = true
       return
     }
     this.#n = native.DistributedLock.create(toClient(redis), lockKey, ttl, options)
@@ -177,11 +185,15 @@ class DistributedLock extends EventEmitter {
   /** One attempt; `true` if the lock is now held. */
   acquire() {
     const p = this.#n.acquire()
-    if (this.#ctl === undefined && this.listenerCount('lost') === 0) return p
+    const watched = this.#ctl !== undefined || this.listenerCount('lost') > 0
+    if (!watched && !this.#managed) return p
     return p.then((ok) => {
       if (ok) {
-        if (this.#ctl !== undefined && this.#ctl.signal.aborted) this.#ctl = new AbortController()
-        this.#arm()
+        this.#managed = false
+        if (watched) {
+          if (this.#ctl !== undefined && this.#ctl.signal.aborted) this.#newController()
+          this.#arm()
+        }
       }
       return ok
     })
@@ -208,7 +220,7 @@ class DistributedLock extends EventEmitter {
     const token = n.fencingToken
     let ctl = this.#ctl
     if (ctl === undefined || (ctl.signal.aborted && this.#abortedFor !== token)) {
-      ctl = this.#ctl = new AbortController()
+      ctl = this.#newController()
       const lost = n.lossError // the current hold may be lost already
       if (lost !== null) {
         this.#abortedFor = token
@@ -217,6 +229,12 @@ class DistributedLock extends EventEmitter {
     }
     this.#arm()
     return ctl.signal
+  }
+
+  #newController() {
+    const ctl = (this.#ctl = new AbortController())
+    signalLocks.set(ctl.signal, this)
+    return ctl
   }
 
   // The one error object reported for the loss of the hold with fencing token `token`.
@@ -229,21 +247,39 @@ class DistributedLock extends EventEmitter {
   }
 
   // Watches the current hold (once per hold) and reports its loss.
+  //
+  // The native `lost()` promise stays pending, rooted by the native side, until the hold ends,
+  // and so does whatever its handler holds. A hold this wrapper acquired ends when the wrapper
+  // is collected (the native lock's finaliser releases it), so for such a hold the handler
+  // reaches the wrapper only through a WeakRef and never holds the native lock: a lock the
+  // program dropped (with its signal) is collected instead of being renewed forever. A hold
+  // handed over by a LockManager lives on in the manager, so the handler keeps the wrapper
+  // (its listeners and signal) for as long as that hold lasts.
   #arm() {
     const n = this.#n
     const token = n.fencingToken
     if (this.#armedFor === token) return
     this.#armedFor = token
-    n.lost().then((fresh) => {
-      if (fresh === null || n.fencingToken !== token) return
-      const err = this.#lossOf(token, fresh)
-      const ctl = this.#ctl
-      if (ctl !== undefined && !ctl.signal.aborted) {
-        this.#abortedFor = token
-        ctl.abort(err)
-      }
-      this.emit('lost', err)
+    DistributedLock.#watch(n.lost(), this.#managed ? this : new WeakRef(this), token)
+  }
+
+  // A static method, so that the handler's scope holds nothing but its arguments.
+  static #watch(lost, target, token) {
+    lost.then((fresh) => {
+      const lock = target instanceof WeakRef ? target.deref() : target
+      if (lock !== undefined) lock.#report(fresh, token)
     })
+  }
+
+  #report(fresh, token) {
+    if (fresh === null || this.#n.fencingToken !== token) return
+    const err = this.#lossOf(token, fresh)
+    const ctl = this.#ctl
+    if (ctl !== undefined && !ctl.signal.aborted) {
+      this.#abortedFor = token
+      ctl.abort(err)
+    }
+    this.emit('lost', err)
   }
 
   on(event, listener) {

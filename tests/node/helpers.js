@@ -99,7 +99,7 @@ function rawRedis(server) {
 }
 
 /** Polls `cond` every `every` ms until it is truthy or `timeoutMs` passed; returns its value. */
-async function waitFor(cond, { timeoutMs = 5000, every = 10, what = 'condition' } = {}) {
+async function waitFor(cond, { timeoutMs = 10000, every = 10, what = 'condition' } = {}) {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const v = await cond()
@@ -110,7 +110,7 @@ async function waitFor(cond, { timeoutMs = 5000, every = 10, what = 'condition' 
 }
 
 /** Resolves with the first event of `name` on `emitter`, or rejects after `timeoutMs`. */
-function nextEvent(emitter, name, timeoutMs = 5000) {
+function nextEvent(emitter, name, timeoutMs = 10000) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no '${name}' event within ${timeoutMs} ms`)), timeoutMs)
     emitter.once(name, (v) => {
@@ -121,7 +121,7 @@ function nextEvent(emitter, name, timeoutMs = 5000) {
 }
 
 /** Resolves when `signal` aborts, or rejects after `timeoutMs`. */
-function aborted(signal, timeoutMs = 5000) {
+function aborted(signal, timeoutMs = 10000) {
   if (signal.aborted) return Promise.resolve(signal.reason)
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`signal not aborted within ${timeoutMs} ms`)), timeoutMs)
@@ -150,6 +150,114 @@ async function allKeys(raw) {
 }
 
 /**
+ * An auxiliary key of lock key `key` (PROTOCOL.md, "The hash-tag rule"): `aux(K, '~h')` is the
+ * holder hash, `~q` the queue, `~w` the waiters.
+ */
+function aux(key, suffix) {
+  const open = key.indexOf('{')
+  const close = open < 0 ? -1 : key.indexOf('}', open + 1)
+  if (close > open + 1) return `${key}:${suffix}`
+  if (key.includes('}')) throw new Error(`no auxiliary key can share the slot of ${key}`)
+  return `{${key}}:${suffix}`
+}
+
+/** The keys of the server that belong to lock key `key`: itself and its auxiliary keys. */
+async function keysOf(raw, key) {
+  const auxPrefix = aux(key, '')
+  return (await allKeys(raw)).filter((k) => k === key || k.startsWith(auxPrefix))
+}
+
+/**
+ * Starts `node ...args` in the checkout, with `env` added to this process' environment. Returns
+ * `{ child, stdout(), stderr(), output(), line(timeoutMs), exit(timeoutMs), stop() }`:
+ * `output` is both streams so far (for failure messages), `line` resolves with the next line of
+ * its stdout, `exit` with `{ code, signal }` once it exited (killing it after `timeoutMs`), and
+ * `stop` kills it (if still running) and waits for the exit: call it in a `finally`, so that no
+ * child outlives its test.
+ */
+function nodeChild(args, env = {}) {
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  let consumed = 0
+  let lineWaiter = null
+  const exited = new Promise((resolve) => {
+    // 'close', not 'exit': its output is complete by then.
+    child.once('close', (code, signal) => resolve({ code, signal }))
+    child.once('error', (error) => resolve({ code: null, signal: null, error }))
+  })
+  const output = () => `stdout: ${stdout}\nstderr: ${stderr}`
+  const takeLine = () => {
+    const end = stdout.indexOf('\n', consumed)
+    if (end < 0) return undefined
+    const line = stdout.slice(consumed, end)
+    consumed = end + 1
+    return line
+  }
+  child.stdout.on('data', (d) => {
+    stdout += d
+    if (lineWaiter !== null) lineWaiter()
+  })
+  child.stderr.on('data', (d) => (stderr += d))
+  const running = () => child.exitCode === null && child.signalCode === null
+  return {
+    child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    output,
+    line(timeoutMs = 20000) {
+      return new Promise((resolve, reject) => {
+        let done = false
+        const finish = (err, line) => {
+          done = true
+          clearTimeout(timer)
+          lineWaiter = null
+          if (err) reject(err)
+          else resolve(line)
+        }
+        const check = () => {
+          if (done) return
+          const line = takeLine()
+          if (line !== undefined) finish(null, line)
+        }
+        const timer = setTimeout(
+          () => finish(new Error(`no line from the child within ${timeoutMs} ms\n${output()}`)),
+          timeoutMs,
+        )
+        lineWaiter = check
+        exited.then(({ code, signal }) => {
+          check()
+          if (!done) finish(new Error(`the child exited (${code ?? signal}) without a line\n${output()}`))
+        })
+        check()
+      })
+    },
+    async exit(timeoutMs = 20000) {
+      let timer
+      const limit = new Promise((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), timeoutMs)
+      })
+      const r = await Promise.race([exited, limit])
+      clearTimeout(timer)
+      if (r === 'timeout') {
+        await this.stop()
+        throw new Error(`the child did not exit within ${timeoutMs} ms\n${output()}`)
+      }
+      if (r.error) throw r.error
+      return r
+    },
+    async stop() {
+      if (running()) child.kill('SIGKILL')
+      await exited
+    },
+  }
+}
+
+/**
  * Compiles the TypeScript tests and examples (tests/node/tsconfig.json) into target/node-tsc
  * unless scripts/test-node.sh already did; returns the output folder.
  */
@@ -166,4 +274,17 @@ function compiledTs() {
   return TSC_OUT
 }
 
-module.exports = { ROOT, startRedis, ioredis, rawRedis, waitFor, nextEvent, aborted, allKeys, compiledTs }
+module.exports = {
+  ROOT,
+  startRedis,
+  ioredis,
+  rawRedis,
+  waitFor,
+  nextEvent,
+  aborted,
+  allKeys,
+  aux,
+  keysOf,
+  nodeChild,
+  compiledTs,
+}

@@ -4,10 +4,9 @@
 
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const { spawn } = require('node:child_process')
 
 const { Client, DistributedLock, LockManager } = require('txcoord')
-const { ROOT, startRedis, rawRedis, waitFor, nextEvent, aborted } = require('./helpers.js')
+const { startRedis, rawRedis, waitFor, nextEvent, aborted, aux, keysOf, nodeChild } = require('./helpers.js')
 
 let server
 let raw
@@ -29,6 +28,7 @@ test('mutual exclusion with strictly increasing fencing tokens', async () => {
   let inside = 0
   let maxInside = 0
   const tokens = []
+  const keys = new Set()
   const workers = Array.from({ length: 12 }, async (_, i) => {
     const m = managers[i % 2]
     for (let round = 0; round < 3; round++) {
@@ -39,7 +39,8 @@ test('mutual exclusion with strictly increasing fencing tokens', async () => {
       tokens.push(lock.fencingToken)
       assert.equal(typeof lock.fencingToken, 'number')
       assert.ok(Number.isSafeInteger(lock.fencingToken))
-      await raw.incr('mx:counter') // a round trip while holding
+      keys.add(lock.key)
+      assert.equal(await raw.exists(lock.key), 1) // a round trip while holding
       inside--
       await lock.release()
     }
@@ -48,42 +49,35 @@ test('mutual exclusion with strictly increasing fencing tokens', async () => {
   assert.equal(maxInside, 1)
   assert.equal(tokens.length, 36)
   for (let i = 1; i < tokens.length; i++) assert.ok(tokens[i] > tokens[i - 1], `token ${i} increases`)
+  assert.deepEqual([...keys], ['lock:mx'])
   assert.equal(await raw.exists('lock:mx'), 0)
 })
 
 test('a vanished holder: its lock expires and the next token is larger', async () => {
+  const ttl = 3000
   const script = `
     const { LockManager } = require('txcoord')
     const m = new LockManager(process.env.REDIS_URL)
-    m.acquireLock('vanish', 800, 1000).then((lock) => {
-      console.log(JSON.stringify({ token: lock.fencingToken }))
+    m.acquireLock('vanish', ${ttl}, 1000).then((lock) => {
+      console.log(JSON.stringify({ key: lock.key, token: lock.fencingToken }))
       setInterval(() => {}, 1000)
     })`
-  const child = spawn(process.execPath, ['-e', script], {
-    cwd: ROOT,
-    env: { ...process.env, REDIS_URL: server.url },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  const line = await new Promise((resolve, reject) => {
-    let out = ''
-    const timer = setTimeout(() => reject(new Error('child did not report')), 10000)
-    child.stdout.on('data', (d) => {
-      out += d
-      if (out.includes('\n')) {
-        clearTimeout(timer)
-        resolve(out.split('\n')[0])
-      }
-    })
-  })
-  const { token } = JSON.parse(line)
-  child.kill('SIGKILL')
-  await new Promise((r) => child.once('exit', r))
-  assert.equal(await raw.exists('lock:vanish'), 1, 'the dead holder still holds the key')
+  const child = nodeChild(['-e', script], { REDIS_URL: server.url })
+  let key
+  let token
+  try {
+    ;({ key, token } = JSON.parse(await child.line()))
+  } finally {
+    await child.stop() // SIGKILL: no release, no more renewals
+  }
+  assert.equal(await raw.exists(key), 1, 'the dead holder still holds the key')
   const m = new LockManager(server.url)
   const started = Date.now()
-  const lock = await m.acquireLock('vanish', 5000, 10000)
+  const lock = await m.acquireLock('vanish', 5000, 30000)
   assert.ok(lock, 'acquired after the expiry')
-  assert.ok(Date.now() - started < 8000)
+  assert.equal(lock.key, key)
+  // woken at the holder's expiry, not at the end of its own timeout
+  assert.ok(Date.now() - started < ttl + 10000, `waited ${Date.now() - started} ms`)
   assert.ok(lock.fencingToken > token)
   await m.releaseAllLocks()
 })
@@ -92,24 +86,28 @@ test('Symbol.asyncDispose releases a lock and closes a manager (for `await using
   const m = new LockManager(new Client(server.url))
   const lock = await m.acquireLock('disposed', 30000, 0)
   assert.ok(lock)
-  assert.equal(await raw.exists('lock:disposed'), 1)
+  assert.equal(await raw.exists(lock.key), 1)
   await lock[Symbol.asyncDispose]()
-  assert.equal(await raw.exists('lock:disposed'), 0)
+  assert.equal(await raw.exists(lock.key), 0)
   assert.equal(lock.isHeld, false)
-  assert.ok(await m.acquireLock('disposed', 30000, 0))
+  const again = await m.acquireLock('disposed', 30000, 0)
+  assert.ok(again)
+  assert.equal(await raw.exists(again.key), 1)
   await m[Symbol.asyncDispose]()
-  assert.equal(await raw.exists('lock:disposed'), 0)
+  assert.equal(await raw.exists(again.key), 0)
   await assert.rejects(m.acquireLock('disposed', 30000, 0), { code: 'TXCOORD_CLOSED' })
 })
 
 test('lost lock: signal aborts with code and reason `taken`, and `lost` is emitted', async () => {
   const m = new LockManager(server.url)
-  const lock = await m.acquireLock('lost-taken', 600, 0)
+  // Loss is seen at the next renewal (every ttl/3); the ttl leaves late renewals room.
+  const lock = await m.acquireLock('lost-taken', 3000, 0)
   assert.ok(lock)
+  assert.equal(lock.key, 'lock:lost-taken')
   const signal = lock.signal
   assert.equal(signal.aborted, false)
   const event = nextEvent(lock, 'lost')
-  await raw.set('lock:lost-taken', 'intruder', 'PX', 60000)
+  await raw.set(lock.key, 'intruder', 'PX', 60000)
   const reason = await aborted(signal)
   assert.ok(reason instanceof Error)
   assert.equal(reason.code, 'TXCOORD_LOCK_LOST')
@@ -121,15 +119,15 @@ test('lost lock: signal aborts with code and reason `taken`, and `lost` is emitt
   assert.equal(lock.lossReason, 'taken')
   assert.equal(lock.status, 'lost')
   await lock.release() // does not throw, and does not delete the intruder's key
-  assert.equal(await raw.get('lock:lost-taken'), 'intruder')
+  assert.equal(await raw.get(lock.key), 'intruder')
   assert.throws(() => signal.throwIfAborted(), { code: 'TXCOORD_LOCK_LOST' })
 })
 
 test('lost lock: reason `expired` when the key disappears, on a DistributedLock', async () => {
-  const lock = new DistributedLock(server.url, 'lock:lost-expired', 600)
+  const lock = new DistributedLock(server.url, 'lock:lost-expired', 3000)
   const event = nextEvent(lock, 'lost')
   assert.equal(await lock.acquire(), true)
-  await raw.del('lock:lost-expired')
+  assert.equal(await raw.del(lock.key), 1)
   const err = await event
   assert.equal(err.code, 'TXCOORD_LOCK_LOST')
   assert.equal(err.reason, 'expired')
@@ -140,20 +138,25 @@ test('lost lock: reason `expired` when the key disappears, on a DistributedLock'
 })
 
 test('renewal keeps a lock alive well past its ttl', async () => {
+  const ttl = 2000
   const client = new Client(server.url)
   const m = new LockManager(client)
-  const lock = await m.acquireLock('renew', 600, 0)
+  const started = Date.now()
+  const lock = await m.acquireLock('renew', ttl, 0)
   assert.ok(lock)
-  const value = await raw.get('lock:renew')
+  const value = await raw.get(lock.key)
   assert.match(value, UUID)
   const before = client.stats().renewals
-  await waitFor(() => client.stats().renewals >= before + 4, { what: '4 renewals', timeoutMs: 10000 })
-  assert.equal(await raw.get('lock:renew'), value)
-  assert.ok((await raw.pttl('lock:renew')) > 0)
+  await waitFor(() => Date.now() - started > 2 * ttl && client.stats().renewals >= before + 4, {
+    what: 'twice the ttl and 4 renewals',
+    timeoutMs: 30000,
+  })
+  assert.equal(await raw.get(lock.key), value)
+  assert.ok((await raw.pttl(lock.key)) > 0)
   assert.equal(lock.isHeld, true)
-  assert.ok(lock.remainingValidity > 0 && lock.remainingValidity <= 600)
+  assert.ok(lock.remainingValidity > 0 && lock.remainingValidity <= ttl)
   await m.releaseLock('renew')
-  assert.equal(await raw.exists('lock:renew'), 0)
+  assert.equal(await raw.exists(lock.key), 0)
   assert.equal(lock.isHeld, false)
   assert.equal(lock.remainingValidity, 0)
 })
@@ -163,10 +166,11 @@ test('extend sets the expiry now; extend() defaults to the ttl', async () => {
   assert.equal(lock.ttl, 2000)
   assert.equal(await lock.acquire(), true)
   assert.equal(await lock.extend(60000), true)
-  assert.ok((await raw.pttl('lock:extend')) > 50000)
+  assert.ok((await raw.pttl(lock.key)) > 50000)
   assert.ok(lock.remainingValidity > 50000)
   assert.equal(await lock.extend(), true)
-  assert.ok((await raw.pttl('lock:extend')) <= 2000)
+  const pttl = await raw.pttl(lock.key)
+  assert.ok(pttl > 0 && pttl <= 2000, `pttl ${pttl}`)
   await lock.release()
   assert.equal(await lock.extend(), false)
 })
@@ -177,22 +181,29 @@ test('defaults are the core defaults (ttl 30000 ms)', async () => {
   const m = new LockManager(server.url)
   const held = await m.acquireLock('defaults2')
   assert.equal(held.ttl, 30000)
-  const pttl = await raw.pttl('lock:defaults2')
-  assert.ok(pttl > 29000 && pttl <= 30000, `pttl ${pttl}`)
+  const pttl = await raw.pttl(held.key)
+  // 30 s, not some other default, with seconds for a slow round trip
+  assert.ok(pttl > 20000 && pttl <= 30000, `pttl ${pttl}`)
   await m.releaseAllLocks()
 })
 
 test('timeout resolves null and leaves no waiter entry in Redis', async () => {
   const holder = new LockManager(server.url)
   const waiter = new LockManager(new Client(server.url))
-  assert.ok(await holder.acquireLock('busy', 10000, 0))
+  const held = await holder.acquireLock('busy', 30000, 0)
+  assert.ok(held)
+  const key = held.key
+  assert.deepEqual(await keysOf(raw, key), [aux(key, '~h'), key].sort())
   const started = Date.now()
-  const lock = await waiter.acquireLock('busy', 10000, 300)
+  const pending = waiter.acquireLock('busy', 10000, 3000)
+  // while it waits, its entries are there (queue and waiters)
+  await waitFor(async () => (await keysOf(raw, key)).length === 4, { what: 'the waiter to queue' })
+  const lock = await pending
   const waited = Date.now() - started
   assert.equal(lock, null)
-  assert.ok(waited >= 280, `waited ${waited} ms`)
-  assert.equal(await raw.exists('{lock:busy}:~q'), 0)
-  assert.equal(await raw.exists('{lock:busy}:~w'), 0)
+  assert.ok(waited >= 2980, `waited ${waited} ms`)
+  // and none is left once it gave up
+  assert.deepEqual(await keysOf(raw, key), [aux(key, '~h'), key].sort())
   // timeout 0 tries once
   assert.equal(await waiter.acquireLock('busy', 10000, 0), null)
   await holder.releaseAllLocks()
@@ -204,14 +215,10 @@ test('a waiter is woken by the release notification, not by a timer', async () =
   const holder = new LockManager(holderClient)
   const waiter = new LockManager(waiterClient, { fallbackPoll: 60000, waiterLease: 120000 })
   assert.ok(await holder.acquireLock('wake', 60000, 0))
+  const sleeps = waiterClient.stats().sleeps
   const pending = waiter.acquireLock('wake', 60000, 30000)
-  // The waiter queues (attempt 1), subscribes, tries again (attempt 2), then notes itself in
-  // the waiting index and sleeps: once the index holds the lock, only a wake-up can end the wait.
-  await waitFor(
-    async () =>
-      waiterClient.stats().subscribes >= 1 && (await raw.zscore('txcoord:waiting', 'lock:wake')) !== null,
-    { what: 'the waiter to queue, subscribe and sleep' },
-  )
+  // Released only once the waiter is asleep: then only a wake-up (or a 60 s timer) ends the wait.
+  await waitFor(() => waiterClient.stats().sleeps > sleeps, { what: 'the waiter to go to sleep' })
   const released = Date.now()
   await holder.releaseLock('wake')
   const lock = await pending
@@ -220,13 +227,15 @@ test('a waiter is woken by the release notification, not by a timer', async () =
   const stats = waiterClient.stats()
   assert.ok(stats.wakeNotified >= 1, JSON.stringify(stats))
   assert.equal(stats.wakeTimer, 0)
-  assert.ok(handoff < 5000, `handoff ${handoff} ms`)
+  assert.ok(handoff < 10000, `handoff ${handoff} ms`)
   await waiter.releaseAllLocks()
 })
 
 test('fair mode serves waiters in arrival order', async () => {
   const holder = new LockManager(server.url)
-  assert.ok(await holder.acquireLock('fair', 30000, 0))
+  const held = await holder.acquireLock('fair', 30000, 0)
+  assert.ok(held)
+  const queue = aux(held.key, '~q')
   const order = []
   const waiters = []
   for (let i = 0; i < 4; i++) {
@@ -238,7 +247,7 @@ test('fair mode serves waiters in arrival order', async () => {
         await lock.release()
       }),
     )
-    await waitFor(async () => (await raw.zcard('{lock:fair}:~q')) === i + 1, { what: `waiter ${i} queued` })
+    await waitFor(async () => (await raw.zcard(queue)) === i + 1, { what: `waiter ${i} queued` })
   }
   await holder.releaseLock('fair')
   await Promise.all(waiters)
@@ -258,40 +267,46 @@ test('re-entrant for one explicit owner; exclusive without an owner', async () =
   const other = new LockManager(server.url, { ownerId: 'saga-8' })
   assert.equal(await other.acquireLock('reent', 10000, 0), null)
   await saga.releaseLock('reent')
-  assert.equal(await raw.exists('lock:reent'), 1, 'still held once')
+  assert.equal(await raw.exists(first.key), 1, 'still held once')
   await saga.releaseLock('reent')
-  assert.equal(await raw.exists('lock:reent'), 0)
+  assert.equal(await raw.exists(first.key), 0)
 
   // without an owner, even one manager excludes itself
   const plain = new LockManager(server.url)
-  assert.ok(await plain.acquireLock('excl', 10000, 0))
+  const excl = await plain.acquireLock('excl', 10000, 0)
+  assert.ok(excl)
   assert.equal(await plain.acquireLock('excl', 10000, 200), null)
   // per-call owner
   const a = await plain.acquireLock('excl2', 10000, 0, { ownerId: 'o' })
   const b = await plain.acquireLock('excl2', 10000, 0, { ownerId: 'o' })
   assert.equal(b.holdCount, 2)
   assert.equal(a.fencingToken, b.fencingToken)
+  assert.equal(await raw.exists(excl.key, a.key), 2)
   await plain.releaseAllLocks()
-  assert.equal(await raw.exists('lock:excl'), 0)
-  assert.equal(await raw.exists('lock:excl2'), 0)
+  assert.equal(await raw.exists(excl.key, a.key), 0)
 })
 
 test('an AbortSignal cancels the wait and removes the waiter entry', async () => {
   const holder = new LockManager(server.url)
   const waiter = new LockManager(new Client(server.url))
-  assert.ok(await holder.acquireLock('abort', 30000, 0))
+  const held = await holder.acquireLock('abort', 30000, 0)
+  assert.ok(held)
+  const key = held.key
+  const waiters = aux(key, '~w')
+  // what is left when no waiter is: the lock and its holder hash
+  const idle = [aux(key, '~h'), key].sort()
+  assert.deepEqual(await keysOf(raw, key), idle)
   const ac = new AbortController()
   const pending = waiter.acquireLock('abort', 30000, 30000, { signal: ac.signal })
-  await waitFor(async () => (await raw.hlen('{lock:abort}:~w')) === 1, { what: 'the waiter to queue' })
+  await waitFor(async () => (await raw.hlen(waiters)) === 1, { what: 'the waiter to queue' })
   ac.abort()
   await assert.rejects(pending, { name: 'AbortError' })
-  await waitFor(async () => (await raw.exists('{lock:abort}:~w', '{lock:abort}:~q')) === 0, {
-    what: 'the waiter entry to be removed',
-  })
+  await waitFor(async () => (await keysOf(raw, key)).length === 2, { what: 'the waiter entry to be removed' })
+  assert.deepEqual(await keysOf(raw, key), idle)
   // a custom reason is the rejection
   const ac2 = new AbortController()
   const p2 = waiter.acquireLock('abort', 30000, 30000, { signal: ac2.signal })
-  await waitFor(async () => (await raw.hlen('{lock:abort}:~w')) === 1, { what: 'the second waiter' })
+  await waitFor(async () => (await raw.hlen(waiters)) === 1, { what: 'the second waiter' })
   const why = new Error('shutting down')
   ac2.abort(why)
   await assert.rejects(p2, (e) => e === why)
@@ -303,9 +318,8 @@ test('an AbortSignal cancels the wait and removes the waiter entry', async () =>
   await assert.rejects(waiter.acquireLock('abort', 30000, 30000, { signal: AbortSignal.timeout(100) }), {
     name: 'TimeoutError',
   })
-  await waitFor(async () => (await raw.exists('{lock:abort}:~w', '{lock:abort}:~q')) === 0, {
-    what: 'no waiter left',
-  })
+  await waitFor(async () => (await keysOf(raw, key)).length === 2, { what: 'no waiter left' })
+  assert.deepEqual(await keysOf(raw, key), idle)
   // a signal that never fires does not disturb a normal acquisition
   await holder.releaseLock('abort')
   const lock = await waiter.acquireLock('abort', 30000, 1000, { signal: new AbortController().signal })
@@ -315,13 +329,15 @@ test('an AbortSignal cancels the wait and removes the waiter entry', async () =>
 
 test('using: returns the result, releases always, rejects with TXCOORD_TIMEOUT when busy', async () => {
   const m = new LockManager(server.url)
+  let key
   const value = await m.using('scoped', async (lock) => {
     assert.equal(lock.isHeld, true)
-    assert.equal(await raw.exists('lock:scoped'), 1)
+    key = lock.key
+    assert.equal(await raw.exists(key), 1)
     return 42
   })
   assert.equal(value, 42)
-  assert.equal(await raw.exists('lock:scoped'), 0)
+  assert.equal(await raw.exists(key), 0)
 
   const boom = new Error('boom')
   await assert.rejects(
@@ -330,7 +346,7 @@ test('using: returns the result, releases always, rejects with TXCOORD_TIMEOUT w
     }),
     (e) => e === boom,
   )
-  await waitFor(async () => (await raw.exists('lock:scoped')) === 0, { what: 'release after a throw' })
+  await waitFor(async () => (await raw.exists(key)) === 0, { what: 'release after a throw' })
 
   assert.equal(await m.using('scoped', () => 'sync', { ttl: 1000 }), 'sync')
 
@@ -342,7 +358,7 @@ test('using: returns the result, releases always, rejects with TXCOORD_TIMEOUT w
   })
   const ac = new AbortController()
   const p = m.using('scoped', async () => 1, { timeout: 30000, signal: ac.signal })
-  await waitFor(async () => (await raw.hlen('{lock:scoped}:~w')) === 1, { what: 'using to queue' })
+  await waitFor(async () => (await raw.hlen(aux(key, '~w'))) === 1, { what: 'using to queue' })
   ac.abort()
   await assert.rejects(p, { name: 'AbortError' })
   await holder.releaseAllLocks()
@@ -350,17 +366,20 @@ test('using: returns the result, releases always, rejects with TXCOORD_TIMEOUT w
 
 test('close() releases everything and refuses later acquisitions', async () => {
   const m = new LockManager(server.url)
-  for (const r of ['c1', 'c2', 'c3']) assert.ok(await m.acquireLock(r, 30000, 0))
+  const keys = []
+  for (const r of ['c1', 'c2', 'c3']) keys.push((await m.acquireLock(r, 30000, 0)).key)
   assert.deepEqual(m.heldResources, ['c1', 'c2', 'c3'])
+  assert.equal(await raw.exists(...keys), 3)
   await m.close()
-  assert.equal(await raw.exists('lock:c1', 'lock:c2', 'lock:c3'), 0)
+  assert.equal(await raw.exists(...keys), 0)
   await assert.rejects(m.acquireLock('c4'), { code: 'TXCOORD_CLOSED' })
 })
 
 test('releaseAllLocks logs failures and never rejects', async () => {
   const client = new Client(server.url)
   const m = new LockManager(client)
-  assert.ok(await m.acquireLock('fail1', 30000, 0))
+  const held = await m.acquireLock('fail1', 30000, 0)
+  assert.ok(held)
   client.close() // every later command fails
   const logged = []
   const original = console.error
@@ -378,7 +397,7 @@ test('releaseAllLocks logs failures and never rejects', async () => {
   assert.equal(logged.length, 1)
   assert.match(String(logged[0][0]), /Failed to release lock for fail1/)
   assert.equal(logged[0][1].code, 'TXCOORD_CLOSED')
-  await raw.del('lock:fail1')
+  assert.equal(await raw.del(held.key), 1, 'the failed release left the key')
 })
 
 test('Redis unreachable: a connection error, not null', async () => {
@@ -394,7 +413,7 @@ test('a DistributedLock handle: one hold at a time, and the seed value format', 
   assert.equal(await a.acquire(), true)
   assert.equal(await a.acquire(), false, 'no second hold on one handle')
   assert.equal(await b.acquire(), false)
-  assert.match(await raw.get('lock:handle'), UUID)
+  assert.match(await raw.get(a.key), UUID)
   await a.release()
   await a.release() // twice is fine
   assert.equal(await b.acquire(), true)
@@ -404,13 +423,13 @@ test('a DistributedLock handle: one hold at a time, and the seed value format', 
 })
 
 test('a signal read before acquiring follows the next hold', async () => {
-  const lock = new DistributedLock(server.url, 'lock:early', 600)
+  const lock = new DistributedLock(server.url, 'lock:early', 3000)
   const signal = lock.signal
   assert.equal(await lock.acquire(), true)
-  await raw.set('lock:early', 'x')
+  await raw.set(lock.key, 'x')
   const reason = await aborted(signal)
   assert.equal(reason.reason, 'taken')
-  await raw.del('lock:early')
+  await raw.del(lock.key)
   // a new hold gets a fresh signal
   assert.equal(await lock.acquire(), true)
   assert.equal(lock.signal.aborted, false)

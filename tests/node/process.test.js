@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // Process lifetime: a process that holds no locks exits by itself (no timer or handle keeps
-// Node alive), close() releases everything, and both module systems load the package.
+// Node alive), close() releases everything, a process that exits holding a lock leaves its key
+// to expire with the ttl, and both module systems load the package.
 'use strict'
 
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const { spawn } = require('node:child_process')
 const path = require('node:path')
 
-const { ROOT, startRedis, rawRedis, compiledTs } = require('./helpers.js')
+const { startRedis, rawRedis, compiledTs, nodeChild, aux, keysOf } = require('./helpers.js')
 
 let server
 let raw
@@ -23,28 +23,26 @@ after(async () => {
   await server.stop()
 })
 
-/** Runs `node args` in the checkout; resolves { code, stdout, stderr, ms } or rejects after `limitMs`. */
-function run(args, limitMs = 15000) {
-  return new Promise((resolve, reject) => {
-    const started = Date.now()
-    const child = spawn(process.execPath, args, {
-      cwd: ROOT,
-      env: { ...process.env, REDIS_URL: server.url },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`the child did not exit within ${limitMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`))
-    }, limitMs)
-    child.on('exit', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr, ms: Date.now() - started })
-    })
-  })
+/**
+ * Runs `node args` in the checkout until it exits (killed after `limitMs`); resolves
+ * { code, stdout, stderr, ms }.
+ */
+async function run(args, limitMs = 20000) {
+  const started = Date.now()
+  const child = nodeChild(args, { REDIS_URL: server.url })
+  try {
+    const { code } = await child.exit(limitMs)
+    return { code, stdout: child.stdout(), stderr: child.stderr(), ms: Date.now() - started }
+  } finally {
+    await child.stop()
+  }
+}
+
+// The keys the child printed as `keys <json array>`.
+function printedKeys(stdout) {
+  const m = /^keys (.*)$/m.exec(stdout)
+  assert.ok(m, `no keys printed:\n${stdout}`)
+  return JSON.parse(m[1])
 }
 
 test('a process that acquired and released its locks exits by itself', async () => {
@@ -53,22 +51,29 @@ test('a process that acquired and released its locks exits by itself', async () 
     ;(async () => {
       const client = new Client(process.env.REDIS_URL)
       const m = new LockManager(client)
+      const keys = []
       const lock = await m.acquireLock('exit:1', 30000, 1000)
+      keys.push(lock.key)
       lock.on('lost', () => {})          // a lost-lock watcher
       void lock.signal                    // and a signal
       const waiter = m.acquireLock('exit:1', 30000, 200) // a wait that times out
-      await waiter
+      if ((await waiter) !== null) throw new Error('the waiter got a held lock')
       await m.releaseLock('exit:1')
       const d = new DistributedLock(client, 'lock:exit:2', 30000)
-      await d.acquire()
+      if (!(await d.acquire())) throw new Error('not acquired')
+      keys.push(d.key)
       await d.release()
-      await m.using('exit:3', async () => {})
+      await m.using('exit:3', async (l) => keys.push(l.key))
+      console.log('keys', JSON.stringify(keys))
       console.log('done', JSON.stringify(client.stats()))
     })()`
   const r = await run(['-e', script])
   assert.equal(r.code, 0, r.stderr)
-  assert.match(r.stdout, /^done /)
-  assert.equal(await raw.exists('lock:exit:1', 'lock:exit:2', 'lock:exit:3'), 0)
+  assert.match(r.stdout, /^done /m)
+  const keys = printedKeys(r.stdout)
+  assert.equal(keys.length, 3)
+  // What is left of each lock: its holder hash (the fence counter), no lock key, no waiter.
+  for (const key of keys) assert.deepEqual(await keysOf(raw, key), [aux(key, '~h')], key)
 })
 
 test('close() releases held locks, and the process exits', async () => {
@@ -76,22 +81,43 @@ test('close() releases held locks, and the process exits', async () => {
     const { LockManager } = require('txcoord')
     ;(async () => {
       const m = new LockManager(process.env.REDIS_URL)
-      for (const r of ['close:1', 'close:2']) await m.acquireLock(r, 60000, 1000)
+      const keys = []
+      for (const r of ['close:1', 'close:2']) keys.push((await m.acquireLock(r, 60000, 1000)).key)
       await m.close()
-      console.log('closed')
+      console.log('keys', JSON.stringify(keys))
     })()`
   const r = await run(['-e', script])
   assert.equal(r.code, 0, r.stderr)
-  assert.equal(await raw.exists('lock:close:1', 'lock:close:2'), 0)
+  const keys = printedKeys(r.stdout)
+  assert.equal(keys.length, 2)
+  for (const key of keys) assert.deepEqual(await keysOf(raw, key), [aux(key, '~h')], key)
 })
 
-test('a process still holding a lock does not hang (its key expires with the ttl)', async () => {
+test('a process still holding a lock exits, and its key expires with the ttl', async () => {
+  const ttl = 5000
   const script = `
     const { LockManager } = require('txcoord')
-    new LockManager(process.env.REDIS_URL).acquireLock('held:1', 2000, 1000).then((l) => console.log('held', l.fencingToken))`
+    new LockManager(process.env.REDIS_URL).acquireLock('held:1', ${ttl}, 1000).then((l) =>
+      console.log('held', JSON.stringify({ key: l.key, token: l.fencingToken })))`
   const r = await run(['-e', script])
   assert.equal(r.code, 0, r.stderr)
-  assert.match(r.stdout, /^held \d+/)
+  const m = /^held (.*)$/m.exec(r.stdout)
+  assert.ok(m, r.stdout)
+  const { key, token } = JSON.parse(m[1])
+  // The child is gone and did not release: the key is still there, with the child's hold.
+  const checked = Date.now()
+  const [value, pttl, fence] = await Promise.all([raw.get(key), raw.pttl(key), raw.hget(aux(key, '~h'), 'f')])
+  assert.match(String(value), /^[0-9a-f-]{36}$/, `${key} is held after the exit`)
+  assert.ok(pttl > 0 && pttl <= ttl, `pttl ${pttl}`)
+  assert.equal(fence, String(token))
+  // It disappears by expiry: not before its pttl ran out, and without anyone deleting it.
+  let gone = null
+  while (gone === null && Date.now() - checked < pttl + 10000) {
+    await new Promise((res) => setTimeout(res, 50))
+    if ((await raw.exists(key)) === 0) gone = Date.now()
+  }
+  assert.ok(gone !== null, `${key} still there ${pttl + 10000} ms after the check`)
+  assert.ok(gone - checked >= pttl - 100, `gone ${gone - checked} ms after the check, pttl was ${pttl}`)
 })
 
 test("ESM: import { LockManager } from 'txcoord'", async () => {

@@ -9,7 +9,7 @@ const assert = require('node:assert/strict')
 const path = require('node:path')
 
 const txcoord = require('txcoord')
-const { startRedis, rawRedis, ioredis, compiledTs, waitFor } = require('./helpers.js')
+const { startRedis, rawRedis, ioredis, compiledTs, waitFor, allKeys, aux, keysOf } = require('./helpers.js')
 
 let server
 let raw
@@ -68,7 +68,11 @@ for (const major of [5, 6]) {
         const list = await ownRaw.client('LIST')
         const ours = list.split('\n').filter((l) => / name=txcoord-/.test(l))
         assert.equal(ours.length, 2, `one connection per ioredis instance:\n${list}`)
-        assert.deepEqual(await ownRaw.keys(`${keyPrefix}lock:*`), [])
+        // Everything on this server but the waiting index: the holder hashes of the 11 locks
+        // (fence counters), under the prefix; no lock key, no waiter entry.
+        const locks = [lock.key, ...Array.from({ length: 10 }, (_, i) => `${keyPrefix}lock:${resource}:${i}`)]
+        const left = (await allKeys(ownRaw)).filter((k) => k !== `${keyPrefix}txcoord:waiting`)
+        assert.deepEqual(left, locks.map((k) => aux(k, '~h')).sort())
       } finally {
         redis.disconnect()
         redis2.disconnect()
@@ -90,7 +94,13 @@ for (const major of [5, 6]) {
         assert.equal(r.second, null)
         assert.equal(r.direct, true)
         assert.equal(r.directAgain, false)
-        assert.deepEqual(await raw.keys(`${keyPrefix}lock:*`), [])
+        // The locks were where the seed puts them (the fence counter of the first is its
+        // token) and are released: only their holder hashes are left.
+        const key = `${keyPrefix}lock:${resource}`
+        assert.deepEqual(await keysOf(raw, key), [aux(key, '~h')])
+        assert.equal(await raw.hget(aux(key, '~h'), 'f'), String(r.token))
+        const direct = `${keyPrefix}lock:${resource}:direct`
+        assert.deepEqual(await keysOf(raw, direct), [aux(direct, '~h')])
       } finally {
         redis.disconnect()
       }
@@ -109,7 +119,7 @@ test("wire compatibility with the seed's original DistributedLock, both ways", a
     assert.equal(await seedLock.acquire(), true)
     assert.equal(await manager.acquireLock('compat', 5000, 200), null)
     const pending = manager.acquireLock('compat', 5000, 10000)
-    await waitFor(async () => (await raw.hlen('{lock:compat}:~w')) === 1, { what: 'txcoord to queue' })
+    await waitFor(async () => (await raw.hlen(aux('lock:compat', '~w'))) === 1, { what: 'txcoord to queue' })
     await seedLock.release()
     const lock = await pending
     assert.ok(lock)
