@@ -20,7 +20,9 @@ import txcoord.sync
 
 from helpers import wait_for, wait_until
 
-TTL_MS = 300
+# Short enough to see the lock outlive several TTLs, long enough that a loaded machine renews
+# it in time (every ~333 ms).
+TTL_MS = 1000
 # How long a dropped owner's lock may stay in Redis: the release sent when the lock is dropped,
 # or at worst the key's expiry (TTL) once renewals stop, with room for a loaded machine.
 GONE_WITHIN_S = 10.0
