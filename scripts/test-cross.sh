@@ -29,7 +29,7 @@ missing() {
 
 command -v "${TXCOORD_REDIS_SERVER:-redis-server}" >/dev/null 2>&1 || missing "redis-server not found (make deps installs it)"
 [ -x "$PY" ] || missing "no virtualenv at $VENV"
-"$PY" -c 'import txcoord, pytest, redis' 2>/dev/null || missing "the txcoord package, pytest or redis-py is not installed in $VENV"
+"$PY" -c 'import txcoord, pytest, pytest_timeout, redis' 2>/dev/null || missing "the txcoord package, pytest, pytest-timeout or redis-py is not installed in $VENV"
 command -v node >/dev/null 2>&1 || missing "node not found on PATH"
 node -e "require('$ROOT'); require('ioredis5'); require('typescript')" 2>/dev/null \
   || missing "the Node package does not load (addon not built?) or node_modules is incomplete"

@@ -4,7 +4,9 @@
 //! Thin by design: argument conversion (`convert`), error mapping (`error`), future ↔
 //! awaitable (`bridge`), the runtime and fork handling (`runtime`), logging (`logging`); every
 //! decision is the core's. `client`, `lock` and `manager` mirror the core modules of the same
-//! names; each defines the async class (`txcoord.X`) and its blocking twin (`txcoord.sync.X`).
+//! names; each defines the async class (`txcoord.X`) and its blocking twin (`txcoord.sync.X`),
+//! as does `scope` for `manager.lock(resource)`. `on_lost` keeps and calls the lost-lock
+//! callbacks.
 
 mod bridge;
 mod client;
@@ -13,7 +15,9 @@ mod error;
 mod lock;
 mod logging;
 mod manager;
+mod on_lost;
 mod runtime;
+mod scope;
 
 use pyo3::prelude::*;
 use pyo3::wrap_pyfunction;
@@ -79,7 +83,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::PyClient>()?;
     m.add_class::<lock::PyDistributedLock>()?;
     m.add_class::<manager::PyLockManager>()?;
-    m.add_class::<manager::PyLockContext>()?;
+    m.add_class::<scope::PyLockContext>()?;
     m.add("SyncClient", py.get_type::<client::PySyncClient>())?;
     m.add(
         "SyncDistributedLock",
@@ -89,10 +93,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "SyncLockManager",
         py.get_type::<manager::PySyncLockManager>(),
     )?;
-    m.add(
-        "SyncLockContext",
-        py.get_type::<manager::PySyncLockContext>(),
-    )?;
+    m.add("SyncLockContext", py.get_type::<scope::PySyncLockContext>())?;
 
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("PROTOCOL_VERSION", txcoord::protocol::PROTOCOL_VERSION)?;

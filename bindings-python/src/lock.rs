@@ -6,131 +6,29 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PySet};
+use pyo3::types::PyBool;
+use pyo3::{PyTraverseError, PyVisit};
 use tokio::task::AbortHandle;
 use txcoord::validate;
 use txcoord::{DistributedLock, LockOptions, LockStatus, LossReason};
 
 use crate::bridge::{self, LoopQueue, OnCancel};
 use crate::client::{resolve, ClientHandle};
-use crate::convert::{type_description, Arg, OwnedRaw};
-use crate::error::{guard, invalid_type, IntoPyResult};
+use crate::convert::{Arg, OwnedRaw};
+use crate::error::{guard, IntoPyResult};
+use crate::on_lost::{callback, Notifier, Slot, Watch};
 use crate::runtime::{self, ForkSafe};
 
-/// Where an `on_lost` callback runs.
-pub(crate) enum Notifier {
-    /// On the event loop that acquired the lock (async classes).
-    Loop(Arc<LoopQueue>),
-    /// On a new thread (blocking classes: there may be no loop, and the caller is busy).
-    Thread,
-}
-
-/// An `on_lost` callback armed for one acquisition.
-pub(crate) struct Watch {
-    callback: Py<PyAny>,
-    notifier: Notifier,
-}
-
-impl Watch {
-    pub(crate) fn new(callback: Py<PyAny>, notifier: Notifier) -> Self {
-        Watch { callback, notifier }
-    }
-
-    /// Waits (on the runtime) for the lock to be lost and then calls the callback with the
-    /// reason. The watch does not keep the lock alive.
-    pub(crate) fn spawn(self, lock: &DistributedLock) -> AbortHandle {
-        let mut watch = lock.loss_watch();
-        tokio::spawn(async move {
-            if let Some(reason) = watch.lost().await {
-                self.deliver(reason);
-            }
-        })
-        .abort_handle()
-    }
-
-    fn deliver(self, reason: LossReason) {
-        let Watch { callback, notifier } = self;
-        let reason = reason.as_str();
-        match notifier {
-            Notifier::Loop(queue) => queue.call(Box::new(move |py| {
-                let result = callback.bind(py).call1((reason,))?;
-                if is_awaitable(py, &result)? {
-                    keep_running(py, &result)?;
-                }
-                Ok(())
-            })),
-            Notifier::Thread => {
-                let spawned = std::thread::Builder::new()
-                    .name("txcoord-on-lost".into())
-                    .spawn(move || {
-                        Python::try_attach(|py| {
-                            let cb = callback.bind(py);
-                            if let Err(e) = cb.call1((reason,)) {
-                                e.write_unraisable(py, Some(cb));
-                            }
-                        });
-                    });
-                if let Err(e) = spawned {
-                    tracing::warn!(target: "txcoord", "txcoord: cannot start the on_lost thread: {e}");
-                }
-            }
-        }
-    }
-}
-
-static ISAWAITABLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static ENSURE_FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static BACKGROUND: PyOnceLock<Py<PySet>> = PyOnceLock::new();
-
-fn is_awaitable(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<bool> {
-    ISAWAITABLE
-        .import(py, "inspect", "isawaitable")?
-        .call1((obj,))?
-        .is_truthy()
-}
-
-/// Runs a coroutine returned by an `on_lost` callback as a task, keeping a reference until it
-/// finishes (asyncio keeps only weak references to tasks).
-fn keep_running(py: Python<'_>, awaitable: &Bound<'_, PyAny>) -> PyResult<()> {
-    let task = ENSURE_FUTURE
-        .import(py, "asyncio", "ensure_future")?
-        .call1((awaitable,))?;
-    let set = BACKGROUND
-        .get_or_try_init(py, || PySet::empty(py).map(Bound::unbind))?
-        .bind(py);
-    set.add(&task)?;
-    task.call_method1(intern!(py, "add_done_callback"), (set.getattr("discard")?,))?;
-    Ok(())
-}
-
-/// Checks an `on_lost=` argument: a callable or `None`.
-pub(crate) fn callback(
-    py: Python<'_>,
-    on_lost: Option<&Bound<'_, PyAny>>,
-) -> PyResult<Option<Py<PyAny>>> {
-    match on_lost {
-        None => Ok(None),
-        Some(cb) if cb.is_none() => Ok(None),
-        Some(cb) if cb.is_callable() => Ok(Some(cb.clone().unbind())),
-        Some(cb) => Err(invalid_type(
-            "on_lost",
-            format!(
-                "must be a callable taking the loss reason, got {}",
-                type_description(cb)
-            ),
-        ))
-        .into_py(py),
-    }
-}
-
 /// What a Python lock handle shares with its tasks.
+///
+/// Exactly one Python lock object holds each `LockShared` (others hold it only from Rust): that
+/// object reports the `on_lost` slot to the garbage collector.
 pub(crate) struct LockShared {
     client: Arc<ClientHandle>,
     lock: ForkSafe<DistributedLock>,
-    on_lost: Option<Py<PyAny>>,
+    /// The callback armed for each acquisition of this handle.
+    on_lost: Option<Arc<Slot>>,
     /// Created by `DistributedLock(...)`: the handle owns the lock, so its watcher must not
     /// outlive it (a dropped handle releases its lock). Locks from a manager live in the
     /// manager's table instead.
@@ -191,7 +89,7 @@ impl LockShared {
     pub(crate) fn new(
         client: Arc<ClientHandle>,
         lock: DistributedLock,
-        on_lost: Option<Py<PyAny>>,
+        on_lost: Option<Arc<Slot>>,
         standalone: bool,
     ) -> Arc<Self> {
         Arc::new(LockShared {
@@ -222,7 +120,7 @@ impl LockShared {
         let owner = validate::owner_id("owner_id", owner.raw()).into_py(py)?;
         let prio = OwnedRaw::from_optional(priority)?;
         let prio = validate::priority("priority", prio.raw()).into_py(py)?;
-        let on_lost = callback(py, on_lost)?;
+        let on_lost = callback(py, on_lost)?.map(Slot::new);
         let mut options = LockOptions::new();
         if let Some(ttl) = ttl {
             options = options.set_ttl(ttl);
@@ -245,17 +143,29 @@ impl LockShared {
     }
 
     /// Arms the `on_lost` callback (if any) for the next acquisition.
-    pub(crate) fn watch(
-        &self,
-        py: Python<'_>,
-        notifier: impl FnOnce() -> PyResult<Notifier>,
-    ) -> PyResult<Option<Watch>> {
+    fn watch(&self, notifier: impl FnOnce() -> PyResult<Notifier>) -> PyResult<Option<Watch>> {
         match &self.on_lost {
             None => Ok(None),
-            Some(cb) => Ok(Some(Watch {
-                callback: cb.clone_ref(py),
-                notifier: notifier()?,
-            })),
+            Some(slot) => Ok(Some(Watch::new(
+                vec![Arc::downgrade(slot)],
+                None,
+                notifier()?,
+            ))),
+        }
+    }
+
+    /// For the `__traverse__` of the one Python object holding this handle.
+    fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match &self.on_lost {
+            Some(slot) => slot.traverse(visit),
+            None => Ok(()),
+        }
+    }
+
+    /// For the `__clear__` of the one Python object holding this handle.
+    fn clear(&self) {
+        if let Some(slot) = &self.on_lost {
+            slot.clear();
         }
     }
 
@@ -299,7 +209,7 @@ impl LockShared {
         impl Future<Output = txcoord::Result<bool>> + Send + 'static,
     )> {
         let lock = self.lock().into_py(py)?;
-        let watch = self.watch(py, notifier)?;
+        let watch = self.watch(notifier)?;
         let me = self.clone();
         let l = lock.clone();
         Ok((lock, async move {
@@ -376,6 +286,14 @@ macro_rules! lock_class {
         #[pymethods]
         impl $ty {
             $($methods)*
+
+            fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+                self.shared.traverse(&visit)
+            }
+
+            fn __clear__(&self) {
+                self.shared.clear();
+            }
 
             /// Whether the lock is held and its local deadline has not passed.
             #[getter]

@@ -3,11 +3,12 @@
 //! `manager.lock(resource)` context manager.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 use txcoord::validate;
 use txcoord::{AcquireOptions, LockKeys, LockManager, ManagerOptions};
 
@@ -15,10 +16,10 @@ use crate::bridge::{self, LoopQueue, OnCancel};
 use crate::client::{resolve, ClientHandle};
 use crate::convert::{Arg, OwnedRaw};
 use crate::error::{guard, python_names, to_pyerr, IntoPyResult};
-use crate::lock::{
-    callback, release_in_background, LockShared, Notifier, PyDistributedLock, PySyncDistributedLock,
-};
+use crate::lock::{release_in_background, LockShared, PyDistributedLock, PySyncDistributedLock};
+use crate::on_lost::{callback, Notifier, Slot, Slots, Spend, Watch};
 use crate::runtime::ForkSafe;
+use crate::scope::{PyLockContext, PySyncLockContext};
 
 /// What a Python manager shares with its tasks.
 pub(crate) struct ManagerShared {
@@ -28,10 +29,13 @@ pub(crate) struct ManagerShared {
 }
 
 /// One `acquire_lock`/`lock` call, validated.
-struct Request {
+#[derive(Clone)]
+pub(crate) struct Request {
     resource: String,
     options: AcquireOptions,
-    on_lost: Option<Py<PyAny>>,
+    /// The callback's slot, owned by the Python object that keeps the request: the manager
+    /// (`acquire_lock`, adopted into its `Slots`) or the scoped context (`lock`).
+    on_lost: Option<Arc<Slot>>,
 }
 
 impl Request {
@@ -74,15 +78,22 @@ impl Request {
         Ok(Request {
             resource,
             options,
-            on_lost: callback(py, on_lost)?,
+            on_lost: callback(py, on_lost)?.map(Slot::new),
         })
     }
 
-    fn clone_ref(&self, py: Python<'_>) -> Request {
-        Request {
-            resource: self.resource.clone(),
-            options: self.options.clone(),
-            on_lost: self.on_lost.as_ref().map(|c| c.clone_ref(py)),
+    /// For the `__traverse__` of the Python object that keeps the request.
+    pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match &self.on_lost {
+            Some(slot) => slot.traverse(visit),
+            None => Ok(()),
+        }
+    }
+
+    /// For the `__clear__` of the Python object that keeps the request.
+    pub(crate) fn clear(&self) {
+        if let Some(slot) = &self.on_lost {
+            slot.clear();
         }
     }
 }
@@ -149,11 +160,13 @@ impl ManagerShared {
             .get(|_| LockManager::with_options(&self.client.get()?, self.options.clone()))
     }
 
-    /// One acquisition: the wrapped lock, or None on timeout.
+    /// One acquisition: the wrapped lock, or None on timeout. With `adopt`, the request's
+    /// callback slot is the manager's for this acquisition and hold only.
     fn acquire_task(
         &self,
         py: Python<'_>,
         request: Request,
+        adopt: Option<&Slots>,
         notifier: impl FnOnce() -> PyResult<Notifier>,
     ) -> PyResult<impl Future<Output = txcoord::Result<Option<Arc<LockShared>>>> + Send + 'static>
     {
@@ -164,27 +177,41 @@ impl ManagerShared {
             options,
             on_lost,
         } = request;
-        // The watcher owns the callback (until the lock is released or lost); the handle does
-        // not keep it, so a callback that refers to the lock makes no reference cycle.
-        let watch = match on_lost {
-            Some(cb) => Some((cb, notifier()?)),
+        // When the lock is lost, the watch finds the callback through the slot of whoever
+        // acquired it (manager or context) or the lock object's own, whichever still lives; it
+        // holds neither, so a callback that refers to its owner makes a cycle the garbage
+        // collector sees.
+        let watch = match &on_lost {
+            Some(slot) => {
+                let spend = adopt.map(|slots| {
+                    slots.adopt(slot.clone());
+                    Spend::new(slot)
+                });
+                let own = slot.get(py).map(Slot::new);
+                Some((own, Arc::downgrade(slot), spend, notifier()?))
+            }
             None => None,
         };
+        drop(on_lost);
         Ok(async move {
             let Some(lock) = manager.acquire_lock_with(&resource, options).await? else {
                 return Ok(None);
             };
-            let shared = LockShared::new(client, lock.clone(), None, false);
-            if let Some((cb, notifier)) = watch {
-                let w = crate::lock::Watch::new(cb, notifier);
-                shared.set_watcher(w.spawn(&lock));
+            let Some((own, acquirer, spend, notifier)) = watch else {
+                return Ok(Some(LockShared::new(client, lock, None, false)));
+            };
+            let mut slots = vec![acquirer];
+            if let Some(own) = &own {
+                slots.push(Arc::downgrade(own));
             }
+            let shared = LockShared::new(client, lock.clone(), own, false);
+            shared.set_watcher(Watch::new(slots, spend, notifier).spawn(&lock));
             Ok(Some(shared))
         })
     }
 
     /// The scoped acquisition: the lock, or the timeout error kind.
-    fn enter_task(
+    pub(crate) fn enter_task(
         &self,
         py: Python<'_>,
         request: Request,
@@ -194,7 +221,7 @@ impl ManagerShared {
         let key = LockKeys::for_resource(client.key_prefix(), &request.resource)
             .into_py(py)?
             .lock;
-        let acquire = self.acquire_task(py, request, notifier)?;
+        let acquire = self.acquire_task(py, request, None, notifier)?;
         Ok(async move {
             let started = tokio::time::Instant::now();
             match acquire.await? {
@@ -236,11 +263,11 @@ fn failures_list(py: Python<'_>, failures: Vec<(String, txcoord::Error)>) -> PyR
     Ok(list.into_any().unbind())
 }
 
-fn loop_notifier(py: Python<'_>) -> impl FnOnce() -> PyResult<Notifier> + '_ {
+pub(crate) fn loop_notifier(py: Python<'_>) -> impl FnOnce() -> PyResult<Notifier> + '_ {
     move || Ok(Notifier::Loop(LoopQueue::current(py)?))
 }
 
-fn thread_notifier() -> PyResult<Notifier> {
+pub(crate) fn thread_notifier() -> PyResult<Notifier> {
     Ok(Notifier::Thread)
 }
 
@@ -249,6 +276,8 @@ fn thread_notifier() -> PyResult<Notifier> {
 #[pyclass(name = "LockManager", module = "txcoord", frozen)]
 pub(crate) struct PyLockManager {
     shared: Arc<ManagerShared>,
+    /// The `on_lost` callbacks of the locks this manager acquired and holds.
+    on_lost: Slots,
 }
 
 #[pymethods]
@@ -278,6 +307,7 @@ impl PyLockManager {
                     fallback_poll_ms,
                     waiter_lease_ms,
                 )?,
+                on_lost: Slots::default(),
             })
         })
     }
@@ -309,7 +339,9 @@ impl PyLockManager {
             fair,
             on_lost,
         )?;
-        let task = self.shared.acquire_task(py, request, loop_notifier(py))?;
+        let task = self
+            .shared
+            .acquire_task(py, request, Some(&self.on_lost), loop_notifier(py))?;
         bridge::future_or_discard(
             py,
             OnCancel::Abort,
@@ -356,11 +388,7 @@ impl PyLockManager {
             fair,
             on_lost,
         )?;
-        Ok(PyLockContext {
-            manager: self.shared.clone(),
-            request,
-            held: Mutex::new(Vec::new()),
-        })
+        Ok(PyLockContext::new(self.shared.clone(), request))
     }
 
     /// The seed's `releaseLock`: releases the most recent lock this manager holds on `resource`.
@@ -435,6 +463,14 @@ impl PyLockManager {
         )
     }
 
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.on_lost.traverse(&visit)
+    }
+
+    fn __clear__(&self) {
+        self.on_lost.clear();
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "<txcoord.LockManager owner_id={:?}>",
@@ -451,71 +487,12 @@ impl ManagerShared {
     }
 }
 
-/// `async with manager.lock(resource) as lock:` (from `LockManager.lock`).
-#[pyclass(name = "LockContext", module = "txcoord", frozen)]
-pub(crate) struct PyLockContext {
-    manager: Arc<ManagerShared>,
-    request: Request,
-    // A std mutex: locks entered and not yet exited (a stack, for nested use of one context).
-    held: Mutex<Vec<Arc<LockShared>>>,
-}
-
-#[pymethods]
-impl PyLockContext {
-    fn __aenter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        let ctx = slf.get();
-        let task = ctx
-            .manager
-            .enter_task(py, ctx.request.clone_ref(py), loop_notifier(py))?;
-        let me = slf.clone().unbind();
-        bridge::future_or_discard(
-            py,
-            OnCancel::Abort,
-            task,
-            move |py, shared: Arc<LockShared>| {
-                me.get()
-                    .held
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(shared.clone());
-                Ok(Py::new(py, PyDistributedLock { shared })?.into_any())
-            },
-            |shared| {
-                if let Ok(l) = shared.lock() {
-                    release_in_background(l);
-                }
-            },
-        )
-    }
-
-    fn __aexit__<'py>(
-        &self,
-        py: Python<'py>,
-        _exc_type: &Bound<'_, PyAny>,
-        _exc: &Bound<'_, PyAny>,
-        _tb: &Bound<'_, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let shared = self.held.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let lock = shared.map(|s| s.lock()).transpose().into_py(py)?;
-        bridge::future(
-            py,
-            OnCancel::Finish,
-            async move {
-                match lock {
-                    Some(l) => l.release().await,
-                    None => Ok(()),
-                }
-            },
-            |py, ()| Ok(py.None()),
-        )
-    }
-}
-
 /// The seed's `LockManager` (blocking API, `txcoord.sync.LockManager`).
 #[pyclass(name = "LockManager", module = "txcoord.sync", frozen)]
 pub(crate) struct PySyncLockManager {
     shared: Arc<ManagerShared>,
+    /// The `on_lost` callbacks of the locks this manager acquired and holds.
+    on_lost: Slots,
 }
 
 #[pymethods]
@@ -545,6 +522,7 @@ impl PySyncLockManager {
                     fallback_poll_ms,
                     waiter_lease_ms,
                 )?,
+                on_lost: Slots::default(),
             })
         })
     }
@@ -576,7 +554,9 @@ impl PySyncLockManager {
             fair,
             on_lost,
         )?;
-        let task = self.shared.acquire_task(py, request, thread_notifier)?;
+        let task = self
+            .shared
+            .acquire_task(py, request, Some(&self.on_lost), thread_notifier)?;
         Ok(bridge::block(py, task)?.map(|shared| PySyncDistributedLock { shared }))
     }
 
@@ -608,11 +588,7 @@ impl PySyncLockManager {
             fair,
             on_lost,
         )?;
-        Ok(PySyncLockContext {
-            manager: self.shared.clone(),
-            request,
-            held: Mutex::new(Vec::new()),
-        })
+        Ok(PySyncLockContext::new(self.shared.clone(), request))
     }
 
     /// The seed's `releaseLock`: releases the most recent lock this manager holds on `resource`.
@@ -668,51 +644,18 @@ impl PySyncLockManager {
         self.close(py).map(drop)
     }
 
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.on_lost.traverse(&visit)
+    }
+
+    fn __clear__(&self) {
+        self.on_lost.clear();
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "<txcoord.sync.LockManager owner_id={:?}>",
             self.shared.options_owner()
         )
-    }
-}
-
-/// `with manager.lock(resource) as lock:` (from `txcoord.sync.LockManager.lock`).
-#[pyclass(name = "LockContext", module = "txcoord.sync", frozen)]
-pub(crate) struct PySyncLockContext {
-    manager: Arc<ManagerShared>,
-    request: Request,
-    // A std mutex: locks entered and not yet exited.
-    held: Mutex<Vec<Arc<LockShared>>>,
-}
-
-#[pymethods]
-impl PySyncLockContext {
-    fn __enter__(&self, py: Python<'_>) -> PyResult<PySyncDistributedLock> {
-        let task = self
-            .manager
-            .enter_task(py, self.request.clone_ref(py), thread_notifier)?;
-        let shared = bridge::block(py, task)?;
-        self.held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(shared.clone());
-        Ok(PySyncDistributedLock { shared })
-    }
-
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _exc_type: &Bound<'_, PyAny>,
-        _exc: &Bound<'_, PyAny>,
-        _tb: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        let shared = self.held.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let lock = shared.map(|s| s.lock()).transpose().into_py(py)?;
-        bridge::block(py, async move {
-            match lock {
-                Some(l) => l.release().await,
-                None => Ok(()),
-            }
-        })
     }
 }

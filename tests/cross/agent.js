@@ -4,6 +4,9 @@
 // agent (agent.py) speak the same protocol (README.md in this folder).
 //
 //   node agent.js <redis-url> <name>        # TXCOORD_WITNESS_LUA = path of the witness script
+//
+// TXCOORD_FALLBACK_POLL_MS, if set, is the manager's fallback poll (its waiter lease is four
+// times that).
 'use strict'
 
 const fs = require('node:fs')
@@ -36,7 +39,11 @@ class Agent {
   constructor(url, name, witnessSrc) {
     this.name = name
     this.client = new Client(url, { clientName: `cross-node-${name}` })
-    this.manager = new LockManager(this.client)
+    const poll = process.env.TXCOORD_FALLBACK_POLL_MS
+    this.manager =
+      poll === undefined
+        ? new LockManager(this.client)
+        : new LockManager(this.client, { fallbackPoll: Number(poll), waiterLease: 4 * Number(poll) })
     this.locks = new Map()
     this.store = new Redis(url, { maxRetriesPerRequest: 1 })
     this.store.defineCommand('witness', { numberOfKeys: 1, lua: witnessSrc })
@@ -48,8 +55,9 @@ class Agent {
     return lock
   }
 
-  async acquire(resource, ttl, timeout, fair) {
-    const lock = await this.manager.acquireLock(resource, ttl, timeout, { fair })
+  async acquire(resource, ttl, timeout, fair, ownerId) {
+    const options = ownerId === undefined ? { fair } : { fair, ownerId }
+    const lock = await this.manager.acquireLock(resource, ttl, timeout, options)
     if (lock !== null) {
       lock.on('lost', (err) => {
         emit({
@@ -77,10 +85,12 @@ class Agent {
   async handle(id, verb, args) {
     switch (verb) {
       case 'acquire': {
-        const [resource, ttl, timeout, fair] = [args[0], Number(args[1]), Number(args[2]), args[3] === 'fair']
+        const [resource, ttl, timeout] = [args[0], Number(args[1]), Number(args[2])]
+        const fair = args.slice(3).includes('fair')
+        const owner = args.slice(3).find((a) => a.startsWith('owner='))
         const before = this.client.stats()
         const t0 = nowUs()
-        const lock = await this.acquire(resource, ttl, timeout, fair)
+        const lock = await this.acquire(resource, ttl, timeout, fair, owner?.slice('owner='.length))
         const t = nowUs()
         const after = this.client.stats()
         emit({
@@ -88,6 +98,7 @@ class Agent {
           ev: 'acquire',
           ok: lock !== null,
           token: lock === null ? null : lock.fencingToken,
+          hold_count: lock === null ? null : lock.holdCount,
           t0_us: t0,
           t_us: t,
           attempts: after.attempts - before.attempts,

@@ -4,6 +4,9 @@ object per line on stdout. The Rust agent (examples/rust/src/bin/lock_agent.rs) 
 agent (agent.js) speak the same protocol (README.md in this folder).
 
     python agent.py <redis-url> <name>        # TXCOORD_WITNESS_LUA = path of the witness script
+
+TXCOORD_FALLBACK_POLL_MS, if set, is the manager's fallback poll (its waiter lease is four
+times that).
 """
 
 from __future__ import annotations
@@ -34,7 +37,13 @@ class Agent:
     def __init__(self, url: str, name: str, witness_src: str) -> None:
         self.name = name
         self.client = txcoord.Client(url, client_name=f"cross-python-{name}")
-        self.manager = txcoord.LockManager(self.client)
+        poll = os.environ.get("TXCOORD_FALLBACK_POLL_MS")
+        if poll is None:
+            self.manager = txcoord.LockManager(self.client)
+        else:
+            self.manager = txcoord.LockManager(
+                self.client, fallback_poll_ms=int(poll), waiter_lease_ms=4 * int(poll)
+            )
         self.locks: dict[str, txcoord.DistributedLock] = {}
         self.store = aioredis.Redis.from_url(url)
         self.witness = self.store.register_script(witness_src)
@@ -45,7 +54,9 @@ class Agent:
         except KeyError:
             raise RuntimeError(f"no lock on {resource} was acquired") from None
 
-    async def acquire(self, resource: str, ttl_ms: int, timeout_ms: int, fair: bool) -> txcoord.DistributedLock | None:
+    async def acquire(
+        self, resource: str, ttl_ms: int, timeout_ms: int, fair: bool, owner_id: str | None = None
+    ) -> txcoord.DistributedLock | None:
         box: list[txcoord.DistributedLock] = []
 
         def on_lost(reason: str) -> None:
@@ -61,7 +72,9 @@ class Agent:
                 t_us=now_us(),
             )
 
-        lock = await self.manager.acquire_lock(resource, ttl_ms, timeout_ms, fair=fair, on_lost=on_lost)
+        lock = await self.manager.acquire_lock(
+            resource, ttl_ms, timeout_ms, fair=fair, owner_id=owner_id, on_lost=on_lost
+        )
         if lock is not None:
             box.append(lock)
             self.locks[resource] = lock
@@ -79,10 +92,11 @@ class Agent:
     async def handle(self, cid: str, verb: str, args: list[str]) -> None:
         if verb == "acquire":
             resource, ttl_ms, timeout_ms = args[0], int(args[1]), int(args[2])
-            fair = args[3:4] == ["fair"]
+            fair = "fair" in args[3:]
+            owners = [a.removeprefix("owner=") for a in args[3:] if a.startswith("owner=")]
             before = self.stats()
             t0 = now_us()
-            lock = await self.acquire(resource, ttl_ms, timeout_ms, fair)
+            lock = await self.acquire(resource, ttl_ms, timeout_ms, fair, owners[0] if owners else None)
             t = now_us()
             after = self.stats()
             emit(
@@ -90,6 +104,7 @@ class Agent:
                 ev="acquire",
                 ok=lock is not None,
                 token=lock.fencing_token if lock else None,
+                hold_count=lock.hold_count if lock else None,
                 t0_us=t0,
                 t_us=t,
                 attempts=after["attempts"] - before["attempts"],

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import redis
 
-from cross_harness import MEASURED, Agent, start_agents
+from cross_harness import MEASURED, Agent, kill_running, start_agents
 
 
 @dataclass
@@ -63,11 +63,16 @@ def redis_server() -> Iterator[RedisServer]:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
             )
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and proc.poll() is None:
-                if _answers_ping(port):
-                    break
-                time.sleep(0.02)
+            try:
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and proc.poll() is None:
+                    if _answers_ping(port):
+                        break
+                    time.sleep(0.02)
+            except BaseException:  # a timeout or an interrupt while it starts
+                proc.kill()
+                proc.communicate(timeout=5)
+                raise
             if proc.poll() is None and _answers_ping(port):
                 try:
                     yield RedisServer(f"redis://127.0.0.1:{port}/0", port, proc)
@@ -96,20 +101,29 @@ def raw(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def agents(redis_server: RedisServer, raw: redis.Redis) -> Iterator[Callable[..., list[Agent]]]:
-    """`agents("python", "node")` starts those agents (in parallel) and returns them in order;
-    every agent started is stopped at the end of the test."""
+    """`agents("python", "node")` starts those agents (in parallel) and returns them in order
+    (keyword `fallback_poll_ms`: their managers' fallback poll); every agent started is stopped
+    at the end of the test."""
     started: list[Agent] = []
 
-    def start(*langs: str) -> list[Agent]:
-        new = start_agents(langs, redis_server.url)
+    def start(*langs: str, fallback_poll_ms: int | None = None) -> list[Agent]:
+        new = start_agents(langs, redis_server.url, fallback_poll_ms=fallback_poll_ms)
         started.extend(new)
         return new
 
     try:
         yield start
     finally:
-        for agent in started:
-            agent.stop()
+        try:
+            for agent in started:
+                agent.stop()
+        finally:
+            for agent in started:  # those a failed stop() left behind
+                agent.kill()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    kill_running()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -27,6 +27,9 @@ LANGS = ("python", "node", "rust")
 # Figures the tests measured (handoff gaps, ...), printed at the end of the run by conftest.py.
 MEASURED: dict[str, Any] = {}
 
+# Agents started and not yet stopped: killed at the end of the session whatever happened.
+RUNNING: set["Agent"] = set()
+
 Event = dict[str, Any]
 
 
@@ -77,10 +80,13 @@ class Agent:
 
     _ids = itertools.count(1)
 
-    def __init__(self, lang: str, url: str, name: str) -> None:
+    def __init__(self, lang: str, url: str, name: str, fallback_poll_ms: Optional[int] = None) -> None:
         self.lang = lang
         self.name = name
         env = dict(os.environ, TXCOORD_WITNESS_LUA=str(WITNESS_LUA), PYTHONUNBUFFERED="1")
+        env.pop("TXCOORD_FALLBACK_POLL_MS", None)
+        if fallback_poll_ms is not None:
+            env["TXCOORD_FALLBACK_POLL_MS"] = str(fallback_poll_ms)
         self.proc = subprocess.Popen(
             [*agent_command(lang), url, name],
             stdin=subprocess.PIPE,
@@ -89,6 +95,7 @@ class Agent:
             env=env,
             cwd=str(ROOT),
         )
+        RUNNING.add(self)
         self._cond = threading.Condition()
         self._events: list[tuple[float, Event]] = []  # (time received, event), unconsumed
         self.history: list[tuple[float, Event]] = []  # everything received
@@ -203,21 +210,27 @@ class Agent:
         self.paused = False
 
     def stop(self, timeout: float = 10.0) -> Optional[int]:
-        """`quit` (the agent releases what it holds), or a kill if it does not leave in time."""
-        if self.paused:
-            self.resume()
-        if self.proc.poll() is None:
-            try:
-                self.send("quit")
-                assert self.proc.stdin is not None
-                self.proc.stdin.close()
-            except (BrokenPipeError, OSError):
-                pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
+        """`quit` (the agent releases what it holds), or a kill if it does not leave in time
+        (or if stopping it fails in any other way, a test timeout included)."""
+        try:
+            if self.paused:
+                try:
+                    self.resume()
+                except ProcessLookupError:  # it died while paused
+                    pass
+            if self.proc.poll() is None:
+                try:
+                    self.send("quit")
+                    assert self.proc.stdin is not None
+                    self.proc.stdin.close()
+                except (BrokenPipeError, OSError):
+                    pass
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    pass
+        finally:
+            self.kill()
         for t in self._threads:
             t.join(timeout)
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
@@ -225,33 +238,49 @@ class Agent:
                 stream.close()
         return self.proc.returncode
 
+    def kill(self) -> None:
+        """SIGKILL unless it has exited (a paused process dies too); waits for it."""
+        RUNNING.discard(self)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
 
-def start_agents(langs: Iterable[str], url: str, prefix: str = "") -> list[Agent]:
-    """Starts one agent per language (all at once), and waits until each is ready."""
+
+def kill_running() -> None:
+    """Kills every agent still running (the end of a session that failed to stop them)."""
+    for agent in list(RUNNING):
+        agent.kill()
+
+
+def start_agents(
+    langs: Iterable[str], url: str, prefix: str = "", fallback_poll_ms: Optional[int] = None
+) -> list[Agent]:
+    """Starts one agent per language (all at once), and waits until each is ready.
+    `fallback_poll_ms`: their managers' fallback poll (the default is 1000 ms)."""
     agents: list[Agent] = []
     try:
         for i, lang in enumerate(langs):
-            agents.append(Agent(lang, url, f"{prefix}{lang}-{i}"))
+            agents.append(Agent(lang, url, f"{prefix}{lang}-{i}", fallback_poll_ms))
         for a in agents:
             a.ready()
     except BaseException:
         for a in agents:
-            a.stop()
+            a.kill()
         raise
     return agents
 
 
-def wait_until_asleep(agent: Agent, base: Event, timeout: float = 10.0) -> Event:
+def wait_until_asleep(agent: Agent, base: Event, timeout: float = 20.0) -> Event:
     """Waits until `agent`'s pending acquisition (started after the counters `base`) is asleep,
-    waiting for a release notice: its first attempt found the lock busy, it subscribed to the
-    release channel, and its second attempt (made after subscribing) was answered by Redis
-    (the `ping` reply comes after it on the same connection). Bounded in time and count."""
+    waiting for a release notice (or a timer): the client's `sleeps` counter rose. Before
+    that, a release could be found by the waiter's next attempt instead of waking it. Bounded
+    in time and count."""
     deadline = time.monotonic() + timeout
-    for _ in range(2000):
+    for _ in range(4000):
         s = agent.request("ping")
-        if s["attempts"] - base["attempts"] >= 2 and s["subscribes"] - base["subscribes"] >= 1:
+        if s["sleeps"] > base["sleeps"]:
             return s
         if time.monotonic() > deadline:
             break
         time.sleep(0.005)  # polling interval of a condition with a deadline
-    raise AgentError(f"{agent!r}: acquisition not waiting within {timeout} s\n{agent.diagnostics()}")
+    raise AgentError(f"{agent!r}: acquisition not asleep within {timeout} s\n{agent.diagnostics()}")

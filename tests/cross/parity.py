@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
-"""The API parity check (issue 5, item 3; STYLE.md 3.12): the public classes and members of the
+"""The API parity check (STYLE.md 3.12): the public classes and members of the
 Python package — the hand-written stubs `_native.pyi`, as exported by `txcoord` and by
 `txcoord.sync` — against the Node package's declarations `index.d.ts` (read with the TypeScript
 parser by dts_surface.js), and the Python exception classes and their codes against the JS error

@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
-"""Cross-language tests (issue 5, item 2): Python, Node and Rust processes contend for the same
-locks on one redis-server, each through its own package (agent.py, agent.js, lock_agent.rs).
+"""Cross-language tests: Python, Node and Rust processes contend for the same locks on one
+redis-server, each through its own package (agent.py, agent.js, lock_agent.rs).
 
 - handoff: a lock held in one language blocks an acquirer in another, which is woken by the
-  release notice and gets the lock within milliseconds of the release, in all 6 directions;
+  release notice and gets the lock soon after the release, in all 6 directions;
+- re-entry: a lock acquired with an owner id in one language is re-entered with that owner id
+  from another (same fencing token, hold count 2), while a third language without it waits
+  until both holds are released, for all 6 pairs;
 - fencing: tokens issued to the three languages on one resource form one strictly increasing
   sequence, checked by a witness that rejects any write with a token not above the last one;
 - loss: a holder paused (SIGSTOP) beyond its TTL while another language takes the lock over
@@ -26,9 +29,12 @@ from cross_harness import LANGS, MEASURED, Agent, AgentError, Event, reply_to, w
 
 AgentsFactory = Callable[..., list[Agent]]
 
-# A release notice wakes the waiter within a few ms; the fallback poll would take 1000 ms and
-# a holder's expiry 10 000 ms here, so this bound only passes with notification-driven handoff.
-HANDOFF_BOUND_MS = 250
+# A release notice wakes the waiter within a few ms (the measured gaps are printed at the end).
+# The handoff tests give the waiters a fallback poll of 60 s and the holders a TTL of 10 s, so
+# no timer could wake a waiter before 10 s: this bound leaves a loaded machine running debug
+# builds seconds, and still only passes with notification-driven handoff.
+HANDOFF_BOUND_MS = 3_000
+NO_TIMER_FALLBACK_POLL_MS = 60_000
 HANDOFF_ROUNDS = 3
 PAIRS = [(h, w) for h in LANGS for w in LANGS if h != w]
 
@@ -64,7 +70,7 @@ def check_handoff(holder_release: Event, acquired: Event, previous_token: int) -
 
 @pytest.mark.parametrize(("holder_lang", "waiter_lang"), PAIRS, ids=[f"{h}-to-{w}" for h, w in PAIRS])
 def test_handoff_between_languages(agents: AgentsFactory, raw: redis.Redis, holder_lang: str, waiter_lang: str) -> None:
-    holder, waiter = agents(holder_lang, waiter_lang)
+    holder, waiter = agents(holder_lang, waiter_lang, fallback_poll_ms=NO_TIMER_FALLBACK_POLL_MS)
     gaps: list[float] = []
     for rnd in range(HANDOFF_ROUNDS):
         # A fresh resource per round: the waiter's first wait on it subscribes to its channel.
@@ -97,7 +103,7 @@ def test_handoff_between_languages(agents: AgentsFactory, raw: redis.Redis, hold
 
 
 def test_lock_held_from_python_blocks_node_and_rust(agents: AgentsFactory, raw: redis.Redis) -> None:
-    py, node, rust = agents("python", "node", "rust")
+    py, node, rust = agents("python", "node", "rust", fallback_poll_ms=NO_TIMER_FALLBACK_POLL_MS)
     resource = "three-way"
     held = py.request("acquire", resource, 10_000, 0)
     assert held["ok"] is True
@@ -125,12 +131,48 @@ def test_lock_held_from_python_blocks_node_and_rust(agents: AgentsFactory, raw: 
     released = first.request("release", resource)
     acquired = second.reply(second_cid, "acquire", timeout=10)
     gap2 = check_handoff(released, acquired, token)
-    # It may have been woken by a fallback poll too if this test was slow, but the lock came
-    # to it by a release notice.
     assert acquired["wake_notified"] >= 1, acquired
     assert gap2 < HANDOFF_BOUND_MS, f"{first.lang} → {second.lang}: {gap2:.1f} ms"
     second.request("release", resource)
     MEASURED[f"handoff ms python->{first.lang}->{second.lang}"] = [round(gap1, 2), round(gap2, 2)]
+
+
+@pytest.mark.parametrize(("first_lang", "second_lang"), PAIRS, ids=[f"{a}-then-{b}" for a, b in PAIRS])
+def test_an_owner_id_re_enters_the_lock_across_languages(
+    agents: AgentsFactory, raw: redis.Redis, first_lang: str, second_lang: str
+) -> None:
+    (third_lang,) = [lang for lang in LANGS if lang not in (first_lang, second_lang)]
+    first, second, third = agents(first_lang, second_lang, third_lang)
+    resource = f"reenter:{first_lang}-{second_lang}"
+    owner = f"saga-{first_lang}-{second_lang}"
+    holder = f"{{{lock_key(resource)}}}:~h"  # the holder record: owner `o`, hold count `n`
+
+    held = first.request("acquire", resource, 10_000, 0, f"owner={owner}")
+    assert held["ok"] is True and held["hold_count"] == 1, held
+    # The same owner id from another language re-enters at once: one lock, one token.
+    again = second.request("acquire", resource, 10_000, 0, f"owner={owner}")
+    assert again["ok"] is True, again
+    assert again["token"] == held["token"], "a re-entry shares the holder's fencing token"
+    assert again["hold_count"] == 2, again
+    assert raw.hget(holder, "o") == owner and raw.hget(holder, "n") == "2"
+
+    # Without the owner id, the third language is excluded and waits.
+    probe = third.request("acquire", resource, 10_000, 0)
+    assert probe["ok"] is False, probe
+    base = third.request("ping")
+    cid = third.send("acquire", resource, 10_000, 20_000)
+    wait_until_asleep(third, base)
+
+    first.request("release", resource)
+    assert raw.exists(lock_key(resource)) == 1 and raw.hget(holder, "n") == "1", "one hold is left"
+    assert not third.pending(reply_to(cid)), "acquired while a hold was left"
+    last = second.request("release", resource)
+    acquired = third.reply(cid, "acquire", timeout=15)
+    assert acquired["ok"] is True, acquired
+    assert acquired["t_us"] > last["t0_us"], "acquired before the last hold was released"
+    assert acquired["token"] > held["token"] and acquired["hold_count"] == 1, acquired
+    third.request("release", resource)
+    assert raw.exists(lock_key(resource)) == 0
 
 
 def witness_state(raw: redis.Redis, key: str) -> dict[str, str]:
@@ -253,7 +295,7 @@ def test_lost_lock_signal_after_a_pause(agents: AgentsFactory, raw: redis.Redis,
     assert lost["reason"] in ("deadline", "taken", "expired"), lost
     assert lost["is_held"] is False and lost["status"] == "lost", lost
     assert lost["token"] == held["token"]
-    assert signal_ms < 1_000, f"lost-lock signal {signal_ms:.0f} ms after the holder resumed"
+    assert signal_ms < 3_000, f"lost-lock signal {signal_ms:.0f} ms after the holder resumed"
     status = holder.request("status", resource)
     assert status["is_held"] is False and status["status"] == "lost" and status["loss_reason"] == lost["reason"]
     assert status["remaining_validity_ms"] == 0

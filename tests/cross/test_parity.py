@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
-"""API parity between the Python and Node packages (issue 5, item 3): see parity.py for what is
+"""API parity between the Python and Node packages: see parity.py for what is
 compared and how names are normalised, and parity-exceptions.toml for the reviewed
 differences. Also checks that the check itself fails on injected differences, and that
 index.d.ts declares what index.js has at runtime (the Node counterpart of stubtest)."""

@@ -61,11 +61,16 @@ def _start(binary: str, workdir: str) -> RedisServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and proc.poll() is None:
-            if _answers_ping(port):
-                return RedisServer(f"redis://127.0.0.1:{port}/0", port, proc)
-            time.sleep(0.02)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and proc.poll() is None:
+                if _answers_ping(port):
+                    return RedisServer(f"redis://127.0.0.1:{port}/0", port, proc)
+                time.sleep(0.02)
+        except BaseException:  # a timeout or an interrupt while it starts
+            proc.kill()
+            proc.communicate(timeout=5)
+            raise
         proc.kill()
         out, _ = proc.communicate(timeout=5)
         last = out.decode(errors="replace")

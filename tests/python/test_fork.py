@@ -41,20 +41,23 @@ def run_in_child(fn: Callable[[], None], timeout: float = 60.0) -> None:
     os.close(w)
     out = b""
     deadline = time.monotonic() + timeout
+    exiting = False  # the child closed the pipe: it is in os._exit
     try:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                os.kill(pid, 9)
                 raise AssertionError(f"the child hung; output so far: {out.decode(errors='replace')}")
             ready, _, _ = select.select([r], [], [], left)
             if ready:
                 chunk = os.read(r, 65536)
                 if not chunk:
+                    exiting = True
                     break
                 out += chunk
     finally:
         os.close(r)
+        if not exiting:  # it hung, or the parent failed or timed out: it must not live on
+            os.kill(pid, 9)
         _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, out.decode(errors="replace")
     assert out == b"ok", out.decode(errors="replace")

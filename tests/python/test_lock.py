@@ -58,7 +58,7 @@ async def test_a_vanished_holder_its_lock_expires_and_the_next_token_is_larger(u
         "import asyncio, os, sys, txcoord\n"
         "async def main():\n"
         "    m = txcoord.LockManager(os.environ['REDIS_URL'])\n"
-        f"    lock = await m.acquire_lock({name!r}, 800, 1000)\n"
+        f"    lock = await m.acquire_lock({name!r}, 3000, 1000)\n"
         "    print(lock.fencing_token, flush=True)\n"
         "    await asyncio.Event().wait()\n"
         "asyncio.run(main())\n"
@@ -95,7 +95,7 @@ async def test_lost_lock_reason_taken_by_lost_and_on_lost(url: str, raw: redis.R
         reasons.append(reason)
         called.set()
 
-    lock = await m.acquire_lock(name, 600, 0, on_lost=on_lost)
+    lock = await m.acquire_lock(name, 3000, 0, on_lost=on_lost)
     assert lock is not None
     waiting = asyncio.ensure_future(lock.lost())
     raw.set(f"lock:{name}", "intruder", px=60000)
@@ -118,7 +118,7 @@ async def test_lost_lock_reason_expired_on_a_distributed_lock_with_a_coroutine_c
     async def on_lost(reason: str) -> None:
         await seen.put(reason)
 
-    lock = DistributedLock(url, f"lock:{name}", 600, on_lost=on_lost)
+    lock = DistributedLock(url, f"lock:{name}", 3000, on_lost=on_lost)
     assert await lock.acquire() is True
     raw.delete(f"lock:{name}")
     assert await asyncio.wait_for(seen.get(), 10) == "expired"
@@ -130,7 +130,7 @@ async def test_lost_lock_reason_expired_on_a_distributed_lock_with_a_coroutine_c
 async def test_renewal_keeps_a_lock_alive_well_past_its_ttl(url: str, raw: redis.Redis, name: str) -> None:
     client = Client(url)
     m = LockManager(client)
-    lock = await m.acquire_lock(name, 300, 0)
+    lock = await m.acquire_lock(name, 1000, 0)  # renewed every ~333 ms
     assert lock is not None
     value = raw.get(f"lock:{name}")
     assert isinstance(value, str) and UUID.match(value)
@@ -139,7 +139,7 @@ async def test_renewal_keeps_a_lock_alive_well_past_its_ttl(url: str, raw: redis
     assert raw.get(f"lock:{name}") == value
     assert raw.pttl(f"lock:{name}") > 0
     assert lock.is_held is True
-    assert 0 < lock.remaining_validity_ms <= 300
+    assert 0 < lock.remaining_validity_ms <= 1000
     await m.release_lock(name)
     assert raw.exists(f"lock:{name}") == 0
     assert lock.is_held is False
@@ -207,18 +207,20 @@ async def test_a_waiter_is_woken_by_the_release_notification_not_by_a_timer(url:
     waiter_client = Client(url)
     waiter = LockManager(waiter_client, fallback_poll_ms=60000, waiter_lease_ms=120000)
     assert await holder.acquire_lock(name, 60000, 0) is not None
+    before = waiter_client.stats()
     pending = asyncio.ensure_future(waiter.acquire_lock(name, 60000, 30000))
     _, w = waiter_keys(name)
-    await wait_for(
-        lambda: raw.hlen(w) == 1 and waiter_client.stats()["subscribes"] >= 1,
-        "the waiter to queue and subscribe",
-    )
+    # Wait until it sleeps: a release before that could be found by its next attempt instead of
+    # being announced to it.
+    await wait_for(lambda: waiter_client.stats()["sleeps"] > before["sleeps"], "the waiter to go to sleep")
+    assert raw.hlen(w) == 1, "the waiter is registered"
+    assert not pending.done()
     await holder.release_lock(name)
     lock = await asyncio.wait_for(pending, 20)
     assert lock is not None
     stats = waiter_client.stats()
-    assert stats["wake_notified"] >= 1, stats
-    assert stats["wake_timer"] == 0, stats
+    assert stats["wake_notified"] > before["wake_notified"], stats
+    assert stats["wake_timer"] == before["wake_timer"], stats
     await waiter.release_all_locks()
 
 
@@ -425,8 +427,11 @@ async def test_async_methods_return_coroutines_for_create_task(url: str, name: s
     assert asyncio.iscoroutine(pending)
     lock = await asyncio.create_task(pending)
     assert lock is not None
-    extended, released = await asyncio.gather(lock.extend(), m.release_lock(name))
-    assert extended is True and released is None
+    # Two independent operations at once: the outcome does not depend on which runs first.
+    extended, other = await asyncio.gather(lock.extend(), m.acquire_lock(f"{name}-2", 5000, 0))
+    assert extended is True and other is not None
+    released = await asyncio.gather(lock.release(), other.release())
+    assert released == [None, None]
 
 
 async def test_a_never_awaited_acquisition_does_not_leak_the_lock(url: str, raw: redis.Redis, name: str) -> None:

@@ -28,7 +28,7 @@ def test_events_are_forwarded_with_their_level(caplog: pytest.LogCaptureFixture)
 
 
 async def test_a_lost_lock_is_logged_as_a_warning(url: str, raw: redis.Redis, name: str, caplog: pytest.LogCaptureFixture) -> None:
-    lock = txcoord.DistributedLock(url, f"lock:{name}", 600)
+    lock = txcoord.DistributedLock(url, f"lock:{name}", 3000)
     assert await lock.acquire()
     raw.set(f"lock:{name}", "intruder")
     assert await asyncio.wait_for(lock.lost(), 10) == "taken"
@@ -38,7 +38,7 @@ async def test_a_lost_lock_is_logged_as_a_warning(url: str, raw: redis.Redis, na
 def test_logging_while_python_threads_wait_on_the_core(url: str, raw: redis.Redis, name: str, caplog: pytest.LogCaptureFixture) -> None:
     # A thread blocked in the core (GIL released) and a lock lost meanwhile: the runtime thread
     # that logs must not wait for the GIL, and nothing deadlocks.
-    lock = txcoord.sync.DistributedLock(url, f"lock:{name}", 600)
+    lock = txcoord.sync.DistributedLock(url, f"lock:{name}", 3000)
     assert lock.acquire()
     result: list[str | None] = []
     t = threading.Thread(target=lambda: result.append(lock.lost()))

@@ -7,13 +7,19 @@
 //! ```text
 //! lock_agent <redis-url> <name>        # TXCOORD_WITNESS_LUA = path of the witness script
 //! ```
+//!
+//! `TXCOORD_FALLBACK_POLL_MS`, if set, is the manager's fallback poll (its waiter lease is
+//! four times that).
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use txcoord::{AcquireOptions, Client, ClientOptions, ClientStats, DistributedLock, LockManager};
+use txcoord::{
+    AcquireOptions, Client, ClientOptions, ClientStats, DistributedLock, LockManager,
+    ManagerOptions,
+};
 
 /// One JSON value of an output line.
 enum V {
@@ -112,6 +118,7 @@ fn stats_fields(s: &ClientStats) -> Vec<(&'static str, V)> {
         ("lost", s.lost.into()),
         ("wake_notified", s.wake_notified.into()),
         ("wake_timer", s.wake_timer.into()),
+        ("sleeps", s.sleeps.into()),
         ("messages", s.messages.into()),
         ("disconnects", s.disconnects.into()),
         ("subscribes", s.subscribes.into()),
@@ -183,11 +190,15 @@ impl Agent {
         ttl: Duration,
         timeout: Duration,
         fair: bool,
+        owner_id: Option<&str>,
     ) -> Res<Option<DistributedLock>> {
-        let options = AcquireOptions::new()
+        let mut options = AcquireOptions::new()
             .set_ttl(ttl)
             .set_timeout(timeout)
             .set_fair(fair);
+        if let Some(owner) = owner_id {
+            options = options.set_owner_id(owner);
+        }
         let lock = self.manager.acquire_lock_with(resource, options).await?;
         if let Some(lock) = &lock {
             self.watch_loss(resource, lock);
@@ -219,10 +230,12 @@ impl Agent {
                 let resource = arg(args, 0, "resource")?;
                 let ttl = millis(args, 1, "ttl_ms")?;
                 let timeout = millis(args, 2, "timeout_ms")?;
-                let fair = args.get(3) == Some(&"fair");
+                let flags = args.get(3..).unwrap_or_default();
+                let fair = flags.contains(&"fair");
+                let owner = flags.iter().find_map(|a| a.strip_prefix("owner="));
                 let before = self.client.stats();
                 let t0 = now_us();
-                let lock = self.acquire(resource, ttl, timeout, fair).await?;
+                let lock = self.acquire(resource, ttl, timeout, fair, owner).await?;
                 let t = now_us();
                 let after = self.client.stats();
                 emit(vec![
@@ -233,6 +246,7 @@ impl Agent {
                         "token",
                         lock.as_ref().and_then(|l| l.fencing_token()).into(),
                     ),
+                    ("hold_count", lock.as_ref().map(|l| l.hold_count()).into()),
                     ("t0_us", t0.into()),
                     ("t_us", t.into()),
                     ("attempts", (after.attempts - before.attempts).into()),
@@ -302,7 +316,7 @@ impl Agent {
                 let fair = args.get(5) == Some(&"fair");
                 let mut acquired = 0u32;
                 for i in 0..rounds {
-                    let Some(lock) = self.acquire(resource, ttl, timeout, fair).await? else {
+                    let Some(lock) = self.acquire(resource, ttl, timeout, fair, None).await? else {
                         emit(vec![
                             ("id", id.into()),
                             ("ev", "round".into()),
@@ -376,9 +390,18 @@ async fn run(url: String, name: String, witness: redis::Script) -> Res<()> {
     let store = redis::Client::open(url.as_str())?
         .get_multiplexed_async_connection()
         .await?;
+    let mut options = ManagerOptions::new();
+    if let Ok(ms) = std::env::var("TXCOORD_FALLBACK_POLL_MS") {
+        let ms: u64 = ms
+            .parse()
+            .map_err(|e| format!("TXCOORD_FALLBACK_POLL_MS: {e}"))?;
+        options = options
+            .set_fallback_poll(Duration::from_millis(ms))
+            .set_waiter_lease(Duration::from_millis(4 * ms));
+    }
     let agent = Arc::new(Agent {
         name,
-        manager: LockManager::new(&client),
+        manager: LockManager::with_options(&client, options)?,
         client,
         locks: Mutex::new(HashMap::new()),
         witness,
