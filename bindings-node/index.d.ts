@@ -14,6 +14,7 @@ export type TxcoordErrorCode =
   | 'TXCOORD_DEADLOCK_VICTIM'
   | 'TXCOORD_CLOSED'
   | 'TXCOORD_REDIS'
+  | 'TXCOORD_PROTOCOL'
   | 'TXCOORD_INTERNAL'
 
 /**

@@ -57,6 +57,11 @@ fn python_class(kind: ErrorKind) -> Option<(&'static str, Option<Builtin>, &'sta
             None,
             "Redis answered with an error that retrying will not fix (NOPERM, WRONGPASS, ...).",
         ),
+        ErrorKind::Protocol => (
+            "ProtocolError",
+            None,
+            "Redis holds txcoord state of another protocol version; this client refuses to touch it.",
+        ),
         ErrorKind::Internal => ("InternalError", None, "A bug in txcoord (for example a panic caught at the boundary)."),
         _ => return None,
     })

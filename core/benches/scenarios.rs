@@ -751,10 +751,10 @@ fn capture_txcoord_commands(
     url: &str,
 ) -> Result<Captured, String> {
     use std::io::{BufRead, BufReader, Write};
-    let acq_sha = redis::Script::new(protocol::ACQUIRE_LUA)
+    let acq_sha = redis::Script::new(&protocol::ACQUIRE_LUA)
         .get_hash()
         .to_string();
-    let rel_sha = redis::Script::new(protocol::RELEASE_LUA)
+    let rel_sha = redis::Script::new(&protocol::RELEASE_LUA)
         .get_hash()
         .to_string();
     let mut mon = std::net::TcpStream::connect((host, port))
@@ -828,9 +828,9 @@ fn capture_txcoord_commands(
             (name == "EVALSHA" && script.eq_ignore_ascii_case(sha))
                 || (name == "EVAL" && script == src)
         };
-        if acquire.is_none() && is(&acq_sha, protocol::ACQUIRE_LUA) {
+        if acquire.is_none() && is(&acq_sha, &protocol::ACQUIRE_LUA) {
             acquire = Some(generalise(args, &acq_sha));
-        } else if release.is_none() && is(&rel_sha, protocol::RELEASE_LUA) {
+        } else if release.is_none() && is(&rel_sha, &protocol::RELEASE_LUA) {
             release = Some(generalise(args, &rel_sha));
         }
     }
@@ -2182,26 +2182,26 @@ fn run() -> i32 {
 
     // Every txcoord script in the server's cache, so no scenario pays a NOSCRIPT round trip.
     for src in [
-        protocol::ACQUIRE_LUA,
-        protocol::RELEASE_LUA,
-        protocol::EXTEND_LUA,
-        protocol::CANCEL_LUA,
-        protocol::INDEX_LUA,
+        &protocol::ACQUIRE_LUA,
+        &protocol::RELEASE_LUA,
+        &protocol::EXTEND_LUA,
+        &protocol::CANCEL_LUA,
+        &protocol::INDEX_LUA,
     ] {
         let loaded: redis::RedisResult<String> =
-            redis::cmd("SCRIPT").arg("LOAD").arg(src).query(&mut admin);
+            redis::cmd("SCRIPT").arg("LOAD").arg(src.as_str()).query(&mut admin);
         if let Err(e) = loaded {
             eprintln!("SCRIPT LOAD failed: {e}");
         }
     }
     let mut tx_inner = script_commands(&[
-        protocol::ACQUIRE_LUA,
-        protocol::RELEASE_LUA,
-        protocol::EXTEND_LUA,
-        protocol::CANCEL_LUA,
-        protocol::INDEX_LUA,
-        protocol::INSPECT_LUA,
-        protocol::ABORT_WAITER_LUA,
+        &protocol::ACQUIRE_LUA,
+        &protocol::RELEASE_LUA,
+        &protocol::EXTEND_LUA,
+        &protocol::CANCEL_LUA,
+        &protocol::INDEX_LUA,
+        &protocol::INSPECT_LUA,
+        &protocol::ABORT_WAITER_LUA,
     ]);
     tx_inner.extend(["publish".to_string(), "spublish".to_string()]);
     // rslock's unlock script runs GET and DEL, its extend script GET and SET.

@@ -527,6 +527,29 @@ impl Client {
         .await
     }
 
+    /// `SET key value NX PX ttl_ms` and `TIME` in one round trip (one write on the
+    /// multiplexed connection): `Some(Redis time in µs)` read right after the key was set, or
+    /// `None` when the key exists.
+    pub(crate) async fn set_nx_with_time(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_ms: u64,
+        budget: Duration,
+    ) -> Result<Option<u64>> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms)
+            .cmd("TIME");
+        let (set, (secs, micros)): (Option<String>, (u64, u64)) =
+            self.query_pipeline(&pipe, budget).await?;
+        Ok(set.map(|_| secs * 1_000_000 + micros))
+    }
+
     /// Runs one script (EVALSHA, falling back to EVAL when Redis lost its script cache).
     pub(crate) async fn run_script<T: FromRedisValue>(
         &self,

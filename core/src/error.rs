@@ -59,13 +59,16 @@ pub enum ErrorKind {
     Closed,
     /// Redis answered with an error that retrying will not fix (NOPERM, WRONGPASS, ...).
     Redis,
+    /// Redis holds txcoord state of another protocol version, which this client refuses to
+    /// touch rather than guess.
+    Protocol,
     /// A bug in txcoord (a panic caught at a boundary, an unexpected reply shape).
     Internal,
 }
 
 impl ErrorKind {
     /// Every kind, in a stable order (used by the bindings' parity tests).
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::InvalidArgument,
         ErrorKind::InvalidType,
         ErrorKind::Connection,
@@ -74,6 +77,7 @@ impl ErrorKind {
         ErrorKind::DeadlockVictim,
         ErrorKind::Closed,
         ErrorKind::Redis,
+        ErrorKind::Protocol,
         ErrorKind::Internal,
     ];
 
@@ -88,6 +92,7 @@ impl ErrorKind {
             ErrorKind::DeadlockVictim => "deadlock_victim",
             ErrorKind::Closed => "closed",
             ErrorKind::Redis => "redis",
+            ErrorKind::Protocol => "protocol",
             ErrorKind::Internal => "internal",
         }
     }
@@ -103,6 +108,7 @@ impl ErrorKind {
             ErrorKind::DeadlockVictim => "TXCOORD_DEADLOCK_VICTIM",
             ErrorKind::Closed => "TXCOORD_CLOSED",
             ErrorKind::Redis => "TXCOORD_REDIS",
+            ErrorKind::Protocol => "TXCOORD_PROTOCOL",
             ErrorKind::Internal => "TXCOORD_INTERNAL",
         }
     }
@@ -152,6 +158,12 @@ pub enum Error {
     /// Redis answered with an error that retrying will not fix.
     #[error("redis error: {0}")]
     Redis(#[source] redis::RedisError),
+    /// The lock key holds state of another protocol version.
+    #[error(
+        "lock {key:?} holds state of txcoord protocol {version}; this client speaks protocol {}",
+        crate::protocol::PROTOCOL_VERSION
+    )]
+    Protocol { key: String, version: i64 },
     /// A bug in txcoord.
     #[error("internal error: {0}")]
     Internal(String),
@@ -172,6 +184,7 @@ impl Error {
             Error::DeadlockVictim { .. } => ErrorKind::DeadlockVictim,
             Error::Closed { .. } => ErrorKind::Closed,
             Error::Redis(_) => ErrorKind::Redis,
+            Error::Protocol { .. } => ErrorKind::Protocol,
             Error::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -213,7 +226,8 @@ impl Error {
         match self {
             Error::Timeout { key, .. }
             | Error::LockLost { key, .. }
-            | Error::DeadlockVictim { key, .. } => Some(key),
+            | Error::DeadlockVictim { key, .. }
+            | Error::Protocol { key, .. } => Some(key),
             _ => None,
         }
     }
@@ -234,10 +248,24 @@ pub(crate) fn redis_is_retryable(e: &redis::RedisError) -> bool {
     if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
         return true;
     }
-    // A script or function running past `busy-reply-threshold` (another client's): the server
-    // answers again once it ends.
-    if e.code() == Some("BUSY") {
-        return true;
+    // A server briefly unable to serve: a script or function running past
+    // `busy-reply-threshold` (another client's), loading its dataset, a replica (failover),
+    // a cluster reconfiguring. Also when one command of a pipeline met it.
+    const WAIT_IT_OUT: [&str; 6] = [
+        "BUSY",
+        "LOADING",
+        "READONLY",
+        "MASTERDOWN",
+        "TRYAGAIN",
+        "CLUSTERDOWN",
+    ];
+    if let Some(errors) = e.clone().into_server_errors() {
+        if errors
+            .iter()
+            .any(|(_, server)| WAIT_IT_OUT.contains(&server.code()))
+        {
+            return true;
+        }
     }
     matches!(
         e.kind(),
@@ -314,6 +342,13 @@ mod tests {
                 ErrorKind::DeadlockVictim,
             ),
             (Error::Closed { what: "client" }, ErrorKind::Closed),
+            (
+                Error::Protocol {
+                    key: "k".into(),
+                    version: 3,
+                },
+                ErrorKind::Protocol,
+            ),
             (Error::Internal("x".into()), ErrorKind::Internal),
         ];
         for (e, k) in cases {

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::client::{bump, Client, WaiterRegistration};
 use crate::error::{Error, LossReason, Result};
 use crate::keys::LockKeys;
-use crate::protocol::{self, Attempt, FENCE_GRACE_MS, PUBLISH};
+use crate::protocol::{self, Attempt, PUBLISH, VALUE_PREFIX};
 use crate::renewal::{Renewable, Ticket};
 use crate::validate;
 
@@ -408,7 +408,8 @@ impl DistributedLock {
         let client = &self.inner.client;
         let keys = &self.inner.keys;
         let ttl_ms = self.inner.ttl.as_millis() as u64;
-        let value = uuid::Uuid::new_v4().to_string();
+        // The hold id: the lock's value for an anonymous grant, its prefix for an owned one.
+        let value = format!("{VALUE_PREFIX}{}", uuid::Uuid::new_v4());
         let queue = !wait.timeout.is_zero();
         let (waiter_id, seq) = if queue {
             client.new_waiter()
@@ -428,7 +429,6 @@ impl DistributedLock {
         let ttl_arg = ttl_ms.to_string();
         let prio_arg = self.inner.priority.to_string();
         let lease_arg = (wait.waiter_lease.as_millis() as u64).to_string();
-        let grace_arg = FENCE_GRACE_MS.to_string();
         let fair_arg = if wait.fair { "1" } else { "0" };
         let owned = !self.inner.owner.is_empty();
 
@@ -468,28 +468,45 @@ impl DistributedLock {
             cleanup.hold = Some(value.clone());
             let attempts_sent = attempts;
             attempts += 1;
-            let reply = client
-                .run_script::<redis::Value>(
-                    &protocol::ACQUIRE,
-                    &keys.all(),
-                    &[
-                        &value,
-                        &ttl_arg,
-                        &self.inner.owner,
-                        &prio_arg,
-                        &waiter_id,
-                        fair_arg,
-                        &lease_arg,
-                        &grace_arg,
-                        &keys.channel,
-                        PUBLISH,
-                        "",
-                        if attempts_sent > 0 { "1" } else { "0" },
-                    ],
-                    budget,
-                )
-                .await
-                .and_then(|v| protocol::parse_attempt(&v));
+            // The uncontended path of an anonymous, non-fair acquisition: a plain `SET NX PX`
+            // and `TIME` in one round trip, no script (PROTOCOL.md, section 3).
+            let fast = attempts_sent == 0 && !owned && !wait.fair;
+            let reply = if fast {
+                client
+                    .set_nx_with_time(&keys.lock, &value, ttl_ms, budget)
+                    .await
+                    .map(|granted| match granted {
+                        Some(token) => Attempt::Acquired {
+                            value: value.clone(),
+                            token,
+                            hold_count: 1,
+                            validity_ms: ttl_ms as i64,
+                        },
+                        // busy: the script's attempt says by whom, and queues
+                        None => Attempt::Busy { pttl: -3, hint: 0 },
+                    })
+            } else {
+                client
+                    .run_script::<redis::Value>(
+                        &protocol::ACQUIRE,
+                        &keys.all(),
+                        &[
+                            &value,
+                            &ttl_arg,
+                            &self.inner.owner,
+                            &prio_arg,
+                            &waiter_id,
+                            fair_arg,
+                            &lease_arg,
+                            &keys.channel,
+                            PUBLISH,
+                            if attempts_sent > 0 { "1" } else { "0" },
+                        ],
+                        budget,
+                    )
+                    .await
+                    .and_then(|v| protocol::parse_attempt(&v))
+            };
             let took = sent.elapsed();
             match reply {
                 Ok(Attempt::Acquired {
@@ -526,13 +543,18 @@ impl DistributedLock {
                         return Ok(false);
                     }
                     let now = Instant::now();
-                    if std::mem::take(&mut first_busy) && !subscribed_before {
-                        if let Err(e) = client.ensure_subscribed(&keys.channel, step_budget).await {
-                            // Waiting still works by polling; the next wait re-tries the subscription.
-                            tracing::debug!("txcoord: subscribe to {}: {e}", keys.channel);
+                    if std::mem::take(&mut first_busy) && (!subscribed_before || pttl == -3) {
+                        if !subscribed_before {
+                            if let Err(e) =
+                                client.ensure_subscribed(&keys.channel, step_budget).await
+                            {
+                                // Waiting still works by polling; the next wait re-tries the
+                                // subscription.
+                                tracing::debug!("txcoord: subscribe to {}: {e}", keys.channel);
+                            }
                         }
-                        // Try again at once: a release between the first attempt and the
-                        // subscription was announced to nobody.
+                        // Try again at once (the script queues this waiter): a release between
+                        // the first attempt and the subscription was announced to nobody.
                         continue;
                     }
                     if now >= deadline {
@@ -540,7 +562,7 @@ impl DistributedLock {
                     }
                     if now >= index_due {
                         index_due = now + wait.waiter_lease / 2;
-                        note_waiting(client, keys, wait.waiter_lease);
+                        note_waiting(client, keys, &self.inner.owner, wait.waiter_lease);
                     }
                     let pause = if pttl == -2 {
                         // free, but another waiter's turn (fair mode): until the head's claim
@@ -574,6 +596,12 @@ impl DistributedLock {
                             _ = tokio::time::sleep_until(wake_at) => bump(&client.stats_ref().wake_timer),
                         }
                     }
+                }
+                Ok(Attempt::Incompatible { version }) => {
+                    return Err(Error::Protocol {
+                        key: keys.lock.clone(),
+                        version,
+                    });
                 }
                 Ok(Attempt::Victim) => {
                     cleanup.waiter_id = None;
@@ -636,7 +664,8 @@ impl DistributedLock {
 
     /// The seed's `release()`: stops renewal, then compare-and-deletes the key (or drops one
     /// hold of a re-entered lock) and hands the lock to the next waiter. Releasing a lock that
-    /// was lost, or never acquired, does not fail.
+    /// was lost (taken or expired), or never acquired, does not fail; as in the seed, Redis
+    /// being unreachable does.
     ///
     /// When the release fails (Redis unreachable), or its future is dropped before Redis
     /// answered, the handle stays [`LockStatus::Releasing`]: it is no longer held (renewal has
@@ -681,27 +710,15 @@ impl DistributedLock {
         )
         .await;
         match result {
-            Ok(v) => {
-                if protocol::array(&v)
-                    .ok()
-                    .and_then(|a| a.first())
-                    .and_then(|c| protocol::int(c).ok())
-                    .unwrap_or(0)
-                    > 0
-                {
+            Ok(n) => {
+                if n > 0 {
                     bump(&client.stats_ref().released);
                 }
                 self.mark_released(was_lost);
                 Ok(())
             }
-            Err(e) if was_lost => {
-                tracing::debug!(
-                    "txcoord: release of lost lock {}: {e}",
-                    self.inner.keys.lock
-                );
-                self.mark_released(was_lost);
-                Ok(())
-            }
+            // Also for a lost lock, whose key may still exist: the release stays to be done
+            // (the status stays `Lost` or `Releasing`), and the error says why.
             Err(e) => Err(e),
         }
     }
@@ -737,7 +754,7 @@ impl DistributedLock {
             .run_script(
                 &protocol::EXTEND,
                 &[&self.inner.keys.lock, &self.inner.keys.holder],
-                &[&value, &ms.to_string(), &FENCE_GRACE_MS.to_string()],
+                &[&value, &ms.to_string()],
                 client.op_budget(),
             )
             .await
@@ -868,7 +885,8 @@ impl Drop for LockInner {
 }
 
 /// Runs the release script for one hold: `value` is the lock key's value as the hold knows it
-/// (`""` when unknown: an acquisition whose reply was lost), `hold` the hold's id.
+/// (`""` when unknown: an acquisition whose reply was lost), `hold` the hold's id. Replies 1
+/// (released), 2 (other holds of the owner remain) or 0 (this hold was not held).
 async fn send_release(
     client: &Client,
     keys: &LockKeys,
@@ -876,16 +894,26 @@ async fn send_release(
     hold: &str,
     owned: bool,
     budget: Duration,
-) -> Result<redis::Value> {
-    let flag = if owned { "1" } else { "0" };
-    client
-        .run_script::<redis::Value>(
-            &protocol::RELEASE,
-            &keys.all(),
-            &[value, hold, &keys.channel, PUBLISH, flag],
-            budget,
-        )
-        .await
+) -> Result<i64> {
+    if owned {
+        client
+            .run_script::<i64>(
+                &protocol::RELEASE_HOLD,
+                &[&keys.lock, &keys.holder, &keys.queue, &keys.waiters],
+                &[value, hold],
+                budget,
+            )
+            .await
+    } else {
+        client
+            .run_script::<i64>(
+                &protocol::RELEASE,
+                &[&keys.lock, &keys.queue, &keys.waiters],
+                &[if value.is_empty() { hold } else { value }],
+                budget,
+            )
+            .await
+    }
 }
 
 /// Sleep length while a txcoord holder has `pttl` ms left: until just after its expiry, but no
@@ -898,9 +926,13 @@ fn until_expiry(pttl: i64, poll: Duration) -> Duration {
     }
 }
 
-fn note_waiting(client: &Client, keys: &LockKeys, lease: Duration) {
+/// Notes a wait in the indexes of PROTOCOL.md section 7 (sent, not awaited): the index of
+/// locks with waiters, and, for a waiter with an owner id, that owner's record. Each is its
+/// own key (its own slot in Cluster), so each is its own command.
+fn note_waiting(client: &Client, keys: &LockKeys, owner: &str, lease: Duration) {
     let client2 = client.clone();
     let index = keys.index.clone();
+    let owner_key = (!owner.is_empty()).then(|| crate::keys::owner_key(client.key_prefix(), owner));
     let lock = keys.lock.clone();
     let lease = (lease.as_millis() as u64).to_string();
     client.spawn(async move {
@@ -910,6 +942,20 @@ fn note_waiting(client: &Client, keys: &LockKeys, lease: Duration) {
             .await
         {
             tracing::debug!("txcoord: waiting index for {lock}: {e}");
+        }
+        if let Some(owner_key) = owner_key {
+            let keep = protocol::OWNER_RECORD_KEEP_MS.to_string();
+            if let Err(e) = client2
+                .run_script::<i64>(
+                    &protocol::OWNER_INDEX,
+                    &[&owner_key],
+                    &[&lock, &lease, &keep],
+                    budget,
+                )
+                .await
+            {
+                tracing::debug!("txcoord: owner record {owner_key}: {e}");
+            }
         }
     });
 }
@@ -952,7 +998,7 @@ async fn run_cleanup(
         if let Err(e) = client
             .run_script::<redis::Value>(
                 &protocol::CANCEL,
-                &keys.all(),
+                &[&keys.lock, &keys.queue, &keys.waiters],
                 &[&w, &keys.channel, PUBLISH],
                 budget,
             )
@@ -1050,7 +1096,7 @@ async fn renew_once(inner: Arc<LockInner>, generation: u64, ticket: Ticket) {
         .run_script(
             &protocol::EXTEND,
             &[&inner.keys.lock, &inner.keys.holder],
-            &[&value, &ttl_ms.to_string(), &FENCE_GRACE_MS.to_string()],
+            &[&value, &ttl_ms.to_string()],
             budget,
         )
         .await;

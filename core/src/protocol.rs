@@ -9,53 +9,81 @@ use redis::Value;
 
 use crate::error::{Error, Result};
 
-/// Version of the protocol described in PROTOCOL.md.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of the protocol described in PROTOCOL.md. Every value txcoord stores in a lock key
+/// starts with it (`2:`), and so does every waiter entry (`2|`).
+pub const PROTOCOL_VERSION: u32 = 2;
 
-/// Extra lifetime of the holder hash (which keeps the fence counter) beyond the lock's own TTL.
-pub const FENCE_GRACE_MS: u64 = 60_000;
+const PRELUDE: &str = include_str!("lua/prelude.lua");
 
-macro_rules! lua {
-    ($file:literal) => {
-        concat!(
-            include_str!("lua/prelude.lua"),
-            "\n",
-            include_str!(concat!("lua/", $file))
-        )
+/// A script's source with the prelude's helpers: where the script marks them (`--@prelude`,
+/// inside the branch that needs them, so the common path defines no Lua functions), else
+/// before it. `bare` scripts use none.
+fn with_prelude(own: &str, bare: bool) -> String {
+    if bare {
+        own.to_string()
+    } else if own.contains("--@prelude") {
+        own.replacen("--@prelude", PRELUDE, 1)
+    } else {
+        format!("{PRELUDE}\n{own}")
+    }
+}
+
+macro_rules! script {
+    ($(#[$doc:meta])* $source:ident, $script:ident, $file:literal, $bare:expr) => {
+        $(#[$doc])*
+        pub static $source: LazyLock<String> =
+            LazyLock::new(|| with_prelude(include_str!(concat!("lua/", $file)), $bare));
+        pub(crate) static $script: LazyLock<redis::Script> =
+            LazyLock::new(|| redis::Script::new(&$source));
     };
 }
 
-/// Source of the acquire script.
-pub const ACQUIRE_LUA: &str = lua!("acquire.lua");
-/// Source of the release script.
-pub const RELEASE_LUA: &str = lua!("release.lua");
-/// Source of the extend/renew script.
-pub const EXTEND_LUA: &str = lua!("extend.lua");
-/// Source of the waiter cancel script.
-pub const CANCEL_LUA: &str = lua!("cancel.lua");
-/// Source of the waiting-index script.
-pub const INDEX_LUA: &str = lua!("index.lua");
-/// Source of the inspect script.
-pub const INSPECT_LUA: &str = lua!("inspect.lua");
-/// Source of the deadlock-victim marking script.
-pub const ABORT_WAITER_LUA: &str = lua!("abort_waiter.lua");
-
-pub(crate) static ACQUIRE: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(ACQUIRE_LUA));
-pub(crate) static RELEASE: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(RELEASE_LUA));
-pub(crate) static EXTEND: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(EXTEND_LUA));
-pub(crate) static CANCEL: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(CANCEL_LUA));
-pub(crate) static INDEX: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(INDEX_LUA));
-pub(crate) static INSPECT: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(INSPECT_LUA));
-pub(crate) static ABORT_WAITER: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(ABORT_WAITER_LUA));
+script!(
+    /// Source of the acquire script (contended, owned and fair acquisitions).
+    ACQUIRE_LUA, ACQUIRE, "acquire.lua", false
+);
+script!(
+    /// Source of the release script of locks taken without an owner id.
+    RELEASE_LUA, RELEASE, "release.lua", false
+);
+script!(
+    /// Source of the release script of locks taken with an owner id (one hold at a time).
+    RELEASE_HOLD_LUA, RELEASE_HOLD, "release_hold.lua", false
+);
+script!(
+    /// Source of the extend/renew script.
+    EXTEND_LUA, EXTEND, "extend.lua", true
+);
+script!(
+    /// Source of the waiter cancel script.
+    CANCEL_LUA, CANCEL, "cancel.lua", false
+);
+script!(
+    /// Source of the waiting-index script.
+    INDEX_LUA, INDEX, "index.lua", false
+);
+script!(
+    /// Source of the owner-record script (the locks one owner waits on, and its age).
+    OWNER_INDEX_LUA, OWNER_INDEX, "owner_index.lua", false
+);
+script!(
+    /// Source of the inspect script.
+    INSPECT_LUA, INSPECT, "inspect.lua", false
+);
+script!(
+    /// Source of the deadlock-victim marking script.
+    ABORT_WAITER_LUA, ABORT_WAITER, "abort_waiter.lua", false
+);
 
 /// The command that announces releases: `PUBLISH` on a single server (`SPUBLISH` in Cluster).
 pub(crate) const PUBLISH: &str = "PUBLISH";
+
+/// How long an owner's record lives after its last wait: long enough that a saga retried
+/// after being aborted keeps its age (the deadlock detector's tie-break).
+pub const OWNER_RECORD_KEEP_MS: u64 = 600_000;
+
+/// The prefix of every lock value txcoord writes: the protocol version.
+pub(crate) const VALUE_PREFIX: &str = "2:";
 
 /// The reply of one acquire attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +102,10 @@ pub(crate) enum Attempt {
         hint: i64,
     },
     Victim,
+    /// The lock key holds state of another protocol version.
+    Incompatible {
+        version: i64,
+    },
 }
 
 pub(crate) fn int(v: &Value) -> Result<i64> {
@@ -129,7 +161,10 @@ pub(crate) fn parse_attempt(v: &Value) -> Result<Attempt> {
             hint: int(at(2)?)?,
         }),
         -1 => Ok(Attempt::Victim),
-        _ => Err(bad_reply("a status of 1, 0 or -1", v)),
+        -2 => Ok(Attempt::Incompatible {
+            version: int(at(1)?)?,
+        }),
+        _ => Err(bad_reply("a status of 1, 0, -1 or -2", v)),
     }
 }
 
@@ -140,17 +175,21 @@ mod tests {
     #[test]
     fn scripts_carry_the_prelude() {
         for src in [
-            ACQUIRE_LUA,
-            RELEASE_LUA,
-            EXTEND_LUA,
-            CANCEL_LUA,
-            INDEX_LUA,
-            INSPECT_LUA,
-            ABORT_WAITER_LUA,
+            &*ACQUIRE_LUA,
+            &*RELEASE_LUA,
+            &*RELEASE_HOLD_LUA,
+            &*CANCEL_LUA,
+            &*INDEX_LUA,
+            &*INSPECT_LUA,
+            &*ABORT_WAITER_LUA,
         ] {
-            assert!(src.starts_with("-- SPDX-License-Identifier"));
-            assert!(src.contains("local function wake_head"));
+            assert!(src.contains("local function wake_head"), "{src}");
+            assert!(!src.contains("--@prelude"));
         }
+        // the release scripts define no function on their common path
+        let release_head = RELEASE_LUA.split("local function").next().unwrap();
+        assert!(release_head.contains("redis.call('DEL', K)"));
+        assert!(!EXTEND_LUA.contains("local function"));
         assert_ne!(ACQUIRE.get_hash(), RELEASE.get_hash());
     }
 

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::keys::LockKeys;
 use crate::protocol::{self, array, int, text, PUBLISH};
 
-/// The holder of a lock as recorded by txcoord.
+/// The holder of a lock as recorded by txcoord (PROTOCOL.md, section 1: the lock's value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HolderInfo {
     /// The value in the lock key.
@@ -18,12 +18,35 @@ pub struct HolderInfo {
     pub owner_id: Option<String>,
     /// Holds of the owner (re-entries + 1).
     pub hold_count: u64,
-    /// The holder's priority.
+    /// The holder's priority (0 for a holder without an owner id).
     pub priority: i32,
-    /// When it was acquired, Redis time in ms since the epoch.
-    pub since_ms: u64,
-    /// Its fencing token.
-    pub fencing_token: u64,
+    /// When it was acquired, Redis time in ms since the epoch (holders with an owner id).
+    pub since_ms: Option<u64>,
+    /// Its fencing token (holders with an owner id carry it in their value).
+    pub fencing_token: Option<u64>,
+}
+
+impl HolderInfo {
+    /// The holder a txcoord lock value describes: `2:<uuid>` (no owner) or
+    /// `2:<uuid>:<token>:<priority>:<owner>`. `None` for a value txcoord did not write.
+    pub fn from_value(value: &str, hold_count: u64) -> Option<HolderInfo> {
+        let rest = value.strip_prefix(crate::protocol::VALUE_PREFIX)?;
+        let mut parts = rest.splitn(4, ':');
+        let _hold = parts.next()?;
+        let (token, priority, owner) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(t), Some(p), Some(o)) => (Some(t.parse().ok()?), p.parse().ok()?, Some(o)),
+            (None, None, None) => (None, 0, None),
+            _ => return None,
+        };
+        Some(HolderInfo {
+            value: value.to_string(),
+            owner_id: owner.filter(|o| !o.is_empty()).map(str::to_string),
+            hold_count: hold_count.max(1),
+            priority,
+            since_ms: token.map(|t: u64| t / 1000),
+            fencing_token: token,
+        })
+    }
 }
 
 /// A waiter of a lock.
@@ -55,8 +78,6 @@ pub struct LockInfo {
     pub holder: Option<HolderInfo>,
     /// Remaining TTL of the lock key in ms (-2 absent, -1 no expiry).
     pub pttl_ms: i64,
-    /// The last fencing token issued for this key, while the fence is kept.
-    pub last_token: Option<u64>,
     /// Live waiters in arrival order.
     pub waiters: Vec<WaiterInfo>,
 }
@@ -75,7 +96,10 @@ fn pairs(v: &Value) -> Result<Vec<(String, String)>> {
 }
 
 fn parse_waiter(id: String, entry: &str) -> Option<WaiterInfo> {
-    let mut parts = entry.splitn(5, '|');
+    let mut parts = entry.splitn(6, '|');
+    if parts.next()? != "2" {
+        return None;
+    }
     let state = parts.next()?;
     let expires_ms = parts.next()?.parse().ok()?;
     let since_ms = parts.next()?.parse().ok()?;
@@ -101,8 +125,7 @@ fn parse_lock_info(key: &str, v: &Value) -> Result<LockInfo> {
         other => Some(text(other)?),
     };
     let pttl_ms = int(&items[1])?;
-    let holder_fields: std::collections::HashMap<String, String> =
-        pairs(&items[2])?.into_iter().collect();
+    let holds = array(&items[2]).map(|a| a.len()).unwrap_or(0) as u64;
     let queue = array(&items[3])
         .map(|a| a.to_vec())
         .or_else(|_| match &items[3] {
@@ -112,29 +135,9 @@ fn parse_lock_info(key: &str, v: &Value) -> Result<LockInfo> {
     let entries: std::collections::HashMap<String, String> =
         pairs(&items[4])?.into_iter().collect();
     let now_ms: u64 = int(&items[5])? as u64;
-    let holder = match (&value, holder_fields.get("v")) {
-        (Some(v), Some(hv)) if v == hv => Some(HolderInfo {
-            value: v.clone(),
-            owner_id: holder_fields.get("o").filter(|o| !o.is_empty()).cloned(),
-            hold_count: holder_fields
-                .get("n")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(1),
-            priority: holder_fields
-                .get("p")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0),
-            since_ms: holder_fields
-                .get("t")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0),
-            fencing_token: holder_fields
-                .get("f")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0),
-        }),
-        _ => None,
-    };
+    let holder = value
+        .as_deref()
+        .and_then(|v| HolderInfo::from_value(v, holds));
     let mut waiters = Vec::new();
     for chunk in queue.chunks(2) {
         let id = text(&chunk[0])?;
@@ -149,7 +152,6 @@ fn parse_lock_info(key: &str, v: &Value) -> Result<LockInfo> {
         held: value.is_some(),
         holder,
         pttl_ms,
-        last_token: holder_fields.get("f").and_then(|f| f.parse().ok()),
         waiters,
     })
 }
@@ -200,7 +202,7 @@ pub async fn waiting_locks(client: &Client) -> Result<Vec<LockInfo>> {
             if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
         {
             let mut load = redis::cmd("SCRIPT");
-            load.arg("LOAD").arg(protocol::INSPECT_LUA);
+            load.arg("LOAD").arg(&*protocol::INSPECT_LUA);
             let _: String = client.query(load, budget).await?;
             client.query_pipeline(&pipe, budget).await?
         }
@@ -235,6 +237,59 @@ pub fn wait_for_edges(locks: &[LockInfo]) -> Vec<(String, String, String)> {
     edges
 }
 
+/// What the registry knows of one owner id (a saga): the locks it waits on, and since when
+/// it has been seen waiting (PROTOCOL.md section 7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerInfo {
+    /// The owner id.
+    pub owner_id: String,
+    /// When the owner was first seen waiting, Redis time in ms (kept across its retries while
+    /// the record lives), if it has a record.
+    pub since_ms: Option<u64>,
+    /// The lock keys it waits on now (live waits only).
+    pub waits: Vec<String>,
+}
+
+/// The records of several owners in one round trip (one pipeline, whatever their number).
+pub async fn owners(client: &Client, owner_ids: &[&str]) -> Result<Vec<OwnerInfo>> {
+    if owner_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    pipe.cmd("TIME");
+    for o in owner_ids {
+        pipe.cmd("HGETALL")
+            .arg(crate::keys::owner_key(client.key_prefix(), o));
+    }
+    let replies: Vec<Value> = client.query_pipeline(&pipe, client.op_budget()).await?;
+    let clock = array(
+        replies
+            .first()
+            .ok_or_else(|| protocol::bad_reply("TIME", &Value::Nil))?,
+    )?;
+    let now_ms = (int(&clock[0])? * 1000 + int(&clock[1])? / 1000) as u64;
+    let mut out = Vec::with_capacity(owner_ids.len());
+    for (o, v) in owner_ids.iter().zip(replies.iter().skip(1)) {
+        let mut info = OwnerInfo {
+            owner_id: o.to_string(),
+            since_ms: None,
+            waits: Vec::new(),
+        };
+        for (field, value) in pairs(v)? {
+            if field == "since" {
+                info.since_ms = value.parse().ok();
+            } else if let Some(lock) = field.strip_prefix("w:") {
+                if value.parse::<u64>().is_ok_and(|expires| expires > now_ms) {
+                    info.waits.push(lock.to_string());
+                }
+            }
+        }
+        info.waits.sort();
+        out.push(info);
+    }
+    Ok(out)
+}
+
 /// Marks a waiter as a deadlock victim and wakes it: its acquisition fails with
 /// `DeadlockVictim`. Returns whether such a waiter was found.
 pub async fn abort_waiter(client: &Client, lock_key: &str, waiter_id: &str) -> Result<bool> {
@@ -256,15 +311,34 @@ mod tests {
 
     #[test]
     fn waiter_entries_parse() {
-        let w = parse_waiter("c-1".into(), "w|200|100|-3|saga|with|bars").unwrap();
+        let w = parse_waiter("c-1".into(), "2|w|200|100|-3|saga|with|bars").unwrap();
         assert_eq!(w.owner_id.as_deref(), Some("saga|with|bars"));
         assert_eq!(
             (w.expires_ms, w.since_ms, w.priority, w.aborted),
             (200, 100, -3, false)
         );
-        let w = parse_waiter("c-2".into(), "a|200|100|0|").unwrap();
+        let w = parse_waiter("c-2".into(), "2|a|200|100|0|").unwrap();
         assert!(w.aborted);
         assert_eq!(w.owner_id, None);
         assert!(parse_waiter("x".into(), "garbage").is_none());
+        assert!(
+            parse_waiter("x".into(), "3|w|200|100|0|").is_none(),
+            "another version"
+        );
+    }
+
+    #[test]
+    fn holders_are_read_from_the_value() {
+        let anon = HolderInfo::from_value("2:5f0c-uuid", 0).unwrap();
+        assert_eq!(anon.owner_id, None);
+        assert_eq!(anon.fencing_token, None);
+        assert_eq!(anon.hold_count, 1);
+        let owned = HolderInfo::from_value("2:5f0c-uuid:1800000000000123:-4:saga:7", 2).unwrap();
+        assert_eq!(owned.owner_id.as_deref(), Some("saga:7"));
+        assert_eq!(owned.fencing_token, Some(1_800_000_000_000_123));
+        assert_eq!(owned.since_ms, Some(1_800_000_000_000));
+        assert_eq!((owned.priority, owned.hold_count), (-4, 2));
+        assert!(HolderInfo::from_value("6f1b8c2e-uuid-of-the-seed", 0).is_none());
+        assert!(HolderInfo::from_value("2:x:notanumber:0:o", 0).is_none());
     }
 }

@@ -23,32 +23,35 @@ async fn fence_never_repeats_after_a_restart_from_an_older_snapshot() {
     let c = client(&server);
     let m = LockManager::new(&c);
     let mut seen = Vec::new();
-    let cycle = |m: LockManager| async move {
+    // The snapshot is taken while a lock is held, then more grants follow.
+    let held = m
+        .acquire_lock("fence", ms(5_000), ms(0))
+        .await
+        .unwrap()
+        .expect("free lock");
+    seen.push(held.fencing_token().unwrap());
+    let _: () = redis::cmd("SAVE").query(&mut server.connection()).unwrap();
+    m.release_lock("fence").await.unwrap();
+    for _ in 0..2 {
         let l = m
-            .acquire_lock("fence", ms(30_000), ms(5_000))
+            .acquire_lock("fence", ms(5_000), ms(5_000))
             .await
             .unwrap()
             .expect("free lock");
-        let t = l.fencing_token().unwrap();
+        seen.push(l.fencing_token().unwrap());
         m.release_lock("fence").await.unwrap();
-        t
-    };
-    seen.push(cycle(m.clone()).await);
-    let _: () = redis::cmd("SAVE").query(&mut server.connection()).unwrap();
-    seen.push(cycle(m.clone()).await);
-    seen.push(cycle(m.clone()).await);
+    }
     let newest = *seen.iter().max().unwrap();
     server.restart();
-    let holder = txcoord::LockKeys::for_resource("", "fence").unwrap().holder;
     assert!(
-        exists(&server, &holder),
-        "the snapshot brought the fence state of the first grant back"
+        exists(&server, "lock:fence"),
+        "the snapshot brought the lock of the first grant back"
     );
     let l = m
-        .acquire_lock("fence", ms(30_000), ms(10_000))
+        .acquire_lock("fence", ms(30_000), ms(20_000))
         .await
         .unwrap()
-        .expect("free lock after the restart");
+        .expect("the lock once the old one expired");
     let token = l.fencing_token().unwrap();
     assert!(
         token > newest,
@@ -373,7 +376,14 @@ async fn a_waiter_on_a_slow_connection_keeps_its_place_in_the_queue() {
         ClientOptions::new().set_response_timeout(ms(5_000)),
     )
     .unwrap();
-    slow.ping().await.unwrap();
+    // the acquire script is in the server's cache (no NOSCRIPT round trip is needed later)
+    let warm =
+        LockManager::with_options(&slow, ManagerOptions::new().set_owner_id("warm")).unwrap();
+    assert!(warm
+        .acquire_lock("slow", ms(1_000), ms(0))
+        .await
+        .unwrap()
+        .is_none());
     proxy.delay_down(ms(1_500));
     let waiter = LockManager::with_options(
         &slow,

@@ -88,7 +88,7 @@ def test_the_version_is_the_workspace_version() -> None:
     match = re.search(r'\[workspace\.package\][^\[]*?version\s*=\s*"([^"]+)"', cargo, re.S)
     assert match is not None
     assert txcoord.__version__ == match.group(1)
-    assert txcoord.PROTOCOL_VERSION == 1
+    assert txcoord.PROTOCOL_VERSION == 2
 
 
 def test_the_package_is_typed() -> None:

@@ -21,7 +21,8 @@ from txcoord import Client, DistributedLock, LockManager
 
 from helpers import ROOT, wait_for, waiter_keys
 
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+# A lock value of protocol 2: the version, then a UUID v4 like the seed's values.
+LOCK_VALUE = re.compile(r"^2:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
 
@@ -133,7 +134,7 @@ async def test_renewal_keeps_a_lock_alive_well_past_its_ttl(url: str, raw: redis
     lock = await m.acquire_lock(name, 1000, 0)  # renewed every ~333 ms
     assert lock is not None
     value = raw.get(f"lock:{name}")
-    assert isinstance(value, str) and UUID.match(value)
+    assert isinstance(value, str) and LOCK_VALUE.match(value)
     before = client.stats()["renewals"]
     await wait_for(lambda: client.stats()["renewals"] >= before + 4, "4 renewals")
     assert raw.get(f"lock:{name}") == value
@@ -410,7 +411,7 @@ async def test_a_distributed_lock_handle_one_hold_at_a_time_and_the_seed_value_f
     assert await a.acquire() is False, "no second hold on one handle"
     assert await b.acquire() is False
     value = raw.get(f"lock:{name}")
-    assert isinstance(value, str) and UUID.match(value)
+    assert isinstance(value, str) and LOCK_VALUE.match(value)
     await a.release()
     await a.release()  # twice is fine
     assert await b.acquire(timeout_ms=1000) is True

@@ -19,7 +19,8 @@ import txcoord.sync
 
 from helpers import wait_for
 
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+# A lock value of protocol 2: the version, then a UUID v4 like the seed's values.
+LOCK_VALUE = re.compile(r"^2:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 # The seed's release and extend scripts (shared/infrastructure/distributed-lock.ts).
 SEED_RELEASE = 'if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end'
@@ -54,7 +55,7 @@ async def test_the_seeds_flow_on_a_redis_py_client(kind: str, url: str, raw: red
         lock = await manager.acquire_lock("order:42")
         assert isinstance(lock, txcoord.DistributedLock)
         value = rawdb.get("lock:order:42")
-        assert isinstance(value, str) and UUID.match(value), "the key is in the redis-py client's database"
+        assert isinstance(value, str) and LOCK_VALUE.match(value), "the key is in the redis-py client's database"
         assert raw.exists("lock:order:42") == 0
         assert await other.acquire_lock("order:42", 5000, 300) is None
         await manager.release_lock("order:42")

@@ -16,6 +16,7 @@ from ._native import SyncLockManager as LockManager
 from ._native import (
     ClosedError,
     DeadlockVictimError,
+    ProtocolError,
     InternalError,
     InvalidArgumentError,
     InvalidTypeError,
@@ -30,6 +31,7 @@ __all__ = [
     "Client",
     "ClosedError",
     "DeadlockVictimError",
+    "ProtocolError",
     "DistributedLock",
     "InternalError",
     "InvalidArgumentError",

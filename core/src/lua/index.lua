@@ -1,4 +1,5 @@
--- index: note that a lock has waiters, in the cross-resource index (its own slot).
+-- index: note that a lock has waiters, in a cross-resource index (its own slot): the index of
+-- locks with waiters, or the index of the locks one owner waits on.
 -- KEYS[1] index zset  ARGV[1] lock key  ARGV[2] lease ms
 -- Members are lock keys scored by expiry (server ms); expired members are dropped here.
 local now_ms = math.floor(now_us() / 1000)

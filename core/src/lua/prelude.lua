@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT OR Apache-2.0
--- txcoord protocol v1: helpers prepended to every script (see PROTOCOL.md).
+-- txcoord protocol 2: helpers prepended to the scripts of the contended path (PROTOCOL.md).
 local function now_us()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -10,11 +10,11 @@ local function fmt(n)
   return string.format('%.0f', n)
 end
 
--- a waiter entry is "<state>|<expires_ms>|<since_ms>|<priority>|<owner>"; state 'w' (waits),
--- 'f' (waits in fair mode), 'a' (aborted: a deadlock victim)
+-- A waiter entry is "2|<state>|<expires_ms>|<since_ms>|<priority>|<owner>"; state 'w' (waits),
+-- 'f' (waits in fair mode), 'a' (aborted: a deadlock victim).
 local function entry_expiry(entry)
   if not entry then return nil end
-  return tonumber(string.match(entry, '^%a|(%d+)|'))
+  return tonumber(string.match(entry, '^2|%a|(%d+)|'))
 end
 
 -- How long a woken head of the queue has to claim a free lock before the waiters behind it may
@@ -25,8 +25,8 @@ local CLAIM_MS = 500
 local function offer(W, id, entry, now_ms, ms)
   local expires = entry_expiry(entry)
   if expires and expires > now_ms + ms then
-    local rest = string.match(entry, '^%a|%d+(|.*)$')
-    redis.call('HSET', W, id, string.sub(entry, 1, 1) .. '|' .. fmt(now_ms + ms) .. rest)
+    local state, rest = string.match(entry, '^2|(%a)|%d+(|.*)$')
+    redis.call('HSET', W, id, '2|' .. state .. '|' .. fmt(now_ms + ms) .. rest)
   end
 end
 
@@ -45,7 +45,7 @@ local function wake_head(Q, W, channel, publish)
     if expires and expires > now_ms then
       offer(W, head, entry, now_ms, CLAIM_MS)
       redis.call(publish, channel, head)
-      if string.sub(entry, 1, 1) == 'f' then
+      if string.sub(entry, 3, 3) == 'f' then
         for _, next_id in ipairs(redis.call('ZRANGE', Q, 1, 4)) do
           local e = entry_expiry(redis.call('HGET', W, next_id))
           if e and e > now_ms then
