@@ -21,7 +21,8 @@ after(async () => {
   await server.stop()
 })
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+// A lock value of protocol 2: the version, then a UUID v4 like the seed's values.
+const LOCK_VALUE = /^2:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 
 test('mutual exclusion with strictly increasing fencing tokens', async () => {
   const managers = [new LockManager(new Client(server.url)), new LockManager(new Client(server.url))]
@@ -145,7 +146,7 @@ test('renewal keeps a lock alive well past its ttl', async () => {
   const lock = await m.acquireLock('renew', ttl, 0)
   assert.ok(lock)
   const value = await raw.get(lock.key)
-  assert.match(value, UUID)
+  assert.match(value, LOCK_VALUE)
   const before = client.stats().renewals
   await waitFor(() => Date.now() - started > 2 * ttl && client.stats().renewals >= before + 4, {
     what: 'twice the ttl and 4 renewals',
@@ -193,17 +194,17 @@ test('timeout resolves null and leaves no waiter entry in Redis', async () => {
   const held = await holder.acquireLock('busy', 30000, 0)
   assert.ok(held)
   const key = held.key
-  assert.deepEqual(await keysOf(raw, key), [aux(key, '~h'), key].sort())
+  assert.deepEqual(await keysOf(raw, key), [key])
   const started = Date.now()
   const pending = waiter.acquireLock('busy', 10000, 3000)
   // while it waits, its entries are there (queue and waiters)
-  await waitFor(async () => (await keysOf(raw, key)).length === 4, { what: 'the waiter to queue' })
+  await waitFor(async () => (await keysOf(raw, key)).length === 3, { what: 'the waiter to queue' })
   const lock = await pending
   const waited = Date.now() - started
   assert.equal(lock, null)
   assert.ok(waited >= 2980, `waited ${waited} ms`)
   // and none is left once it gave up
-  assert.deepEqual(await keysOf(raw, key), [aux(key, '~h'), key].sort())
+  assert.deepEqual(await keysOf(raw, key), [key])
   // timeout 0 tries once
   assert.equal(await waiter.acquireLock('busy', 10000, 0), null)
   await holder.releaseAllLocks()
@@ -293,15 +294,15 @@ test('an AbortSignal cancels the wait and removes the waiter entry', async () =>
   assert.ok(held)
   const key = held.key
   const waiters = aux(key, '~w')
-  // what is left when no waiter is: the lock and its holder hash
-  const idle = [aux(key, '~h'), key].sort()
+  // what is there when no waiter is: the lock key alone
+  const idle = [key]
   assert.deepEqual(await keysOf(raw, key), idle)
   const ac = new AbortController()
   const pending = waiter.acquireLock('abort', 30000, 30000, { signal: ac.signal })
   await waitFor(async () => (await raw.hlen(waiters)) === 1, { what: 'the waiter to queue' })
   ac.abort()
   await assert.rejects(pending, { name: 'AbortError' })
-  await waitFor(async () => (await keysOf(raw, key)).length === 2, { what: 'the waiter entry to be removed' })
+  await waitFor(async () => (await keysOf(raw, key)).length === 1, { what: 'the waiter entry to be removed' })
   assert.deepEqual(await keysOf(raw, key), idle)
   // a custom reason is the rejection
   const ac2 = new AbortController()
@@ -318,7 +319,7 @@ test('an AbortSignal cancels the wait and removes the waiter entry', async () =>
   await assert.rejects(waiter.acquireLock('abort', 30000, 30000, { signal: AbortSignal.timeout(100) }), {
     name: 'TimeoutError',
   })
-  await waitFor(async () => (await keysOf(raw, key)).length === 2, { what: 'no waiter left' })
+  await waitFor(async () => (await keysOf(raw, key)).length === 1, { what: 'no waiter left' })
   assert.deepEqual(await keysOf(raw, key), idle)
   // a signal that never fires does not disturb a normal acquisition
   await holder.releaseLock('abort')
@@ -413,7 +414,7 @@ test('a DistributedLock handle: one hold at a time, and the seed value format', 
   assert.equal(await a.acquire(), true)
   assert.equal(await a.acquire(), false, 'no second hold on one handle')
   assert.equal(await b.acquire(), false)
-  assert.match(await raw.get(a.key), UUID)
+  assert.match(await raw.get(a.key), LOCK_VALUE)
   await a.release()
   await a.release() // twice is fine
   assert.equal(await b.acquire(), true)

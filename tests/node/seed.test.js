@@ -26,7 +26,8 @@ after(async () => {
   await server.stop()
 })
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+// A lock value of protocol 2: the version, then a UUID v4 like the seed's values.
+const LOCK_VALUE = /^2:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 
 function load(rel) {
   return require(path.join(out, 'tests', 'node', rel))
@@ -51,7 +52,7 @@ for (const major of [5, 6]) {
         assert.ok(lock instanceof txcoord.DistributedLock)
         // the key is where the seed puts it: ioredis' prefix + `lock:<resource>`
         const value = await ownRaw.get(`${keyPrefix}lock:${resource}`)
-        assert.match(value, UUID)
+        assert.match(value, LOCK_VALUE)
         assert.equal(await redis.get(`lock:${resource}`), value, 'ioredis sees it under its own prefix')
         assert.equal(lock.key, `${keyPrefix}lock:${resource}`)
         // exclusion, as the seed expects (its loop polls until its timeout)
@@ -68,11 +69,10 @@ for (const major of [5, 6]) {
         const list = await ownRaw.client('LIST')
         const ours = list.split('\n').filter((l) => / name=txcoord-/.test(l))
         assert.equal(ours.length, 2, `one connection per ioredis instance:\n${list}`)
-        // Everything on this server but the waiting index: the holder hashes of the 11 locks
-        // (fence counters), under the prefix; no lock key, no waiter entry.
-        const locks = [lock.key, ...Array.from({ length: 10 }, (_, i) => `${keyPrefix}lock:${resource}:${i}`)]
+        // Nothing on this server but the waiting index (the seed's other manager waited): the
+        // 12 locks left no lock key, no waiter entry, no fence state.
         const left = (await allKeys(ownRaw)).filter((k) => k !== `${keyPrefix}txcoord:waiting`)
-        assert.deepEqual(left, locks.map((k) => aux(k, '~h')).sort())
+        assert.deepEqual(left, [])
       } finally {
         redis.disconnect()
         redis2.disconnect()
@@ -94,13 +94,15 @@ for (const major of [5, 6]) {
         assert.equal(r.second, null)
         assert.equal(r.direct, true)
         assert.equal(r.directAgain, false)
-        // The locks were where the seed puts them (the fence counter of the first is its
-        // token) and are released: only their holder hashes are left.
+        // The locks were where the seed puts them and are released: nothing is left of them,
+        // and the token was the Redis clock (µs) at the grant.
         const key = `${keyPrefix}lock:${resource}`
-        assert.deepEqual(await keysOf(raw, key), [aux(key, '~h')])
-        assert.equal(await raw.hget(aux(key, '~h'), 'f'), String(r.token))
+        assert.deepEqual(await keysOf(raw, key), [])
         const direct = `${keyPrefix}lock:${resource}:direct`
-        assert.deepEqual(await keysOf(raw, direct), [aux(direct, '~h')])
+        assert.deepEqual(await keysOf(raw, direct), [])
+        const [secs, micros] = await raw.time()
+        const now = Number(secs) * 1e6 + Number(micros)
+        assert.ok(r.token <= now && r.token > now - 60e6, `token ${r.token}, Redis time ${now}`)
       } finally {
         redis.disconnect()
       }
@@ -144,7 +146,7 @@ test('the ioredis options reach the same server and database (db, username/passw
     const manager = new txcoord.LockManager(redis)
     const lock = await manager.acquireLock('db3', 5000, 0)
     assert.ok(lock)
-    assert.match(await db3.get('lock:db3'), UUID)
+    assert.match(await db3.get('lock:db3'), LOCK_VALUE)
     assert.equal(await raw.exists('lock:db3'), 0, 'not in db 0')
     const list = await raw.client('LIST')
     assert.match(list, /name=txcoord-\S+ .*db=3 .*user=svc/)
