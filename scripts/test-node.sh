@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Tests start their own servers: never one named by an inherited URL.
+unset REDIS_URL BENCH_REDIS_URL
 # redis-server when missing (apt, without leaving Debian's service running on 6379).
 scripts/install-deps.sh
 

@@ -8,7 +8,7 @@
 # Needs: Rust (cargo), Python >= 3.9 with pip, apt (redis-server and python3-venv are installed
 # with apt-get when missing, by scripts/install-deps.sh). Environment: PYTHON (default
 # python3), TXCOORD_VENV (default .venv), TXCOORD_REDIS_SERVER (the redis-server binary the
-# tests start).
+# tests start). REDIS_URL and BENCH_REDIS_URL are ignored: the tests start their own server.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,6 +16,8 @@ cd "$ROOT"
 PYTHON="${PYTHON:-python3}"
 VENV="${TXCOORD_VENV:-$ROOT/.venv}"
 
+# Tests start their own servers: never one named by an inherited URL.
+unset REDIS_URL BENCH_REDIS_URL
 apt_install() { scripts/install-deps.sh --apt "$@"; }
 # redis-server when missing (apt, without leaving Debian's service running on 6379).
 scripts/install-deps.sh
