@@ -4,6 +4,9 @@ SHELL := /bin/bash
 CARGO ?= cargo
 # Rust crates tested with `cargo test` (the binding crates are tested from Python and Node).
 RUST_PKGS := -p txcoord -p txcoord-testkit -p txcoord-examples
+# Test and smoke runs start their own throwaway redis-server: a server named by an inherited
+# URL is never used, let alone flushed (`make demo` and the bench scripts say what they use).
+NO_URLS := env -u REDIS_URL -u BENCH_REDIS_URL -u BENCH_REDIS_FLUSH
 
 .PHONY: help deps demo test test-rust test-python test-node test-cross test-dist lint bench bench-rust bench-smoke soak dist
 
@@ -21,27 +24,27 @@ lint: deps ## rustfmt and clippy, warnings are errors
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 test-rust: deps ## Rust unit, integration and example tests (the demo's tests run the Python and Node workers)
-	scripts/demo.sh --prepare
-	$(CARGO) test --locked $(RUST_PKGS)
-	BENCH_QUICK=1 $(CARGO) test --locked -p txcoord --bench scenarios
+	$(NO_URLS) scripts/demo.sh --prepare
+	$(NO_URLS) $(CARGO) test --locked $(RUST_PKGS)
+	$(NO_URLS) BENCH_QUICK=1 $(CARGO) test --locked -p txcoord --bench scenarios
 
 test-python: deps ## the Python package: .venv, maturin develop, stubtest, mypy, pytest
-	scripts/test-python.sh
+	$(NO_URLS) scripts/test-python.sh
 
 test-node: deps ## the Node package: addon, declarations (tsc, native.d.ts diff), node --test
-	scripts/test-node.sh
+	$(NO_URLS) scripts/test-node.sh
 
 test-cross: deps ## cross-language tests and the API parity check (after test-python and test-node)
-	scripts/test-cross.sh
+	$(NO_URLS) scripts/test-cross.sh
 
 dist: ## release artifacts in dist/: abi3 wheel, sdist, npm tarball with the prebuilt linux-x64 addon
 	scripts/dist.sh
 
 test-dist: deps dist ## install dist/ into a fresh venv and npm project with no cargo on PATH, take a lock
-	scripts/check-dist.sh
+	$(NO_URLS) scripts/check-dist.sh
 
 bench-smoke: deps ## the benchmark programs of all three languages on a short run (reuses dist/)
-	BENCH_QUICK=1 BENCH_WHEEL=$(firstword $(wildcard dist/txcoord-*.whl)) BENCH_NODE_ADDON=$(wildcard bindings-node/prebuilt/txcoord.linux-x64-gnu.node) scripts/bench.sh
+	$(NO_URLS) BENCH_QUICK=1 BENCH_WHEEL=$(firstword $(wildcard dist/txcoord-*.whl)) BENCH_NODE_ADDON=$(wildcard bindings-node/prebuilt/txcoord.linux-x64-gnu.node) scripts/bench.sh
 
 test: lint test-rust test-python test-node test-cross test-dist bench-smoke ## everything (what CI runs)
 	@echo "make test: all suites passed"

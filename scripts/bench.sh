@@ -18,6 +18,8 @@
 # 0.5 quick), BENCH_LANGS (default rust,python,node), BENCH_OUT (default target/bench),
 # BENCH_WHEEL (a txcoord wheel to benchmark instead of building one, e.g. from `make dist`),
 # BENCH_NODE_ADDON (a prebuilt txcoord.node to benchmark instead of building one), PYTHON.
+# An inherited BENCH_REDIS_URL or REDIS_URL is ignored: the benchmarks flush the server between
+# runs, so they always run on the throwaway redis-server started here.
 #
 # What it builds, all under target/ (shared with every other build; nothing else is touched):
 # a release wheel (maturin build --release, target/bench/wheels) installed into its own
@@ -28,6 +30,7 @@
 # Exit status: 0 unless a benchmark program failed (txcoord misbehaved, a library could not run);
 # targets missed are reported, not failed.
 set -euo pipefail
+unset REDIS_URL BENCH_REDIS_URL BENCH_REDIS_FLUSH
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -169,13 +172,14 @@ start_redis() {
     wait "$REDIS_PID" 2>/dev/null || true
     REDIS_PID=""
   done
-  log "could not start redis-server: $(cat "$REDIS_DIR/redis.log" 2>/dev/null)"
+  log "could not start redis-server: $(tail -n 20 "$REDIS_DIR/redis.log" 2>/dev/null)"
   exit 2
 }
 
 start_redis
 URL="redis://127.0.0.1:$REDIS_PORT"
-export BENCH_REDIS_URL="$URL"
+# Ours, so the Rust program may flush it (it refuses to flush a server nobody vouched for).
+export BENCH_REDIS_URL="$URL" BENCH_REDIS_FLUSH=1
 log "redis-server $URL (pid $REDIS_PID); mode: $([ "$quick" = 1 ] && echo quick || echo full), A/B ${BENCH_AB_SECONDS} s, C/C2/D ${BENCH_SECONDS} s"
 
 failed=()
@@ -184,7 +188,7 @@ run_lang() { # name, json, log, command...
   local name="$1" json="$2" logf="$3" t0=$SECONDS rc=0
   shift 3
   rm -f "$json"
-  redis_cmd "$REDIS_PORT" FLUSHALL >/dev/null
+  redis_cmd "$REDIS_PORT" FLUSHALL >/dev/null # the server started above, nobody else's
   log "$name: running ($logf)"
   "$@" >"$logf" 2>&1 || rc=$?
   if [ "$rc" != 0 ]; then

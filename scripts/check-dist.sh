@@ -119,10 +119,15 @@ cleanup() {
     kill "$REDIS_PID" 2>/dev/null || true
     wait "$REDIS_PID" 2>/dev/null || true
   fi
-  if [ "${TXCOORD_KEEP_TMP:-}" = 1 ] || [ "$rc" -ne 0 ]; then
+  if [ "$rc" -ne 0 ] && [ -s "$WORK/redis/log" ]; then
+    echo "check-dist: the end of the redis-server log:" >&2
+    tail -n 20 "$WORK/redis/log" | sed 's/^/    /' >&2
+  fi
+  if [ "${TXCOORD_KEEP_TMP:-}" = 1 ]; then
     say "temporary files kept in $WORK"
   else
     rm -rf "$WORK"
+    [ "$rc" -eq 0 ] || say "temporary files removed (TXCOORD_KEEP_TMP=1 keeps them)"
   fi
 }
 trap cleanup EXIT
@@ -151,7 +156,7 @@ for attempt in 1 2 3 4 5; do
   wait "$REDIS_PID" 2>/dev/null || true
   REDIS_PID=""
 done
-[ -n "$REDIS_PID" ] || { cat "$WORK/redis/log" >&2; die "could not start $REDIS_SERVER on a free port"; }
+[ -n "$REDIS_PID" ] || die "could not start $REDIS_SERVER on a free port"
 export REDIS_URL="redis://127.0.0.1:$PORT"
 say "redis-server (pid $REDIS_PID) on $REDIS_URL"
 
@@ -164,7 +169,7 @@ for py in $PYTHONS; do
   norust "$py" -m venv "$venv" || die "'$py -m venv' failed (Debian: apt-get install python3-venv)"
   norust "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --no-deps "$WHEEL" ||
     die "pip could not install $(basename "$WHEEL") with $py"
-  norust timeout 60 "$venv/bin/python" -I - "$venv" <<'EOF' || die "the Python check failed with $py (see above)"
+  norust timeout -k 10 60 "$venv/bin/python" -I - "$venv" <<'EOF' || die "the Python check failed with $py (see above)"
 import asyncio, os, sys
 venv = sys.argv[1]
 import txcoord, txcoord._native
@@ -205,7 +210,7 @@ printf '{ "name": "txcoord-dist-check", "version": "1.0.0", "private": true }\n'
 trap - ERR
 set +e
 install_log="$(cd "$PROJ" && norust TMPDIR="$WORK/tmp" npm_config_cache="$WORK/npm-cache" \
-  npm_config_update_notifier=false timeout 300 npm install --offline --no-audit --no-fund \
+  npm_config_update_notifier=false timeout -k 10 300 npm install --offline --no-audit --no-fund \
   --foreground-scripts "$TGZ" 2>&1)"
 rc=$?
 set -e
@@ -277,8 +282,8 @@ main().catch((err) => {
 })
 EOF
 t=$(now)
-(cd "$PROJ" && norust timeout 60 node check.js) || die "the Node check failed (see above)"
-(cd "$PROJ" && norust timeout 60 node --input-type=module \
+(cd "$PROJ" && norust timeout -k 10 60 node check.js) || die "the Node check failed (see above)"
+(cd "$PROJ" && norust timeout -k 10 60 node --input-type=module \
   -e "import { LockManager } from 'txcoord'; if (typeof LockManager !== 'function') process.exit(1)") ||
   die "import { LockManager } from 'txcoord' (ESM) failed"
 say "node: tarball used (CommonJS and ESM) in $(since "$t") s"

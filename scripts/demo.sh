@@ -39,14 +39,7 @@ stale() {
   [ ! -e "$target" ] || [ -n "$(find "$@" -newer "$target" -print -quit 2>/dev/null)" ]
 }
 
-apt_install() {
-  local sudo=""
-  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
-  say "installing $* with apt-get"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq "$@" >/dev/null
-}
+apt_install() { scripts/install-deps.sh --apt "$@"; }
 
 # Redis and Rust.
 if [ -z "${REDIS_URL:-}" ] && ! command -v "${TXCOORD_REDIS_SERVER:-redis-server}" >/dev/null 2>&1; then

@@ -14,7 +14,10 @@
 #   scripts/soak.sh                    1,000,000 cycles per language, about 3 minutes
 #   SOAK_CYCLES=100000 scripts/soak.sh a shorter run
 # Environment: SOAK_CYCLES, SOAK_LANGS (default rust,python,node), BENCH_OUT (target/bench).
+# An inherited BENCH_REDIS_URL or REDIS_URL is ignored: the soaks run on the throwaway
+# redis-server started here, flushed between languages.
 set -euo pipefail
+unset REDIS_URL BENCH_REDIS_URL BENCH_REDIS_FLUSH
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -61,7 +64,7 @@ for attempt in 1 2 3 4 5; do
   wait "$REDIS_PID" 2>/dev/null || true
   REDIS_PID=""
 done
-[ -n "$REDIS_PID" ] || { log "could not start redis-server"; exit 2; }
+[ -n "$REDIS_PID" ] || { log "could not start redis-server: $(tail -n 20 "$REDIS_DIR/redis.log" 2>/dev/null)"; exit 2; }
 export BENCH_REDIS_URL="redis://127.0.0.1:$port"
 log "redis-server $BENCH_REDIS_URL (pid $REDIS_PID), $CYCLES cycles per language"
 
@@ -71,7 +74,7 @@ soak_lang() { # name, command...
   local name="$1" logf="$OUT/soak-$1.txt" json="$OUT/soak-$1.json" t0=$SECONDS rc=0
   shift
   rm -f "$json"
-  redis_cmd "$port" FLUSHALL >/dev/null
+  redis_cmd "$port" FLUSHALL >/dev/null # the server started above, nobody else's
   echo
   set +e
   "$@" 2>&1 | tee "$logf"

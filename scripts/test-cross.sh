@@ -12,8 +12,10 @@
 # (bindings-node/*.node) with node_modules, and stops with a message if one is missing. It
 # builds the Rust agent itself (`cargo build -p txcoord-examples --bin lock_agent`, debug, in
 # the shared target directory). Environment: TXCOORD_VENV (default .venv),
-# TXCOORD_REDIS_SERVER (the redis-server binary the tests start).
+# TXCOORD_REDIS_SERVER (the redis-server binary the tests start). REDIS_URL and BENCH_REDIS_URL
+# are ignored: the tests start their own server.
 set -euo pipefail
+unset REDIS_URL BENCH_REDIS_URL
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

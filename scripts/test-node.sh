@@ -3,18 +3,14 @@
 # The Node package's checks: dev dependencies, the addon (debug build), native.d.ts regenerated
 # and diffed, tsc over the declarations, examples and the seed's call sites, then the tests in
 # tests/node (node's test runner; each file starts its own redis-server on a free port).
-# Needs: Rust (cargo), Node >= 20 with npm, and apt-get to install redis-server if missing.
+# Needs: Rust (cargo), Node >= 20 with npm; redis-server (scripts/install-deps.sh installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "test-node: installing redis-server with apt-get"
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
-  # the Debian package starts a service on 6379; the tests never use it, and do not need it
-fi
+# Tests start their own servers: never one named by an inherited URL.
+unset REDIS_URL BENCH_REDIS_URL
+# redis-server when missing (apt, without leaving Debian's service running on 6379).
+scripts/install-deps.sh
 
 # Dev dependencies (the package's own install script does not build here: see its header).
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

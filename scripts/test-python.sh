@@ -6,8 +6,9 @@
 #   scripts/test-python.sh [pytest arguments...]
 #
 # Needs: Rust (cargo), Python >= 3.9 with pip, apt (redis-server and python3-venv are installed
-# with apt-get when missing). Environment: PYTHON (default python3), TXCOORD_VENV (default
-# .venv), TXCOORD_REDIS_SERVER (the redis-server binary the tests start).
+# with apt-get when missing, by scripts/install-deps.sh). Environment: PYTHON (default
+# python3), TXCOORD_VENV (default .venv), TXCOORD_REDIS_SERVER (the redis-server binary the
+# tests start). REDIS_URL and BENCH_REDIS_URL are ignored: the tests start their own server.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,19 +16,11 @@ cd "$ROOT"
 PYTHON="${PYTHON:-python3}"
 VENV="${TXCOORD_VENV:-$ROOT/.venv}"
 
-apt_install() {
-  local sudo=""
-  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
-  echo "test-python: installing $* with apt-get"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq "$@" >/dev/null
-}
-
-if ! command -v "${TXCOORD_REDIS_SERVER:-redis-server}" >/dev/null 2>&1; then
-  apt_install redis-server
-fi
-command -v cargo >/dev/null 2>&1 || { echo "test-python: cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
+# Tests start their own servers: never one named by an inherited URL.
+unset REDIS_URL BENCH_REDIS_URL
+apt_install() { scripts/install-deps.sh --apt "$@"; }
+# redis-server when missing (apt, without leaving Debian's service running on 6379).
+scripts/install-deps.sh
 
 if [ ! -x "$VENV/bin/python" ]; then
   if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then

@@ -22,7 +22,9 @@
 //! Used by `scripts/bench.sh` (the side-by-side tables of issue 5 with the Python and Node
 //! benchmarks, on one server), the program also takes:
 //! - `BENCH_REDIS_URL=redis://host:port`: use that redis-server instead of starting one. It
-//!   must be a throwaway server: the program runs FLUSHALL and MONITOR on it.
+//!   must be a throwaway server: the program runs FLUSHALL and MONITOR on it, so the scenarios
+//!   refuse to run on it unless `BENCH_REDIS_FLUSH=1` confirms that its data may be deleted
+//!   (scripts/bench.sh sets both for the server it starts). The soak does not flush.
 //! - `BENCH_JSON=path`: also write the figures as JSON (the schema of
 //!   `bindings-python/benchmark/report.py`), with each library's peak RSS, measured in a child
 //!   process of this program that runs A, B, C, C2 and D (shortened) for that library alone.
@@ -298,7 +300,12 @@ impl Failures {
 /// names (scripts/bench.sh starts one and shares it with the Python and Node benchmarks).
 enum Server {
     Own(RedisServer),
-    External { host: String, port: u16 },
+    /// `flush`: `BENCH_REDIS_FLUSH=1` confirmed the server is a throwaway one.
+    External {
+        host: String,
+        port: u16,
+        flush: bool,
+    },
 }
 
 /// `redis://host:port` (a trailing `/db` or `?query` is ignored; credentials are refused: the
@@ -341,7 +348,8 @@ impl Server {
         match std::env::var("BENCH_REDIS_URL") {
             Ok(url) if !url.trim().is_empty() => {
                 let (host, port) = parse_redis_url(url.trim())?;
-                Ok(Server::External { host, port })
+                let flush = std::env::var("BENCH_REDIS_FLUSH").is_ok_and(|v| v.trim() == "1");
+                Ok(Server::External { host, port, flush })
             }
             _ => Ok(Server::Own(RedisServer::start())),
         }
@@ -364,10 +372,10 @@ impl Server {
     fn url(&self) -> String {
         match self {
             Server::Own(s) => s.url(),
-            Server::External { host, port } if host.contains(':') => {
+            Server::External { host, port, .. } if host.contains(':') => {
                 format!("redis://[{host}]:{port}")
             }
-            Server::External { host, port } => format!("redis://{host}:{port}"),
+            Server::External { host, port, .. } => format!("redis://{host}:{port}"),
         }
     }
 
@@ -378,6 +386,27 @@ impl Server {
                 .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
                 .map_err(|e| format!("cannot connect to BENCH_REDIS_URL {}: {e}", self.url())),
         }
+    }
+
+    /// Whether FLUSHALL may run on it: our own server, or one `BENCH_REDIS_FLUSH=1` vouched for.
+    fn may_flush(&self) -> bool {
+        match self {
+            Server::Own(_) => true,
+            Server::External { flush, .. } => *flush,
+        }
+    }
+
+    /// Why the scenarios will not run on this server, if they will not.
+    fn refusal(&self) -> Option<String> {
+        (!self.may_flush()).then(|| {
+            format!(
+                "BENCH_REDIS_URL names {}, a redis-server this program did not start, and the \
+                 scenarios run FLUSHALL on it. Refused: unset BENCH_REDIS_URL to run on a \
+                 throwaway server of our own, or set BENCH_REDIS_FLUSH=1 to confirm that every \
+                 key on it may be deleted.",
+                self.url()
+            )
+        })
     }
 
     fn describe(&self) -> String {
@@ -679,7 +708,15 @@ return 1
     Ok(())
 }
 
-fn flushall(admin: &mut redis::Connection) {
+/// FLUSHALL, only on a server that may be flushed (see [`Server::may_flush`]).
+fn flushall(server: &Server, admin: &mut redis::Connection) {
+    if !server.may_flush() {
+        eprintln!(
+            "FLUSHALL skipped on {}: not a throwaway server",
+            server.url()
+        );
+        return;
+    }
     if let Err(e) = redis::cmd("FLUSHALL").arg("SYNC").query::<()>(admin) {
         eprintln!("FLUSHALL failed: {e}");
     }
@@ -947,11 +984,11 @@ fn redis_benchmark_section(
             clients,
             pipeline,
         };
-        flushall(admin);
+        flushall(server, admin);
         let s0 = commandstats(admin);
         let acquire = redis_benchmark(&rb, n_acq, 1_000_000_000, &captured.acquire, limit);
         let s1 = commandstats(admin);
-        flushall(admin);
+        flushall(server, admin);
         let est = acquire.as_ref().map(|r| r.rps).unwrap_or(10_000.0);
         let n_rel = ((est * cfg.rb_secs * 1.5) as u64).clamp(1_000, 1_000_000);
         let keyspace = (n_rel * 4).min(2_000_000);
@@ -968,7 +1005,7 @@ fn redis_benchmark_section(
                     (r, Some(hit.min(1.0)), per_call(&s2, &s3, n_rel))
                 }
             };
-        flushall(admin);
+        flushall(server, admin);
         if i == 0 {
             let show = |v: &[(String, f64)]| {
                 v.iter()
@@ -2140,6 +2177,10 @@ fn run() -> i32 {
             return 2;
         }
     };
+    if let Some(why) = server.refusal() {
+        eprintln!("{why}");
+        return 2;
+    }
     let url = server.url();
     let mut admin = match server.connection() {
         Ok(c) => c,

@@ -79,7 +79,10 @@ async fn contend(fair: bool) {
     assert_eq!(overlaps.load(Ordering::SeqCst), 0);
     assert_eq!(w.entries, (TASKS * ROUNDS) as u64);
     assert!(per_task.iter().all(|&n| n == ROUNDS));
-    assert!(!exists(&server, "lock:hot"));
+    // released and cleaned up: only the fence state is left, under the name txcoord gives it
+    assert_eq!(left_behind(&server, &["hot"]), Vec::<String>::new());
+    let fence = txcoord::LockKeys::for_resource("", "hot").unwrap().holder;
+    assert!(exists(&server, &fence), "{fence} keeps the fence counter");
     println!(
         "fair={fair}: {} acquisitions in {:?} ({:.0}/s)",
         w.entries,
@@ -98,33 +101,73 @@ async fn mutual_exclusion_with_fencing_tokens_fair() {
     contend(true).await;
 }
 
+/// Per resource: who is inside, and the last token granted (grant order = order of entry).
+#[derive(Default)]
+struct ResourceWitness {
+    inside: Option<usize>,
+    last_token: u64,
+    entries: u64,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_resources_in_parallel() {
+    const RESOURCES: usize = 8;
+    const TASKS: usize = 32;
+    const ROUNDS: usize = 100;
     let server = RedisServer::start();
     let c = client(&server);
     let m = LockManager::new(&c);
+    let witness: Arc<Mutex<Vec<ResourceWitness>>> = Arc::new(Mutex::new(
+        (0..RESOURCES).map(|_| ResourceWitness::default()).collect(),
+    ));
     let mut tasks = Vec::new();
-    for t in 0..32 {
+    for t in 0..TASKS {
         let m = m.clone();
+        let witness = witness.clone();
         tasks.push(tokio::spawn(async move {
-            let mut last = 0;
-            for _ in 0..100 {
-                let r = format!("res:{}", t % 8);
+            let i = t % RESOURCES;
+            let r = format!("res:{i}");
+            for _ in 0..ROUNDS {
                 let lock = m
                     .acquire_lock(&r, ms(5000), ms(30_000))
                     .await
                     .unwrap()
-                    .unwrap();
+                    .expect("acquired within 30 s");
                 let token = lock.fencing_token().unwrap();
-                assert!(token > 0);
-                last = last.max(token);
+                {
+                    let mut w = witness.lock().unwrap();
+                    let w = &mut w[i];
+                    assert_eq!(
+                        w.inside, None,
+                        "task {t} entered {r} while another was inside"
+                    );
+                    // fencing: each grant of a resource carries a larger token than the one before
+                    assert!(
+                        token > w.last_token,
+                        "{r}: token {token} granted after {} (task {t})",
+                        w.last_token
+                    );
+                    w.inside = Some(t);
+                    w.last_token = token;
+                    w.entries += 1;
+                }
+                tokio::task::yield_now().await;
+                witness.lock().unwrap()[i].inside = None;
                 lock.release().await.unwrap();
             }
-            last
         }));
     }
     for t in tasks {
-        assert!(t.await.unwrap() > 0);
+        t.await.expect("task");
     }
-    assert!(server.keys().iter().all(|k| !k.starts_with("lock:")));
+    let w = witness.lock().unwrap();
+    for (i, rw) in w.iter().enumerate() {
+        assert_eq!(rw.entries, (TASKS / RESOURCES * ROUNDS) as u64, "res:{i}");
+    }
+    let resources: Vec<String> = (0..RESOURCES).map(|i| format!("res:{i}")).collect();
+    let resources: Vec<&str> = resources.iter().map(String::as_str).collect();
+    assert_eq!(
+        left_behind(&server, &resources),
+        Vec::<String>::new()
+    );
 }

@@ -21,7 +21,9 @@ async fn a_stopped_redis_gives_a_connection_error_within_the_timeout() {
     let e = m.acquire_lock("x", ms(5000), ms(800)).await.unwrap_err();
     let took = started.elapsed();
     assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
-    assert!(took < ms(800 + 300), "{took:?}");
+    // within the timeout, with room for a loaded machine; not after the client's own budget
+    // for a command (2 × 1 s connect + 0.5 s + 2 s reply = 4.5 s)
+    assert!(took < ms(800 + 1500), "{took:?}");
     // a fresh client, connecting to the stopped server
     let fresh = LockManager::new(&client(&server));
     let started = Instant::now();
@@ -30,7 +32,11 @@ async fn a_stopped_redis_gives_a_connection_error_within_the_timeout() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
-    assert!(started.elapsed() < ms(600 + 300), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < ms(600 + 1500),
+        "{:?}",
+        started.elapsed()
+    );
     // timeout 0 is bounded by the client's connect + response timeouts
     let quick = client_with(
         &server,
@@ -44,9 +50,10 @@ async fn a_stopped_redis_gives_a_connection_error_within_the_timeout() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
-    // at most two connection attempts (200 ms each, ≤ 500 ms apart) and one reply (300 ms)
+    // at most two connection attempts (200 ms each, ≤ 500 ms apart) and one reply (300 ms),
+    // 1.2 s, with room for a loaded machine; the default timeouts would take 4.5 s
     assert!(
-        started.elapsed() < ms(2 * 200 + 500 + 300 + 200),
+        started.elapsed() < ms(2 * 200 + 500 + 300 + 1500),
         "{:?}",
         started.elapsed()
     );
@@ -58,11 +65,8 @@ async fn a_stopped_redis_gives_a_connection_error_within_the_timeout() {
         .unwrap()
         .expect("works after resume");
     l.release().await.unwrap();
-    wait_until("cleanups done", ms(3000), || {
-        server
-            .keys()
-            .iter()
-            .all(|k| !k.starts_with("lock:") && !k.ends_with(":~q") && !k.ends_with(":~w"))
+    wait_until("cleanups done", ms(5000), || {
+        left_behind(&server, &["x"]).is_empty()
     })
     .await;
 }
@@ -82,8 +86,9 @@ async fn an_absent_redis_gives_a_connection_error_not_none() {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
         assert!(e.is_retryable());
+        // refused connections fail at once; bounded by the timeout (or one attempt's budget)
         assert!(
-            started.elapsed() < ms(timeout.max(1000) + 500),
+            started.elapsed() < ms(timeout.max(1000) + 1500),
             "{:?}",
             started.elapsed()
         );
@@ -98,20 +103,22 @@ async fn an_absent_redis_gives_a_connection_error_not_none() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_redis_past_the_ttl_ends_in_deadline() {
     let server = RedisServer::start();
-    let c = client(&server);
+    // Renewals that get no reply fail only after 5 s: a loss signalled near the TTL comes from
+    // the local deadline, not from a failed renewal.
+    let c = client_with(&server, ClientOptions::new().set_response_timeout(ms(5000)));
     let m = LockManager::new(&c);
     let ttl = ms(1000);
     let lock = m.acquire_lock("paused", ttl, ms(0)).await.unwrap().unwrap();
     let acquired = Instant::now();
     server.pause();
-    let reason = tokio::time::timeout(ms(3000), lock.lost())
+    let reason = tokio::time::timeout(ms(10_000), lock.lost())
         .await
         .expect("loss signalled");
     let signalled = acquired.elapsed();
     assert_eq!(reason, Some(LossReason::Deadline));
     assert!(
-        signalled <= ttl + ms(200),
-        "signalled {signalled:?} after acquiring, past the lease"
+        signalled <= ttl + ms(1500),
+        "signalled {signalled:?} after acquiring, long past the lease"
     );
     assert!(!lock.is_held());
     server.resume();
@@ -133,8 +140,8 @@ async fn a_short_pause_below_the_ttl_is_survived() {
     tokio::time::sleep(ms(800)).await; // the fault's length, not a synchronisation
     server.resume();
     // renewal resumes within one interval: the key's expiry is pushed out again
-    wait_until("renewed after the pause", ms(2500), || {
-        pttl(&server, "lock:blip") > 2000
+    wait_until("renewed after the pause", ms(5000), || {
+        pttl(&server, &lock_key("blip")) > 2000
     })
     .await;
     assert!(lock.is_held());

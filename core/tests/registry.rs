@@ -20,9 +20,21 @@ fn saga(c: &txcoord::Client, id: &str, priority: i32) -> LockManager {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiters_and_holders_form_the_wait_for_graph() {
     let server = RedisServer::start();
+    // the detector's client, and one per saga (as separate processes would have), so that each
+    // saga's wake counters are its own
     let c = client(&server);
-    let a = saga(&c, "saga-A", 1);
-    let b = saga(&c, "saga-B", 5);
+    let (ca, cb) = (client(&server), client(&server));
+    // A's wait can end only by a notice: its fallback poll is longer than the test
+    let a = LockManager::with_options(
+        &ca,
+        ManagerOptions::new()
+            .set_owner_id("saga-A")
+            .set_priority(1)
+            .set_fallback_poll(ms(30_000))
+            .set_waiter_lease(ms(60_000)),
+    )
+    .unwrap();
+    let b = saga(&cb, "saga-B", 5);
     let _ra = a
         .acquire_lock("res:1", ms(30_000), ms(0))
         .await
@@ -35,12 +47,13 @@ async fn waiters_and_holders_form_the_wait_for_graph() {
         .unwrap();
     // A waits for res:2 (held by B), B waits for res:1 (held by A): a deadlock.
     let (a2, b2) = (a.clone(), b.clone());
+    let (before_a, before_b) = (ca.stats(), cb.stats());
     let wa = tokio::spawn(async move { a2.acquire_lock("res:2", ms(30_000), ms(20_000)).await });
     let wb = tokio::spawn(async move { b2.acquire_lock("res:1", ms(30_000), ms(20_000)).await });
-    wait_until("both queued", ms(3000), || {
-        waiter_count(&server, "lock:res:1") == 1 && waiter_count(&server, "lock:res:2") == 1
-    })
-    .await;
+    wait_until_asleep(&ca, &before_a, ms(10_000)).await;
+    wait_until_asleep(&cb, &before_b, ms(10_000)).await;
+    assert_eq!(waiter_count(&server, &lock_key("res:1")), 1);
+    assert_eq!(waiter_count(&server, &lock_key("res:2")), 1);
     // the index is written in the background right after queueing
     let mut locks = Vec::new();
     for _ in 0..200 {
@@ -81,8 +94,9 @@ async fn waiters_and_holders_form_the_wait_for_graph() {
     );
     assert!(waiter.expires_ms > waiter.since_ms);
 
-    // The detector aborts the lower-priority saga A's wait: it fails fast as a victim.
-    let started = std::time::Instant::now();
+    // The detector aborts the lower-priority saga A's wait: it fails fast as a victim, woken
+    // by the abort's notice (its only timer is 30 s away).
+    let before = ca.stats();
     assert!(registry::abort_waiter(
         &c,
         "lock:res:2",
@@ -98,11 +112,17 @@ async fn waiters_and_holders_form_the_wait_for_graph() {
     let e = wa.await.unwrap().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::DeadlockVictim);
     assert_eq!(e.kind().code(), "TXCOORD_DEADLOCK_VICTIM");
-    assert!(
-        started.elapsed() < ms(1000),
-        "woken by the notice, not the poll"
+    let after = ca.stats();
+    assert_eq!(
+        after.wake_notified - before.wake_notified,
+        1,
+        "woken by the notice: {after:?}"
     );
-    assert_eq!(waiter_count(&server, "lock:res:2"), 0);
+    assert_eq!(
+        after.wake_timer, before.wake_timer,
+        "not by a timer: {after:?}"
+    );
+    assert_eq!(waiter_count(&server, &lock_key("res:2")), 0);
     // A gives up its lock: B gets it.
     a.release_all_locks().await;
     let got = wb.await.unwrap().unwrap().expect("B proceeds");

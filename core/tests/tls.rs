@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::process::Command;
 
 use common::*;
-use txcoord::{Client, ErrorKind, LockManager};
+use txcoord::{Client, ErrorKind, LockManager, ManagerOptions};
 use txcoord_testkit::RedisServer;
 
 fn free_port() -> u16 {
@@ -16,6 +16,27 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A temporary directory, removed on drop (also when the test panics).
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!("txcoord-tls-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A self-signed certificate for 127.0.0.1 (openssl is part of the base system).
@@ -50,9 +71,8 @@ fn self_signed(dir: &std::path::Path) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locks_over_tls_with_an_acl_user() {
-    let dir = std::env::temp_dir().join(format!("txcoord-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = self_signed(&dir);
+    let dir = TempDir::new();
+    let (cert, key) = self_signed(&dir.0);
     let tls_port = free_port();
     let server = RedisServer::start_with(&[
         "--tls-port",
@@ -116,19 +136,28 @@ async fn locks_over_tls_with_an_acl_user() {
         .unwrap()
         .expect("acquired over TLS");
     assert!(lock.fencing_token().is_some());
-    assert!(exists(&server, "lock:secure"));
-    // a waiter over TLS is woken by the release notice (pub/sub over TLS, ACL channel rule)
-    let m2 = m.clone();
-    let waiter = tokio::spawn(async move { m2.acquire_lock("secure", ms(5000), ms(5000)).await });
-    wait_until("queued", ms(3000), || {
-        waiter_count(&server, "lock:secure") == 1
-    })
-    .await;
+    assert!(exists(&server, &lock_key("secure")));
+    // a waiter over TLS is woken by the release notice (pub/sub over TLS, ACL channel rule); its
+    // fallback poll is longer than the test, so nothing else can wake it
+    let waiting = LockManager::with_options(
+        &c,
+        ManagerOptions::new()
+            .set_fallback_poll(ms(30_000))
+            .set_waiter_lease(ms(60_000)),
+    )
+    .unwrap();
+    let before = c.stats();
+    let waiter =
+        tokio::spawn(async move { waiting.acquire_lock("secure", ms(5000), ms(20_000)).await });
+    wait_until_asleep(&c, &before, ms(10_000)).await;
+    let asleep = c.stats();
     lock.release().await.unwrap();
     let second = waiter.await.unwrap().unwrap().expect("handed over");
     assert!(second.fencing_token() > lock.fencing_token());
+    let after = c.stats();
+    assert_eq!(after.wake_notified - asleep.wake_notified, 1, "{after:?}");
+    assert_eq!(after.wake_timer, asleep.wake_timer, "{after:?}");
     second.release().await.unwrap();
-    assert!(c.stats().wake_notified >= 1, "{:?}", c.stats());
 
     // wrong password: an error at once, not a wait until the timeout, and not None
     let bad = Client::open(&format!(
@@ -137,10 +166,10 @@ async fn locks_over_tls_with_an_acl_user() {
     .unwrap();
     let started = std::time::Instant::now();
     let e = LockManager::new(&bad)
-        .acquire_lock("secure", ms(5000), ms(3000))
+        .acquire_lock("secure", ms(5000), ms(10_000))
         .await
         .unwrap_err();
-    assert!(started.elapsed() < ms(2500), "{:?}", started.elapsed());
+    assert!(started.elapsed() < ms(5000), "{:?}", started.elapsed());
     assert!(
         matches!(e.kind(), ErrorKind::Redis | ErrorKind::Connection),
         "{e}"
@@ -153,5 +182,4 @@ async fn locks_over_tls_with_an_acl_user() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -45,44 +45,58 @@ def _answers_ping(port: int) -> bool:
         return False
 
 
+def _tail(path: str, lines: int = 20) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
+    """The session's redis-server, in a temporary directory that also holds its output
+    (redis.log, shown when it does not start); killed and the directory removed at the end."""
     binary = os.environ.get("TXCOORD_REDIS_SERVER", "redis-server")
     if shutil.which(binary) is None:
-        raise RuntimeError(f"{binary} not found (apt-get install redis-server)")
+        raise RuntimeError(f"{binary} not found (scripts/install-deps.sh installs it)")
     workdir = tempfile.mkdtemp(prefix="txcoord-cross-redis-")
+    log_path = os.path.join(workdir, "redis.log")
     last = ""
     try:
         for _ in range(5):
             port = _free_port()
             if port == 6379:
                 continue
-            proc = subprocess.Popen(
-                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                 "--dir", workdir, "--loglevel", "warning"],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
+            with open(log_path, "ab") as log:
+                proc = subprocess.Popen(
+                    [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                     "--dir", workdir, "--loglevel", "warning"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             try:
                 deadline = time.monotonic() + 10
                 while time.monotonic() < deadline and proc.poll() is None:
                     if _answers_ping(port):
                         break
                     time.sleep(0.02)
-            except BaseException:  # a timeout or an interrupt while it starts
-                proc.kill()
-                proc.communicate(timeout=5)
-                raise
-            if proc.poll() is None and _answers_ping(port):
-                try:
+                if proc.poll() is None and _answers_ping(port):
                     yield RedisServer(f"redis://127.0.0.1:{port}/0", port, proc)
-                finally:
-                    proc.kill()
-                    proc.communicate(timeout=10)
-                return
-            proc.kill()
-            out, _ = proc.communicate(timeout=5)
-            last = out.decode(errors="replace")
+                    return
+            finally:
+                _stop(proc)
+            last = f"port {port}, exit status {proc.returncode}; the end of {log_path}:\n{_tail(log_path)}"
         raise RuntimeError(f"could not start {binary}: {last}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

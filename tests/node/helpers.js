@@ -6,6 +6,7 @@
 const { spawn, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const net = require('node:net')
+const os = require('node:os')
 const path = require('node:path')
 
 const ROOT = path.resolve(__dirname, '..', '..')
@@ -23,62 +24,129 @@ function freePort() {
   })
 }
 
-function startOnce(port) {
-  const bin = process.env.REDIS_SERVER || 'redis-server'
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      bin,
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    )
-    let out = ''
-    let settled = false
-    const timer = setTimeout(() => finish(new Error(`redis-server did not start within 10 s:\n${out}`)), 10_000)
-    function finish(err) {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      if (err) {
-        child.kill('SIGKILL')
-        reject(err)
-      } else {
-        resolve(child)
+// Servers started and not yet stopped: killed (and their directories removed) if this process
+// exits first, so no redis-server outlives a test file that failed before its `after` hook.
+const live = new Set()
+function reapAll() {
+  for (const server of live) server.killNow()
+}
+let hooked = false
+function hookExit() {
+  if (hooked) return
+  hooked = true
+  process.on('exit', reapAll)
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(sig, function onSignal() {
+      reapAll()
+      // alone: die of the signal as before; otherwise the other listeners decide
+      if (process.listenerCount(sig) === 1) {
+        process.removeListener(sig, onSignal)
+        process.kill(process.pid, sig)
       }
+    })
+  }
+}
+
+/** The last `lines` lines of a file ('' if unreadable). */
+function tail(file, lines = 20) {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines - 1).join('\n').trimEnd()
+  } catch {
+    return ''
+  }
+}
+
+/** The `process_id` of the redis-server answering on `port`, or null (bounded by `timeoutMs`). */
+function serverPid(port, timeoutMs = 500) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1')
+    let data = ''
+    const done = (v) => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve(v)
     }
-    child.on('error', finish)
-    child.on('exit', (code) => finish(new Error(`redis-server exited (${code}):\n${out}`)))
-    const onData = (d) => {
-      out += d
-      if (/ready to accept connections/i.test(out)) finish()
-    }
-    child.stdout.on('data', onData)
-    child.stderr.on('data', onData)
+    const timer = setTimeout(() => done(null), timeoutMs)
+    socket.on('error', () => done(null))
+    socket.on('connect', () => socket.write('INFO server\r\n'))
+    socket.on('data', (d) => {
+      data += d
+      const m = /process_id:(\d+)\r\n/.exec(data)
+      if (m) done(Number(m[1]))
+      else if (data.startsWith('-')) done(null)
+    })
   })
 }
 
-/** Starts a redis-server; returns { port, url, child, stop() }. */
+/**
+ * One redis-server on `port`, in a temporary directory of its own that also holds its output
+ * (redis.log). Resolves once it answers (and is the process we started); otherwise kills it,
+ * removes the directory and rejects with the end of its log.
+ */
+async function startOnce(port) {
+  const bin = process.env.TXCOORD_REDIS_SERVER || process.env.REDIS_SERVER || 'redis-server'
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'txcoord-node-redis-'))
+  const log = path.join(dir, 'redis.log')
+  const fd = fs.openSync(log, 'a')
+  let child
+  try {
+    child = spawn(
+      bin,
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no',
+        '--dir', dir, '--loglevel', 'warning'],
+      { stdio: ['ignore', fd, fd] },
+    )
+  } finally {
+    fs.closeSync(fd)
+  }
+  let exited = false
+  let spawnError = null
+  const exit = new Promise((resolve) => child.once('close', () => { exited = true; resolve() }))
+  child.once('error', (e) => { spawnError = e })
+  const server = {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    child,
+    dir,
+    log,
+    /** Kills the server at once (synchronously) and removes its directory. */
+    killNow() {
+      live.delete(server)
+      if (!exited) {
+        try {
+          child.kill('SIGKILL')
+        } catch {}
+      }
+      fs.rmSync(dir, { recursive: true, force: true })
+    },
+    /** Kills the server, waits until it is gone, removes its directory. */
+    async stop() {
+      live.delete(server)
+      if (!exited) child.kill('SIGKILL')
+      await exit
+      fs.rmSync(dir, { recursive: true, force: true })
+    },
+  }
+  hookExit()
+  live.add(server)
+  const deadline = Date.now() + 10_000
+  while (Date.now() < deadline && !exited && !spawnError) {
+    if ((await serverPid(port)) === child.pid) return server
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  const why = spawnError ? `could not run ${bin}: ${spawnError.message}` : exited ? `exited (${child.exitCode})` : 'did not answer within 10 s'
+  const end = tail(log)
+  await server.stop()
+  throw new Error(`redis-server on port ${port} ${why}; the end of its log:\n${end}`)
+}
+
+/** Starts a redis-server; returns { port, url, child, dir, log, stop() }. */
 async function startRedis() {
   let lastError
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort()
     try {
-      const child = await startOnce(port)
-      child.stdout.removeAllListeners('data')
-      child.stderr.removeAllListeners('data')
-      child.stdout.resume()
-      child.stderr.resume()
-      return {
-        port,
-        url: `redis://127.0.0.1:${port}`,
-        child,
-        stop() {
-          return new Promise((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve()
-            child.once('exit', () => resolve())
-            child.kill('SIGKILL')
-          })
-        },
-      }
+      return await startOnce(port)
     } catch (e) {
       lastError = e
     }

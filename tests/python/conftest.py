@@ -42,25 +42,46 @@ def _answers_ping(port: int) -> bool:
         return False
 
 
+def _tail(path: str, lines: int = 20) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+
+
 def _start(binary: str, workdir: str) -> RedisServer:
+    """A redis-server in `workdir`, its output in `workdir`/redis.log (shown when it fails)."""
+    log_path = os.path.join(workdir, "redis.log")
     last = ""
     for _ in range(5):
         port = _free_port()
         if port == 6379:
             continue
-        proc = subprocess.Popen(
-            [
-                binary,
-                "--port", str(port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", workdir,
-                "--loglevel", "warning",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [
+                    binary,
+                    "--port", str(port),
+                    "--bind", "127.0.0.1",
+                    "--save", "",
+                    "--appendonly", "no",
+                    "--dir", workdir,
+                    "--loglevel", "warning",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         try:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and proc.poll() is None:
@@ -68,12 +89,10 @@ def _start(binary: str, workdir: str) -> RedisServer:
                     return RedisServer(f"redis://127.0.0.1:{port}/0", port, proc)
                 time.sleep(0.02)
         except BaseException:  # a timeout or an interrupt while it starts
-            proc.kill()
-            proc.communicate(timeout=5)
+            _stop(proc)
             raise
-        proc.kill()
-        out, _ = proc.communicate(timeout=5)
-        last = out.decode(errors="replace")
+        _stop(proc)
+        last = f"port {port}, exit status {proc.returncode}; the end of {log_path}:\n{_tail(log_path)}"
     raise RuntimeError(f"could not start {binary}: {last}")
 
 
@@ -83,12 +102,13 @@ def redis_server() -> Iterator[RedisServer]:
     if shutil.which(binary) is None:
         raise RuntimeError(f"{binary} not found: scripts/test-python.sh installs it with apt")
     workdir = tempfile.mkdtemp(prefix="txcoord-pytest-redis-")
-    server = _start(binary, workdir)
     try:
-        yield server
+        server = _start(binary, workdir)
+        try:
+            yield server
+        finally:
+            _stop(server.process)
     finally:
-        server.process.kill()
-        server.process.communicate(timeout=10)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

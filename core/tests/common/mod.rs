@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use txcoord::{Client, ClientOptions};
+use txcoord::{Client, ClientOptions, ClientStats, LockKeys};
 use txcoord_testkit::RedisServer;
 
 pub fn ms(n: u64) -> Duration {
@@ -31,6 +31,59 @@ pub async fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> b
         );
         tokio::time::sleep(ms(5)).await;
     }
+}
+
+/// Waits until a wait of `client` that began after the counters `before` is asleep, waiting for
+/// a release notice or a timer: its attempts found the lock busy, it subscribed, and it went to
+/// sleep (`sleeps` rose). A release from then on is announced to it, not raced by its attempt.
+pub async fn wait_until_asleep(client: &Client, before: &ClientStats, limit: Duration) {
+    wait_until("the waiter asleep", limit, || {
+        client.stats().sleeps > before.sleeps
+    })
+    .await;
+}
+
+/// The lock key of `resource` (no key prefix), as txcoord names it.
+pub fn lock_key(resource: &str) -> String {
+    LockKeys::for_resource("", resource).unwrap().lock
+}
+
+/// Every key in the server, listed with SCAN (bounded), sorted.
+pub fn scan_keys(server: &RedisServer) -> Vec<String> {
+    let mut con = server.connection();
+    let mut keys = Vec::new();
+    let mut cursor: u64 = 0;
+    for _ in 0..100_000 {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(1000)
+            .query(&mut con)
+            .unwrap();
+        keys.extend(batch);
+        cursor = next;
+        if cursor == 0 {
+            keys.sort();
+            keys.dedup();
+            return keys;
+        }
+    }
+    panic!("SCAN did not finish");
+}
+
+/// The keys in the server beyond what may outlive the release of every lock on `resources`:
+/// the cross-resource waiting index, which expires one waiter lease after the last wait
+/// (PROTOCOL.md, section 1). Listed with SCAN, so a key under a name nobody expected shows up
+/// instead of passing unnoticed. Empty when everything was released and cleaned up.
+pub fn left_behind(server: &RedisServer, resources: &[&str]) -> Vec<String> {
+    let mut allowed = Vec::new();
+    for r in resources {
+        allowed.push(LockKeys::for_resource("", r).unwrap().index);
+    }
+    scan_keys(server)
+        .into_iter()
+        .filter(|k| !allowed.contains(k))
+        .collect()
 }
 
 /// Number of live waiters recorded in Redis for `lock_key`.

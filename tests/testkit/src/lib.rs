@@ -2,17 +2,20 @@
 //! Throwaway `redis-server` processes for tests, examples and benchmarks.
 //!
 //! Each server runs in the foreground as a child of this process, on a free loopback port, with
-//! no persistence, in its own temporary directory; it is killed and reaped when the handle is
-//! dropped (also on panic). Nothing here touches port 6379. The binary is `redis-server` from
-//! `PATH`, or `$TXCOORD_REDIS_SERVER`.
+//! no persistence, in its own temporary directory, writing its output to `redis.log` there (its
+//! end is shown when the server does not start); it is killed and reaped, and the directory
+//! removed, when the handle is dropped (also on panic, and when it never started). Nothing here
+//! touches port 6379. The binary is `redis-server` from `PATH`, or `$TXCOORD_REDIS_SERVER`.
 
 pub mod proxy;
 
 pub use proxy::Proxy;
 
+use std::io::{Read, Seek, SeekFrom};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A running redis-server child process.
@@ -33,6 +36,42 @@ fn binary() -> String {
     std::env::var("TXCOORD_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string())
 }
 
+/// A new empty directory of its own under the system temp dir.
+fn fresh_dir() -> PathBuf {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    for _ in 0..100 {
+        let dir = std::env::temp_dir().join(format!(
+            "txcoord-redis-{}-{}-{nanos:08x}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return dir,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("create {}: {e}", dir.display()),
+        }
+    }
+    panic!("no fresh temporary directory for redis-server");
+}
+
+/// The last `lines` lines of `path` (at most its last 64 KiB are read).
+fn tail(path: &Path, lines: usize) -> String {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers PING.
     pub fn start() -> RedisServer {
@@ -41,21 +80,17 @@ impl RedisServer {
 
     /// Starts a server with extra `redis-server` arguments (e.g. `["--maxmemory", "10mb"]`).
     pub fn start_with(extra_args: &[&str]) -> RedisServer {
-        let dir = std::env::temp_dir().join(format!(
-            "txcoord-redis-{}-{}",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos() ^ (free_port() as u128)
-        ));
-        std::fs::create_dir_all(&dir).expect("create redis dir");
+        // The handle owns the directory from here on: dropped (by the panic below, too), it
+        // removes it.
+        let mut server = RedisServer {
+            child: None,
+            port: 0,
+            dir: fresh_dir(),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        };
         let mut last_err = String::new();
         for _ in 0..5 {
-            let port = free_port();
-            let mut server = RedisServer {
-                child: None,
-                port,
-                dir: dir.clone(),
-                extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
-            };
+            server.port = free_port();
             match server.spawn() {
                 Ok(()) => return server,
                 Err(e) => last_err = e,
@@ -64,7 +99,31 @@ impl RedisServer {
         panic!("could not start redis-server: {last_err}");
     }
 
+    /// The server's temporary directory (its `--dir`; removed on drop).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The server's output (`redis.log` in its directory), all starts and restarts.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("redis.log")
+    }
+
+    /// The last `lines` lines of the server's output.
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail(&self.log_path(), lines)
+    }
+
     fn spawn(&mut self) -> Result<(), String> {
+        let log_path = self.log_path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| format!("open {}: {e}", log_path.display()))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", log_path.display()))?;
         let mut cmd = Command::new(binary());
         cmd.args([
             "--port",
@@ -86,8 +145,8 @@ impl RedisServer {
         ]);
         cmd.args(&self.extra_args);
         cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err));
         let child = cmd.spawn().map_err(|e| {
             format!(
                 "cannot run {}: {e} (install redis-server, or run `make test` which does)",
@@ -100,7 +159,12 @@ impl RedisServer {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     self.child = None;
-                    return Err(format!("redis-server exited early with {status}"));
+                    return Err(format!(
+                        "redis-server on port {} exited early with {status}; the end of {}:\n{}",
+                        self.port,
+                        log_path.display(),
+                        self.log_tail(20)
+                    ));
                 }
             }
             if self.ping_ok() {
@@ -109,17 +173,31 @@ impl RedisServer {
             std::thread::sleep(Duration::from_millis(10));
         }
         self.kill();
-        Err("redis-server did not answer PING within 10 s".into())
+        Err(format!(
+            "redis-server on port {} did not answer PING within 10 s (killed); the end of {}:\n{}",
+            self.port,
+            log_path.display(),
+            self.log_tail(20)
+        ))
     }
 
+    /// Whether our child answers on the port (not another process that took the port first).
     fn ping_ok(&self) -> bool {
+        let Some(pid) = self.pid() else {
+            return false;
+        };
         let Ok(client) = redis::Client::open(self.url()) else {
             return false;
         };
         let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
             return false;
         };
-        redis::cmd("PING").query::<String>(&mut con).is_ok()
+        let Ok(info) = redis::cmd("INFO").arg("server").query::<String>(&mut con) else {
+            return false;
+        };
+        info.lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .is_some_and(|p| p.trim() == pid.to_string())
     }
 
     /// The server's port.
