@@ -2229,8 +2229,10 @@ fn run() -> i32 {
         &protocol::CANCEL_LUA,
         &protocol::INDEX_LUA,
     ] {
-        let loaded: redis::RedisResult<String> =
-            redis::cmd("SCRIPT").arg("LOAD").arg(src.as_str()).query(&mut admin);
+        let loaded: redis::RedisResult<String> = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(src.as_str())
+            .query(&mut admin);
         if let Err(e) = loaded {
             eprintln!("SCRIPT LOAD failed: {e}");
         }

@@ -44,7 +44,7 @@ async fn fence_never_repeats_after_a_restart_from_an_older_snapshot() {
     let newest = *seen.iter().max().unwrap();
     server.restart();
     assert!(
-        exists(&server, "lock:fence"),
+        exists(&server, &lock_key("fence")),
         "the snapshot brought the lock of the first grant back"
     );
     let l = m
@@ -65,7 +65,7 @@ async fn a_reentrant_hold_never_shortens_the_lock_under_another_hold() {
     let server = RedisServer::start();
     let c = client(&server);
     let saga = owned(&c, "saga-o");
-    let key = "lock:share";
+    let key = &lock_key("share");
     let a = saga
         .acquire_lock("share", ms(30_000), ms(0))
         .await
@@ -176,10 +176,10 @@ async fn a_reentry_whose_reply_is_lost_leaks_no_hold() {
     );
     assert_eq!(b.hold_count(), 2, "one re-entry, however many attempts");
     b_side.release_lock("reenter").await.unwrap();
-    assert!(exists(&server, "lock:reenter"), "A still holds it");
+    assert!(exists(&server, &lock_key("reenter")), "A still holds it");
     a_side.release_lock("reenter").await.unwrap();
     assert!(
-        !exists(&server, "lock:reenter"),
+        !exists(&server, &lock_key("reenter")),
         "a hold leaked: the key outlives every release"
     );
 }
@@ -202,11 +202,13 @@ where
     Fut: std::future::Future<Output = txcoord::Result<()>>,
 {
     let mut last = None;
-    for _ in 0..20 {
+    let deadline = Instant::now() + ms(10_000);
+    while Instant::now() < deadline {
         match release().await {
             Ok(()) => return,
             Err(e) => last = Some(e),
         }
+        tokio::time::sleep(ms(50)).await; // pause between retries while the client reconnects
     }
     panic!("release kept failing: {last:?}");
 }
@@ -230,12 +232,12 @@ async fn a_failed_release_is_sent_again() {
     proxy.blackhole_up(false);
     proxy.reset_all();
     assert!(
-        exists(&server, "lock:rel"),
+        exists(&server, &lock_key("rel")),
         "the first release never reached Redis"
     );
     release_until_ok(|| m.release_lock("rel")).await;
     assert!(
-        !exists(&server, "lock:rel"),
+        !exists(&server, &lock_key("rel")),
         "the second release was not sent"
     );
     assert_eq!(lock.status(), LockStatus::Released);
@@ -245,10 +247,11 @@ async fn a_failed_release_is_sent_again() {
     // The same when the release future is dropped before Redis answered.
     let lock = DistributedLock::new(&c, "rel2", ms(30_000)).unwrap();
     let mut got = false;
-    for _ in 0..20 {
-        if let Ok(true) = lock.acquire().await {
-            got = true;
-            break;
+    let deadline = Instant::now() + ms(10_000);
+    while !got && Instant::now() < deadline {
+        got = matches!(lock.acquire().await, Ok(true));
+        if !got {
+            tokio::time::sleep(ms(50)).await; // pause between retries while the client reconnects
         }
     }
     assert!(got, "acquire after the reset");
@@ -281,14 +284,15 @@ async fn release_all_locks_keeps_the_failed_ones_for_a_retry() {
     proxy.blackhole_up(false);
     proxy.reset_all();
     let mut left = usize::MAX;
-    for _ in 0..20 {
+    let deadline = Instant::now() + ms(10_000);
+    while left > 0 && Instant::now() < deadline {
         left = m.release_all_locks().await.len();
-        if left == 0 {
-            break;
+        if left > 0 {
+            tokio::time::sleep(ms(50)).await; // pause between retries while the client reconnects
         }
     }
     assert_eq!(left, 0);
-    assert!(!exists(&server, "lock:all-a") && !exists(&server, "lock:all-b"));
+    assert!(!exists(&server, &lock_key("all-a")) && !exists(&server, &lock_key("all-b")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,13 +400,13 @@ async fn a_waiter_on_a_slow_connection_keeps_its_place_in_the_queue() {
     let pending =
         tokio::spawn(async move { waiter.acquire_lock("slow", ms(30_000), ms(15_000)).await });
     wait_until("the waiter to queue", ms(10_000), || {
-        waiter_count(&server, "lock:slow") == 1
+        waiter_count(&server, &lock_key("slow")) == 1
     })
     .await;
     // Each reply takes 1.5 s: attempt + pause must still refresh the 2 s lease in time.
     let window = Instant::now() + ms(6_000);
     while Instant::now() < window {
-        let info = txcoord::registry::inspect(&holder_client, "lock:slow")
+        let info = txcoord::registry::inspect(&holder_client, &lock_key("slow"))
             .await
             .unwrap();
         assert_eq!(

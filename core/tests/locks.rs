@@ -602,12 +602,19 @@ async fn nothing_is_left_after_a_burst() {
     for t in tasks {
         t.await.unwrap();
     }
-    // The waiting indexes expire one lease after their last entry; nothing else outlives the
-    // last release (PROTOCOL.md, section 5).
-    wait_until("nothing left in Redis", ms(5000), || {
-        server.keys().is_empty()
+    // The waiting index expires one lease after its last entry; nothing else of the locks
+    // outlives the last release (PROTOCOL.md, section 1). The saga's owner record stays, for
+    // its age, with no wait left in it.
+    let owner_record = txcoord::keys::owner_key("", "burst-saga");
+    wait_until("nothing of the locks left in Redis", ms(5000), || {
+        server.keys().iter().all(|k| *k == owner_record)
     })
     .await;
+    let c = client(&server);
+    let owner = txcoord::registry::owners(&c, &["burst-saga"])
+        .await
+        .unwrap();
+    assert!(owner[0].waits.is_empty(), "{owner:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -671,10 +678,7 @@ async fn release_all_locks_attempts_every_release_and_returns_failures() {
     }
     assert_eq!(m.held_resources(), vec!["a", "b", "c"]);
     assert!(m.release_all_locks().await.is_empty());
-    assert_eq!(
-        left_behind(&server, &["a", "b", "c"]),
-        Vec::<String>::new()
-    );
+    assert_eq!(left_behind(&server, &["a", "b", "c"]), Vec::<String>::new());
 
     for r in ["a", "b", "c"] {
         m.acquire_lock(r, ms(10_000), ms(0)).await.unwrap().unwrap();
@@ -795,10 +799,7 @@ async fn renewal_keeps_a_short_lock_held() {
     assert!(c.stats().renewals >= 12, "{:?}", c.stats());
     assert_eq!(lock.loss_reason(), None);
     lock.release().await.unwrap();
-    assert_eq!(
-        left_behind(&server, &["renewed"]),
-        Vec::<String>::new()
-    );
+    assert_eq!(left_behind(&server, &["renewed"]), Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -853,10 +854,7 @@ async fn script_cache_flush_is_invisible() {
         let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con).unwrap();
         l.release().await.unwrap();
     }
-    assert_eq!(
-        left_behind(&server, &["flush"]),
-        Vec::<String>::new()
-    );
+    assert_eq!(left_behind(&server, &["flush"]), Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -228,18 +228,20 @@ async fn a_lock_lost_at_its_deadline_is_still_released() {
     .await;
     assert_eq!(lock.loss_reason(), Some(LossReason::Deadline));
     assert!(
-        exists(&server, "lock:deadline"),
+        exists(&server, &lock_key("deadline")),
         "the renewals kept the key"
     );
     proxy.blackhole_down(false);
     proxy.reset_all();
     let mut released = false;
-    for _ in 0..20 {
-        if m.release_lock("deadline").await.is_ok() && !exists(&server, "lock:deadline") {
-            released = true;
-            break;
+    let deadline = Instant::now() + ms(10_000);
+    while !released && Instant::now() < deadline {
+        released = m.release_lock("deadline").await.is_ok();
+        if !released {
+            tokio::time::sleep(ms(50)).await; // pause between retries while the client reconnects
         }
     }
+    assert!(!exists(&server, &lock_key("deadline")));
     assert!(released, "release_lock left the key of a lost lock behind");
     assert!(m.held_resources().is_empty());
 }
@@ -256,9 +258,9 @@ async fn a_waiter_after_a_reconnect_subscribes_again() {
         .unwrap();
     let wc = client(&server);
     let waiter = LockManager::new(&wc);
+    let sleeps = wc.stats().sleeps;
     let w1 = waiter.clone();
     let first = tokio::spawn(async move { w1.acquire_lock("resub", ms(30_000), ms(20_000)).await });
-    let sleeps = wc.stats().sleeps;
     wait_until("the first waiter asleep", ms(10_000), || {
         wc.stats().sleeps > sleeps
     })
@@ -286,7 +288,23 @@ async fn a_waiter_after_a_reconnect_subscribes_again() {
     })
     .await;
     held.release().await.unwrap();
-    let a = first.await.unwrap().unwrap();
-    let b = second.await.unwrap().unwrap();
-    assert!(a.is_some() || b.is_some());
+    // Both waits end with the lock, one after the other: each is handed over by a release.
+    let mut pending = vec![first, second];
+    for _ in 0..2 {
+        let deadline = Instant::now() + ms(20_000);
+        let done = loop {
+            if let Some(i) = pending.iter().position(|t| t.is_finished()) {
+                break i;
+            }
+            assert!(Instant::now() < deadline, "a waiter never got the lock");
+            tokio::time::sleep(ms(10)).await; // polling a condition with a deadline
+        };
+        let lock = pending
+            .remove(done)
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("handed over");
+        lock.release().await.unwrap();
+    }
 }

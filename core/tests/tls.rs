@@ -86,46 +86,18 @@ async fn locks_over_tls_with_an_acl_user() {
         "--tls-auth-clients",
         "no",
     ]);
-    // A least-privilege user: the keys and channels of PROTOCOL.md, and the commands txcoord sends.
+    // A least-privilege user: exactly the rules PROTOCOL.md documents (section 12).
     let mut con = server.connection();
-    let _: () = redis::cmd("ACL")
+    let mut setuser = redis::cmd("ACL");
+    setuser
         .arg("SETUSER")
         .arg("locker")
         .arg("on")
-        .arg(">s3cret")
-        .arg("~lock:*")
-        .arg("~{lock:*")
-        .arg("~txcoord:*")
-        .arg("&{lock:*")
-        .arg("+evalsha")
-        .arg("+eval")
-        .arg("+script|load")
-        .arg("+subscribe")
-        .arg("+unsubscribe")
-        .arg("+ping")
-        .arg("+hello")
-        .arg("+client|setname")
-        .arg("+zrange")
-        // the commands the scripts run (PROTOCOL.md, "Least privilege")
-        .arg("+get")
-        .arg("+set")
-        .arg("+del")
-        .arg("+exists")
-        .arg("+pexpire")
-        .arg("+pttl")
-        .arg("+time")
-        .arg("+hget")
-        .arg("+hmget")
-        .arg("+hset")
-        .arg("+hdel")
-        .arg("+hincrby")
-        .arg("+hgetall")
-        .arg("+zadd")
-        .arg("+zrem")
-        .arg("+zremrangebyscore")
-        .arg("+publish")
-        .query(&mut con)
-        .unwrap();
+        .arg(">s3cret");
+    for rule in documented_acl_rules() {
+        setuser.arg(rule);
+    }
+    let _: () = setuser.query(&mut con).unwrap();
 
     let url = format!("rediss://locker:s3cret@127.0.0.1:{tls_port}/#insecure");
     let c = Client::open(&url).unwrap();
@@ -159,6 +131,26 @@ async fn locks_over_tls_with_an_acl_user() {
     assert_eq!(after.wake_timer, asleep.wake_timer, "{after:?}");
     second.release().await.unwrap();
 
+    // a saga's locks: owned acquisition, re-entry and release of each hold
+    let saga =
+        LockManager::with_options(&c, ManagerOptions::new().set_owner_id("saga-tls")).unwrap();
+    let first = saga
+        .acquire_lock("owned", ms(5000), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
+    let again = saga
+        .acquire_lock("owned", ms(5000), ms(0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.hold_count(), 2);
+    assert!(again.extend(None).await.unwrap());
+    again.release().await.unwrap();
+    assert!(exists(&server, &lock_key("owned")));
+    first.release().await.unwrap();
+    assert!(!exists(&server, &lock_key("owned")));
+
     // wrong password: an error at once, not a wait until the timeout, and not None
     let bad = Client::open(&format!(
         "rediss://locker:nope@127.0.0.1:{tls_port}/#insecure"
@@ -182,4 +174,29 @@ async fn locks_over_tls_with_an_acl_user() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+}
+
+/// The rules of the user in PROTOCOL.md's "Least privilege" section: every word of its
+/// `ACL SETUSER` block after `on >password`.
+fn documented_acl_rules() -> Vec<String> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../PROTOCOL.md"))
+        .expect("PROTOCOL.md");
+    let section = doc
+        .split("## 12. Least privilege")
+        .nth(1)
+        .expect("the ACL section");
+    let block = section.split("```").nth(1).expect("the ACL block");
+    let words: Vec<String> = block
+        .split_whitespace()
+        .filter(|w| *w != "\\")
+        .map(str::to_string)
+        .collect();
+    let start = words
+        .iter()
+        .position(|w| w == ">password")
+        .expect("ACL SETUSER <user> on >password")
+        + 1;
+    let rules = words[start..].to_vec();
+    assert!(rules.iter().any(|r| r == "+evalsha"), "{rules:?}");
+    rules
 }
