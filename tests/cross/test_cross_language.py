@@ -156,7 +156,7 @@ def test_an_owner_id_re_enters_the_lock_across_languages(
     assert again["hold_count"] == 2, again
     # the value names the owner (PROTOCOL.md, section 2); H holds one id per hold
     value = raw.get(lock_key(resource))
-    assert value is not None and value.endswith(f":{owner}"), value
+    assert isinstance(value, str) and value.endswith(f":{owner}"), value
     assert raw.scard(holds) == 2
 
     # Without the owner id, the third language is excluded and waits.
