@@ -6,7 +6,8 @@ use std::time::Duration;
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
-use txcoord::{validate, ClientOptions};
+use txcoord::binding::validate;
+use txcoord::ClientOptions;
 
 use crate::bridge::{self, Prep};
 use crate::error;

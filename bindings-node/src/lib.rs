@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Node binding of txcoord: thin conversion between JavaScript and the `txcoord` core.
 //!
-//! - Arguments arrive raw (`Unknown`) and are judged by `txcoord::validate` (see `raw`).
+//! - Arguments arrive raw (`Unknown`) and are judged by `txcoord::binding::validate` (see `raw`).
 //! - Promise-returning methods validate synchronously and reject (never throw) on bad
 //!   arguments; their futures run on napi's tokio runtime and settle in batches (`bridge`).
 //! - Errors are mapped once, from `Error::kind()`, in `error`.

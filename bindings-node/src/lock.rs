@@ -4,7 +4,8 @@
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
-use txcoord::{validate, LockOptions};
+use txcoord::binding::validate;
+use txcoord::LockOptions;
 
 use crate::bridge::{self, Prep, Settled};
 use crate::client::{unknown, JsClient};

@@ -9,7 +9,8 @@ use napi::sys;
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
 use tokio::sync::watch;
-use txcoord::{validate, AcquireOptions, ManagerOptions};
+use txcoord::binding::validate;
+use txcoord::{AcquireOptions, ManagerOptions};
 
 use crate::bridge::{self, Prep, Settled};
 use crate::client::{unknown, JsClient};

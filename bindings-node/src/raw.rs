@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! JavaScript values as they arrived, turned into [`txcoord::validate::Raw`] without any
+//! JavaScript values as they arrived, turned into [`txcoord::binding::validate::Raw`] without any
 //! conversion: `undefined` → `Absent`, `null` → `Null`, a boolean → `Bool`, a number →
 //! `Float`, a string → `Str`, anything else → `Other(typeof)`. The core's validator decides.
 //!
@@ -11,7 +11,7 @@ use std::ffi::CStr;
 use std::ptr;
 
 use napi::sys;
-use txcoord::validate::Raw;
+use txcoord::binding::validate::Raw;
 use txcoord::Error;
 
 /// An owned copy of one JavaScript value, enough to build a [`Raw`] from.

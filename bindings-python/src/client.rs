@@ -8,7 +8,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString};
-use txcoord::validate;
+use txcoord::binding::validate;
 
 use crate::bridge::{self, OnCancel};
 use crate::convert::{type_description, OwnedRaw};

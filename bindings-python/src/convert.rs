@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyString, PyType};
 use pyo3::Borrowed;
-use txcoord::validate::Raw;
+use txcoord::binding::validate::Raw;
 
 /// A Python argument that distinguishes "not given" from an explicit `None`.
 pub(crate) enum Arg<'py> {

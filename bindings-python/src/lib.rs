@@ -102,7 +102,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "DEFAULT_TIMEOUT_MS",
         txcoord::DEFAULT_TIMEOUT.as_millis() as u64,
     )?;
-    m.add("MAX_MS", txcoord::validate::MAX_MS)?;
+    m.add("MAX_MS", txcoord::binding::validate::MAX_MS)?;
 
     m.add_function(wrap_pyfunction!(bridge::use_plain_bridge, m)?)?;
     m.add_function(wrap_pyfunction!(test_panic, m)?)?;

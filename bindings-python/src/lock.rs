@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBool;
 use pyo3::{PyTraverseError, PyVisit};
 use tokio::task::AbortHandle;
-use txcoord::validate;
+use txcoord::binding::validate;
 use txcoord::{DistributedLock, LockOptions, LockStatus, LossReason};
 
 use crate::bridge::{self, LoopQueue, OnCancel};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
-use txcoord::validate;
+use txcoord::binding::validate;
 use txcoord::{AcquireOptions, LockKeys, LockManager, ManagerOptions};
 
 use crate::bridge::{self, LoopQueue, OnCancel};

@@ -27,21 +27,19 @@
 
 #![forbid(unsafe_code)]
 
+pub mod binding;
 mod client;
 mod error;
-pub mod keys;
 mod lock;
-mod manager;
 pub mod protocol;
 pub mod registry;
-mod renewal;
-pub mod validate;
+mod scheduler;
 
 pub use client::{Client, ClientOptions, ClientStats};
 pub use error::{Error, ErrorKind, LossReason, Result};
-pub use keys::LockKeys;
 pub use lock::{
-    DistributedLock, LockOptions, LockStatus, LossWatch, DEFAULT_FALLBACK_POLL, DEFAULT_TIMEOUT,
-    DEFAULT_TTL, DEFAULT_WAITER_LEASE,
+    hash_tag, slot, AcquireOptions, DistributedLock, LockKeys, LockManager, LockOptions,
+    LockStatus, LossWatch, ManagerOptions, DEFAULT_FALLBACK_POLL, DEFAULT_TIMEOUT, DEFAULT_TTL,
+    DEFAULT_WAITER_LEASE,
 };
-pub use manager::{AcquireOptions, LockManager, ManagerOptions};
+pub use protocol::PROTOCOL_VERSION;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The wire protocol of PROTOCOL.md: its Lua scripts and reply shapes. Every language speaks
-//! exactly this; the scripts live in `core/src/lua/` and are loaded with `redis::Script`, so
-//! `EVALSHA` falls back to `EVAL` when Redis has lost its script cache.
+//! What every implementation of the wire protocol (PROTOCOL.md) shares: its version, the
+//! format of the values txcoord stores, and the Lua scripts as they are sent. The scripts live
+//! beside the component that runs them (`lock/lua/`, `registry/lua/`), each called through a
+//! typed wrapper there; the shared helpers are `lua/prelude.lua`.
 
 use std::sync::LazyLock;
 
@@ -12,6 +13,13 @@ use crate::error::{Error, Result};
 /// Version of the protocol described in PROTOCOL.md. Every value txcoord stores in a lock key
 /// starts with it (`2:`), and so does every waiter entry (`2|`).
 pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The prefix of every lock value txcoord writes: the protocol version.
+pub(crate) const VALUE_PREFIX: &str = "2:";
+
+/// How long an owner's record lives after its last wait: long enough that a saga retried
+/// after being aborted keeps its age (the deadlock detector's tie-break).
+pub const OWNER_RECORD_KEEP_MS: u64 = 600_000;
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
 
@@ -28,85 +36,68 @@ fn with_prelude(own: &str, bare: bool) -> String {
     }
 }
 
-macro_rules! script {
-    ($(#[$doc:meta])* $source:ident, $script:ident, $file:literal, $bare:expr) => {
+macro_rules! source {
+    ($(#[$doc:meta])* $name:ident, $path:literal, $bare:expr) => {
         $(#[$doc])*
-        pub static $source: LazyLock<String> =
-            LazyLock::new(|| with_prelude(include_str!(concat!("lua/", $file)), $bare));
-        pub(crate) static $script: LazyLock<redis::Script> =
-            LazyLock::new(|| redis::Script::new(&$source));
+        pub static $name: LazyLock<String> =
+            LazyLock::new(|| with_prelude(include_str!($path), $bare));
     };
 }
 
-script!(
-    /// Source of the acquire script (contended, owned and fair acquisitions).
-    ACQUIRE_LUA, ACQUIRE, "acquire.lua", false
+source!(
+    /// The acquire script (contended, owned and fair acquisitions).
+    ACQUIRE_LUA, "lock/lua/acquire.lua", false
 );
-script!(
-    /// Source of the release script of locks taken without an owner id.
-    RELEASE_LUA, RELEASE, "release.lua", false
+source!(
+    /// The release script of locks taken without an owner id.
+    RELEASE_LUA, "lock/lua/release.lua", false
 );
-script!(
-    /// Source of the release script of locks taken with an owner id (one hold at a time).
-    RELEASE_HOLD_LUA, RELEASE_HOLD, "release_hold.lua", false
+source!(
+    /// The release script of locks taken with an owner id (one hold at a time).
+    RELEASE_HOLD_LUA, "lock/lua/release_hold.lua", false
 );
-script!(
-    /// Source of the extend/renew script.
-    EXTEND_LUA, EXTEND, "extend.lua", true
+source!(
+    /// The extend/renew script.
+    EXTEND_LUA, "lock/lua/extend.lua", true
 );
-script!(
-    /// Source of the waiter cancel script.
-    CANCEL_LUA, CANCEL, "cancel.lua", false
+source!(
+    /// The waiter cancel script.
+    CANCEL_LUA, "lock/lua/cancel.lua", false
 );
-script!(
-    /// Source of the waiting-index script.
-    INDEX_LUA, INDEX, "index.lua", false
+source!(
+    /// The waiting-index script.
+    INDEX_LUA, "registry/lua/index.lua", false
 );
-script!(
-    /// Source of the owner-record script (the locks one owner waits on, and its age).
-    OWNER_INDEX_LUA, OWNER_INDEX, "owner_index.lua", false
+source!(
+    /// The owner-record script (the locks one owner waits on, and its age).
+    OWNER_INDEX_LUA, "registry/lua/owner_index.lua", false
 );
-script!(
-    /// Source of the inspect script.
-    INSPECT_LUA, INSPECT, "inspect.lua", false
+source!(
+    /// The inspect script.
+    INSPECT_LUA, "registry/lua/inspect.lua", false
 );
-script!(
-    /// Source of the deadlock-victim marking script.
-    ABORT_WAITER_LUA, ABORT_WAITER, "abort_waiter.lua", false
+source!(
+    /// The deadlock-victim marking script.
+    ABORT_WAITER_LUA, "registry/lua/abort_waiter.lua", false
 );
+
+/// Every script of the protocol by name, with its source as sent.
+pub fn scripts() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("acquire", ACQUIRE_LUA.as_str()),
+        ("release", RELEASE_LUA.as_str()),
+        ("release_hold", RELEASE_HOLD_LUA.as_str()),
+        ("extend", EXTEND_LUA.as_str()),
+        ("cancel", CANCEL_LUA.as_str()),
+        ("index", INDEX_LUA.as_str()),
+        ("owner_index", OWNER_INDEX_LUA.as_str()),
+        ("inspect", INSPECT_LUA.as_str()),
+        ("abort_waiter", ABORT_WAITER_LUA.as_str()),
+    ]
+}
 
 /// The command that announces releases: `PUBLISH` on a single server (`SPUBLISH` in Cluster).
 pub(crate) const PUBLISH: &str = "PUBLISH";
-
-/// How long an owner's record lives after its last wait: long enough that a saga retried
-/// after being aborted keeps its age (the deadlock detector's tie-break).
-pub const OWNER_RECORD_KEEP_MS: u64 = 600_000;
-
-/// The prefix of every lock value txcoord writes: the protocol version.
-pub(crate) const VALUE_PREFIX: &str = "2:";
-
-/// The reply of one acquire attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Attempt {
-    Acquired {
-        value: String,
-        token: u64,
-        hold_count: u64,
-        validity_ms: i64,
-    },
-    /// `pttl` of the lock key (-2: free, but another waiter's turn); `hint`: 1 for a txcoord
-    /// holder (which announces its release), 0 for a foreign one, or, when `pttl` is -2, how
-    /// long the head of the queue has left to claim the lock (ms).
-    Busy {
-        pttl: i64,
-        hint: i64,
-    },
-    Victim,
-    /// The lock key holds state of another protocol version.
-    Incompatible {
-        version: i64,
-    },
-}
 
 pub(crate) fn int(v: &Value) -> Result<i64> {
     match v {
@@ -145,82 +136,35 @@ pub(crate) fn bad_reply(expected: &str, got: &Value) -> Error {
     ))
 }
 
-pub(crate) fn parse_attempt(v: &Value) -> Result<Attempt> {
-    let items = array(v)?;
-    let code = int(items.first().ok_or_else(|| bad_reply("a status", v))?)?;
-    let at = |i: usize| items.get(i).ok_or_else(|| bad_reply("more fields", v));
-    match code {
-        1 => Ok(Attempt::Acquired {
-            value: text(at(1)?)?,
-            token: u64::try_from(int(at(2)?)?).map_err(|_| bad_reply("a token", v))?,
-            hold_count: u64::try_from(int(at(3)?)?).map_err(|_| bad_reply("a count", v))?,
-            validity_ms: int(at(4)?)?,
-        }),
-        0 => Ok(Attempt::Busy {
-            pttl: int(at(1)?)?,
-            hint: int(at(2)?)?,
-        }),
-        -1 => Ok(Attempt::Victim),
-        -2 => Ok(Attempt::Incompatible {
-            version: int(at(1)?)?,
-        }),
-        _ => Err(bad_reply("a status of 1, 0, -1 or -2", v)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn scripts_carry_the_prelude() {
-        for src in [
-            &*ACQUIRE_LUA,
-            &*RELEASE_LUA,
-            &*RELEASE_HOLD_LUA,
-            &*CANCEL_LUA,
-            &*INDEX_LUA,
-            &*INSPECT_LUA,
-            &*ABORT_WAITER_LUA,
-        ] {
-            assert!(src.contains("local function wake_head"), "{src}");
-            assert!(!src.contains("--@prelude"));
+    fn scripts_carry_the_prelude_where_they_need_it() {
+        for (name, src) in scripts() {
+            assert!(!src.contains("--@prelude"), "{name}");
+            if name == "extend" {
+                assert!(
+                    !src.contains("local function"),
+                    "extend defines no function"
+                );
+            } else {
+                assert!(src.contains("local function wake_head"), "{name}");
+            }
         }
         // the release scripts define no function on their common path
-        let release_head = RELEASE_LUA.split("local function").next().unwrap();
-        assert!(release_head.contains("redis.call('DEL', K)"));
-        assert!(!EXTEND_LUA.contains("local function"));
-        assert_ne!(ACQUIRE.get_hash(), RELEASE.get_hash());
-    }
-
-    #[test]
-    fn attempt_replies_parse() {
-        let acquired = Value::Array(vec![
-            Value::Int(1),
-            Value::BulkString(b"v".to_vec()),
-            Value::Int(1_800_000_000_000_000),
-            Value::Int(1),
-            Value::Int(30000),
-        ]);
+        let head = RELEASE_LUA.split("local function").next().unwrap();
+        assert!(head.contains("redis.call('DEL', K)"));
         assert_eq!(
-            parse_attempt(&acquired).unwrap(),
-            Attempt::Acquired {
-                value: "v".into(),
-                token: 1_800_000_000_000_000,
-                hold_count: 1,
-                validity_ms: 30000
-            }
+            scripts().len(),
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/lock/lua"))
+                .unwrap()
+                .count()
+                + std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/registry/lua"))
+                    .unwrap()
+                    .count(),
+            "every Lua file is a script of the protocol"
         );
-        let busy = Value::Array(vec![Value::Int(0), Value::Int(-2), Value::Int(1)]);
-        assert_eq!(
-            parse_attempt(&busy).unwrap(),
-            Attempt::Busy { pttl: -2, hint: 1 }
-        );
-        assert_eq!(
-            parse_attempt(&Value::Array(vec![Value::Int(-1)])).unwrap(),
-            Attempt::Victim
-        );
-        assert!(parse_attempt(&Value::Nil).is_err());
-        assert!(parse_attempt(&Value::Array(vec![Value::Int(7)])).is_err());
     }
 }

@@ -24,7 +24,7 @@ async fn bad_input_is_refused_and_redis_is_untouched() {
 
     let long = "r".repeat(1025);
     let long_owner = "o".repeat(257);
-    let over = Duration::from_millis(txcoord::validate::MAX_MS + 1);
+    let over = Duration::from_millis(txcoord::binding::validate::MAX_MS + 1);
     let acquire = |resource: &'static str, opts: AcquireOptions| {
         let m = m.clone();
         async move { m.acquire_lock_with(resource, opts).await.map(|_| ()) }

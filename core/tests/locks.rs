@@ -531,11 +531,7 @@ async fn braces_in_resource_names() {
         let keys = lock.keys().clone();
         assert_eq!(keys.lock, format!("lock:{resource}"));
         for aux in [&keys.holder, &keys.queue, &keys.waiters, &keys.channel] {
-            assert_eq!(
-                txcoord::keys::slot(aux),
-                txcoord::keys::slot(&keys.lock),
-                "{aux}"
-            );
+            assert_eq!(txcoord::slot(aux), txcoord::slot(&keys.lock), "{aux}");
         }
         assert_eq!(server.keys(), vec![keys.lock.clone()]);
         lock.release().await.unwrap();
@@ -605,7 +601,7 @@ async fn nothing_is_left_after_a_burst() {
     // The waiting index expires one lease after its last entry; nothing else of the locks
     // outlives the last release (PROTOCOL.md, section 1). The saga's owner record stays, for
     // its age, with no wait left in it.
-    let owner_record = txcoord::keys::owner_key("", "burst-saga");
+    let owner_record = txcoord::registry::owner_key("", "burst-saga");
     wait_until("nothing of the locks left in Redis", ms(5000), || {
         server.keys().iter().all(|k| *k == owner_record)
     })

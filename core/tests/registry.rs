@@ -64,7 +64,17 @@ async fn waiters_and_holders_form_the_wait_for_graph() {
         tokio::time::sleep(ms(10)).await;
     }
     assert_eq!(locks.len(), 2, "{locks:?}");
-    let mut edges = registry::wait_for_edges(&locks);
+    let mut edges: Vec<(String, String, String)> = registry::wait_for_edges(&locks)
+        .into_iter()
+        .map(|e| {
+            assert!(
+                e.holder_token.is_some(),
+                "a saga holder's token is in its value"
+            );
+            assert!(!e.waiter_id.is_empty());
+            (e.waiter, e.holder, e.lock_key)
+        })
+        .collect();
     edges.sort();
     assert_eq!(
         edges,

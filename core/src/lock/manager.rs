@@ -8,14 +8,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::acquire::WaitParams;
+use super::keys::LockKeys;
+use super::{
+    DistributedLock, LockOptions, LockStatus, DEFAULT_FALLBACK_POLL, DEFAULT_TIMEOUT, DEFAULT_TTL,
+    DEFAULT_WAITER_LEASE,
+};
+use crate::binding::validate;
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::keys::LockKeys;
-use crate::lock::{
-    DistributedLock, LockOptions, LockStatus, WaitParams, DEFAULT_FALLBACK_POLL, DEFAULT_TIMEOUT,
-    DEFAULT_TTL, DEFAULT_WAITER_LEASE,
-};
-use crate::validate;
 
 /// Settings of a [`LockManager`]. Defaults: no owner, priority 0, not fair, fallback poll
 /// 1000 ms, waiter lease 5000 ms.

@@ -2,8 +2,8 @@
 //! The key scheme of PROTOCOL.md: the lock key and the auxiliary keys that must share its
 //! Redis Cluster slot.
 
+use crate::binding::validate;
 use crate::error::{Error, Result};
-use crate::validate;
 
 /// Suffixes of the auxiliary keys. A lock key may not itself end in one of them.
 pub(crate) const SUFFIX_HOLDER: &str = "~h";
@@ -14,11 +14,6 @@ const SUFFIXES: [&str; 4] = [SUFFIX_HOLDER, SUFFIX_QUEUE, SUFFIX_WAITERS, SUFFIX
 
 /// The index of locks that have waiters (after the key prefix).
 pub(crate) const WAITING_INDEX: &str = "txcoord:waiting";
-
-/// The record of one owner id (a saga): the locks it waits on and its age (PROTOCOL.md §7).
-pub fn owner_key(prefix: &str, owner: &str) -> String {
-    format!("{prefix}txcoord:owner:{owner}")
-}
 
 /// The byte range of the hash tag Redis Cluster uses for `key`, if it has one: the text between
 /// the first `{` and the first `}` after it, when that text is not empty.

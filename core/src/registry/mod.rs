@@ -2,12 +2,43 @@
 //! Reading the holder/waiter registry of PROTOCOL.md: one lock, or every lock with waiters in a
 //! fixed number of round trips (the deadlock detector's wait-for graph).
 
+mod scripts;
+
+use std::time::Duration;
+
 use redis::Value;
 
 use crate::client::Client;
-use crate::error::{Error, Result};
-use crate::keys::LockKeys;
-use crate::protocol::{self, array, int, text, PUBLISH};
+use crate::error::Result;
+use crate::lock::LockKeys;
+use crate::protocol::{self, array, int, text};
+
+/// The record of one owner id (a saga): the locks it waits on and its age (PROTOCOL.md §7).
+pub fn owner_key(prefix: &str, owner: &str) -> String {
+    format!("{prefix}txcoord:owner:{owner}")
+}
+
+/// Notes a wait in the indexes of PROTOCOL.md section 7 (sent, not awaited): the index of
+/// locks with waiters, and, for a waiter with an owner id, that owner's record. Each is its
+/// own key (its own slot in Cluster), so each is its own command.
+pub(crate) fn note_waiting(client: &Client, keys: &LockKeys, owner: &str, lease: Duration) {
+    let c = client.clone();
+    let index = keys.index.clone();
+    let owner_key = (!owner.is_empty()).then(|| owner_key(client.key_prefix(), owner));
+    let lock = keys.lock.clone();
+    let lease_ms = lease.as_millis() as u64;
+    client.spawn(async move {
+        let budget = c.op_budget();
+        if let Err(e) = scripts::index(&c, &index, &lock, lease_ms, budget).await {
+            tracing::debug!("txcoord: waiting index for {lock}: {e}");
+        }
+        if let Some(owner_key) = owner_key {
+            if let Err(e) = scripts::owner_index(&c, &owner_key, &lock, lease_ms, budget).await {
+                tracing::debug!("txcoord: owner record {owner_key}: {e}");
+            }
+        }
+    });
+}
 
 /// The holder of a lock as recorded by txcoord (PROTOCOL.md, section 1: the lock's value).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,28 +187,21 @@ fn parse_lock_info(key: &str, v: &Value) -> Result<LockInfo> {
     })
 }
 
-fn inspect_cmd(keys: &LockKeys) -> redis::Cmd {
-    let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(protocol::INSPECT.get_hash()).arg(4);
-    for k in keys.all() {
-        cmd.arg(k);
-    }
-    cmd
-}
-
 /// The holder and waiters of one lock key (full key, with the prefix).
 pub async fn inspect(client: &Client, lock_key: &str) -> Result<LockInfo> {
     let keys = LockKeys::for_key(client.key_prefix(), lock_key, "lock_key")?;
-    let v: Value = client
-        .run_script(&protocol::INSPECT, &keys.all(), &[], client.op_budget())
-        .await?;
+    let v = scripts::inspect(client, &keys).await?;
     parse_lock_info(lock_key, &v)
 }
 
 /// Every lock that has live waiters, with its holder and waiters: two round trips (the index,
 /// then one pipeline of inspections), whatever the number of locks.
 pub async fn waiting_locks(client: &Client) -> Result<Vec<LockInfo>> {
-    let index = format!("{}{}", client.key_prefix(), crate::keys::WAITING_INDEX);
+    let index = format!(
+        "{}{}",
+        client.key_prefix(),
+        crate::lock::keys::WAITING_INDEX
+    );
     let budget = client.op_budget();
     let mut cmd = redis::cmd("ZRANGE");
     cmd.arg(&index)
@@ -190,24 +214,7 @@ pub async fn waiting_locks(client: &Client) -> Result<Vec<LockInfo>> {
         .iter()
         .filter_map(|m| LockKeys::for_key(client.key_prefix(), m, "lock_key").ok())
         .collect();
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut pipe = redis::pipe();
-    for k in &keys {
-        pipe.add_command(inspect_cmd(k));
-    }
-    let replies: Vec<Value> = match client.query_pipeline(&pipe, budget).await {
-        Err(Error::Redis(e))
-            if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-        {
-            let mut load = redis::cmd("SCRIPT");
-            load.arg("LOAD").arg(&*protocol::INSPECT_LUA);
-            let _: String = client.query(load, budget).await?;
-            client.query_pipeline(&pipe, budget).await?
-        }
-        other => other?,
-    };
+    let replies = scripts::inspect_many(client, &keys).await?;
     let mut out = Vec::new();
     for (k, v) in keys.iter().zip(replies.iter()) {
         let info = parse_lock_info(&k.lock, v)?;
@@ -218,18 +225,48 @@ pub async fn waiting_locks(client: &Client) -> Result<Vec<LockInfo>> {
     Ok(out)
 }
 
-/// Wait-for edges among owners: `(waiting owner, holding owner, lock key)` for every live waiter
-/// with an owner id on a lock whose txcoord holder has one.
-pub fn wait_for_edges(locks: &[LockInfo]) -> Vec<(String, String, String)> {
+/// One edge of the wait-for graph: a saga (owner id) waiting for a lock another saga holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitForEdge {
+    /// The waiting owner id.
+    pub waiter: String,
+    /// The holding owner id.
+    pub holder: String,
+    /// The lock key waited on.
+    pub lock_key: String,
+    /// The waiter's id (what `abort_waiter` takes).
+    pub waiter_id: String,
+    /// The waiter's priority.
+    pub waiter_priority: i32,
+    /// Since when it has waited, Redis time in ms.
+    pub waiting_since_ms: u64,
+    /// The holder's fencing token.
+    pub holder_token: Option<u64>,
+}
+
+/// Wait-for edges among owners: one for every live waiter with an owner id on a lock whose
+/// txcoord holder has a different owner id.
+pub fn wait_for_edges(locks: &[LockInfo]) -> Vec<WaitForEdge> {
     let mut edges = Vec::new();
     for l in locks {
-        let Some(holder) = l.holder.as_ref().and_then(|h| h.owner_id.clone()) else {
+        let Some(holder) = l.holder.as_ref() else {
+            continue;
+        };
+        let Some(holder_owner) = holder.owner_id.as_ref() else {
             continue;
         };
         for w in &l.waiters {
             if let Some(owner) = &w.owner_id {
-                if owner != &holder {
-                    edges.push((owner.clone(), holder.clone(), l.key.clone()));
+                if owner != holder_owner {
+                    edges.push(WaitForEdge {
+                        waiter: owner.clone(),
+                        holder: holder_owner.clone(),
+                        lock_key: l.key.clone(),
+                        waiter_id: w.id.clone(),
+                        waiter_priority: w.priority,
+                        waiting_since_ms: w.since_ms,
+                        holder_token: holder.fencing_token,
+                    });
                 }
             }
         }
@@ -258,8 +295,7 @@ pub async fn owners(client: &Client, owner_ids: &[&str]) -> Result<Vec<OwnerInfo
     let mut pipe = redis::pipe();
     pipe.cmd("TIME");
     for o in owner_ids {
-        pipe.cmd("HGETALL")
-            .arg(crate::keys::owner_key(client.key_prefix(), o));
+        pipe.cmd("HGETALL").arg(owner_key(client.key_prefix(), o));
     }
     let replies: Vec<Value> = client.query_pipeline(&pipe, client.op_budget()).await?;
     let clock = array(
@@ -294,15 +330,7 @@ pub async fn owners(client: &Client, owner_ids: &[&str]) -> Result<Vec<OwnerInfo
 /// `DeadlockVictim`. Returns whether such a waiter was found.
 pub async fn abort_waiter(client: &Client, lock_key: &str, waiter_id: &str) -> Result<bool> {
     let keys = LockKeys::for_key(client.key_prefix(), lock_key, "lock_key")?;
-    let n: i64 = client
-        .run_script(
-            &protocol::ABORT_WAITER,
-            &[&keys.queue, &keys.waiters],
-            &[waiter_id, &keys.channel, PUBLISH],
-            client.op_budget(),
-        )
-        .await?;
-    Ok(n == 1)
+    scripts::abort_waiter(client, &keys, waiter_id).await
 }
 
 #[cfg(test)]
