@@ -618,14 +618,18 @@ async fn scoped_form_releases_and_times_out_with_the_timeout_kind() {
     let server = RedisServer::start();
     let c = client(&server);
     let m = LockManager::new(&c);
+    let m2 = m.clone();
     let token = m
         .with_lock("scoped", AcquireOptions::new(), |lock| async move {
             assert!(lock.is_held());
+            // a scoped lock is one of the manager's while its scope runs
+            assert_eq!(m2.held_resources(), vec!["scoped".to_string()]);
             lock.fencing_token()
         })
         .await
         .unwrap();
     assert!(token.is_some());
+    assert!(m.held_resources().is_empty(), "and no longer after it");
     assert!(
         !exists(&server, &lock_key("scoped")),
         "released after the scope"

@@ -44,7 +44,7 @@ PY_SYNC = PY_PKG / "sync.py"
 DTS = ROOT / "bindings-node" / "index.d.ts"
 NODE_INDEX = ROOT / "bindings-node" / "index.js"
 CORE_ERRORS = ROOT / "core" / "src" / "error.rs"
-CORE_CLIENT = ROOT / "core" / "src" / "client.rs"
+CORE_CLIENT = ROOT / "core" / "src" / "client" / "stats.rs"
 EXCLUSIONS = HERE / "parity-exceptions.toml"
 
 EVENT_METHODS = {"on", "once", "addListener", "prependListener", "prependOnceListener", "off", "removeListener"}

@@ -13,8 +13,9 @@ mod connection;
 mod push;
 mod stats;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -209,6 +210,29 @@ impl Client {
         })
     }
 
+    /// The client of this process for `url` and `options`: the one already open with exactly
+    /// these settings, if any is still in use, else a new one. This is how the Python and Node
+    /// packages turn a URL string into a client, so that code building a lock or a manager per
+    /// call (as the seed's does) shares one connection instead of opening one per call, and a
+    /// client nobody uses any more is closed (the table holds clients weakly). A forked child
+    /// process never gets its parent's client.
+    pub fn shared(url: &str, options: ClientOptions) -> Result<Client> {
+        static SHARED: LazyLock<Mutex<HashMap<String, Weak<ClientInner>>>> =
+            LazyLock::new(|| Mutex::new(HashMap::new()));
+        let key = format!("{}\0{url}\0{options:?}", std::process::id());
+        // A std mutex: map lookups and inserts only, never held across an await.
+        let mut table = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(inner) = table.get(&key).and_then(Weak::upgrade) {
+            if !inner.closed.load(Ordering::SeqCst) {
+                return Ok(Client { inner });
+            }
+        }
+        table.retain(|_, c| c.strong_count() > 0);
+        let client = Client::with_options(url, options)?;
+        table.insert(key, Arc::downgrade(&client.inner));
+        Ok(client)
+    }
+
     /// A new client with the same settings and its own (not yet opened) connection. Bindings
     /// use it after `fork()`: the parent's connection and runtime threads do not exist in the
     /// child.
@@ -353,6 +377,23 @@ mod tests {
                 .argument(),
             Some("response_timeout")
         );
+    }
+
+    #[test]
+    fn shared_clients_are_one_per_url_and_options_while_used() {
+        let url = "redis://127.0.0.1:1/5";
+        let a = Client::shared(url, ClientOptions::new()).unwrap();
+        let b = Client::shared(url, ClientOptions::new()).unwrap();
+        assert!(Arc::ptr_eq(&a.inner, &b.inner));
+        let other = Client::shared(url, ClientOptions::new().set_key_prefix("x:")).unwrap();
+        assert!(!Arc::ptr_eq(&a.inner, &other.inner));
+        let weak = Arc::downgrade(&a.inner);
+        drop((a, b));
+        assert!(weak.upgrade().is_none(), "no longer used: gone");
+        let c = Client::shared(url, ClientOptions::new()).unwrap();
+        c.close();
+        let d = Client::shared(url, ClientOptions::new()).unwrap();
+        assert!(!d.is_closed(), "a closed client is not handed out again");
     }
 
     #[test]

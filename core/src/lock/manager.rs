@@ -79,7 +79,12 @@ impl ManagerOptions {
         if let Some(owner) = &self.owner_id {
             validate::owner_id_str("owner_id", owner)?;
         }
-        validate::duration("fallback_poll", self.fallback_poll, 1, 60_000)?;
+        validate::duration(
+            "fallback_poll",
+            self.fallback_poll,
+            1,
+            crate::binding::options::MAX_FALLBACK_POLL_MS,
+        )?;
         validate::duration("waiter_lease", self.waiter_lease, 1, validate::MAX_MS)?;
         if self.waiter_lease < self.fallback_poll * 2 {
             return Err(Error::invalid_argument(
@@ -250,6 +255,13 @@ impl LockManager {
         if !lock.acquire_with(wait).await? {
             return Ok(None);
         }
+        self.remember(resource, &lock);
+        Ok(Some(lock))
+    }
+
+    /// Adds a held lock to the manager's table (what `held_resources`, `release_lock` and
+    /// `release_all_locks` see).
+    fn remember(&self, resource: &str, lock: &DistributedLock) {
         let mut locks = self.inner.locks.lock().unwrap_or_else(|p| p.into_inner());
         if locks.len() > 64 {
             // Forget handles released or lost behind the manager's back.
@@ -261,7 +273,6 @@ impl LockManager {
         let held = locks.entry(resource.to_string()).or_default();
         held.retain(|l| l.status().needs_release());
         held.push(lock.clone());
-        Ok(Some(lock))
     }
 
     /// Acquires several resources in one global order (sorted, duplicates removed), so two
@@ -442,8 +453,10 @@ impl LockManager {
     }
 
     /// Acquires `resource` or fails with the `Timeout` error kind (never `None`): the building
-    /// block of scoped forms (Python's `async with manager.lock(...)`, JS `using`). The lock is
-    /// not added to the manager's table; the caller releases it.
+    /// block of scoped forms (Python's `async with manager.lock(...)`, JS `using`), which the
+    /// bindings call rather than deciding anything themselves. While held, the lock is in the
+    /// manager's table like any other (`held_resources` shows it; `release_all_locks` and
+    /// `close` release it); the scope releases it when it ends.
     pub async fn lock(&self, resource: &str, options: AcquireOptions) -> Result<DistributedLock> {
         let (lock, wait) = self.prepare(resource, &options)?;
         let started = tokio::time::Instant::now();
@@ -453,6 +466,7 @@ impl LockManager {
                 waited_ms: started.elapsed().as_millis() as u64,
             });
         }
+        self.remember(resource, &lock);
         Ok(lock)
     }
 
