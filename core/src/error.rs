@@ -149,9 +149,16 @@ pub enum Error {
     /// The lock was lost while held.
     #[error("lock {key:?} was lost ({reason})")]
     LockLost { key: String, reason: LossReason },
-    /// The waiter was chosen as a deadlock victim.
-    #[error("owner {owner:?} was aborted as a deadlock victim while waiting for lock {key:?}")]
-    DeadlockVictim { key: String, owner: String },
+    /// The waiter was chosen as a deadlock victim; `cycle` explains the deadlock it broke.
+    #[error(
+        "owner {owner:?} was aborted as a deadlock victim while waiting for lock {key:?}{}",
+        cycle.as_ref().map(|c| format!(" ({c})")).unwrap_or_default()
+    )]
+    DeadlockVictim {
+        key: String,
+        owner: String,
+        cycle: Option<Box<crate::deadlock::DeadlockCycle>>,
+    },
     /// The client or manager was closed.
     #[error("{what} is closed")]
     Closed { what: &'static str },
@@ -338,6 +345,7 @@ mod tests {
                 Error::DeadlockVictim {
                     key: "k".into(),
                     owner: "s".into(),
+                    cycle: None,
                 },
                 ErrorKind::DeadlockVictim,
             ),

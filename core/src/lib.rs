@@ -29,17 +29,27 @@
 
 pub mod binding;
 mod client;
+mod deadlock;
 mod error;
 mod lock;
 pub mod protocol;
 pub mod registry;
+mod saga;
 mod scheduler;
 
 pub use client::{Client, ClientOptions, ClientStats};
+pub use deadlock::{
+    CycleEdge, DeadlockCycle, DeadlockMetrics, DeadlockResult, DetectorOptions, GraphEdge, Logger,
+    SagaDeadlockDetector, SagaNode, TracingLogger, WaitForGraph, ABORT_ERROR,
+};
 pub use error::{Error, ErrorKind, LossReason, Result};
 pub use lock::{
     hash_tag, slot, AcquireOptions, DistributedLock, LockKeys, LockManager, LockOptions,
-    LockStatus, LossWatch, ManagerOptions, DEFAULT_FALLBACK_POLL, DEFAULT_TIMEOUT, DEFAULT_TTL,
-    DEFAULT_WAITER_LEASE,
+    LockStatus, LossWatch, ManagerOptions, DEFAULT_DEADLOCK_TIMEOUT, DEFAULT_FALLBACK_POLL,
+    DEFAULT_TIMEOUT, DEFAULT_TTL, DEFAULT_WAITER_LEASE,
 };
 pub use protocol::PROTOCOL_VERSION;
+pub use saga::{
+    BoxFuture, RedisSagaRepository, SagaRecord, SagaRepository, SagaStatistics, SagaStatus,
+    SaveOptions, SaveOutcome, DEFAULT_FINISHED_RETENTION,
+};

@@ -81,6 +81,11 @@ source!(
     ABORT_WAITER_LUA, "registry/lua/abort_waiter.lua", false
 );
 
+source!(
+    /// The saga save script (record, indexes, running totals).
+    SAGA_SAVE_LUA, "saga/lua/save.lua", true
+);
+
 /// Every script of the protocol by name, with its source as sent.
 pub fn scripts() -> Vec<(&'static str, &'static str)> {
     vec![
@@ -93,6 +98,7 @@ pub fn scripts() -> Vec<(&'static str, &'static str)> {
         ("owner_index", OWNER_INDEX_LUA.as_str()),
         ("inspect", INSPECT_LUA.as_str()),
         ("abort_waiter", ABORT_WAITER_LUA.as_str()),
+        ("saga_save", SAGA_SAVE_LUA.as_str()),
     ]
 }
 
@@ -144,13 +150,10 @@ mod tests {
     fn scripts_carry_the_prelude_where_they_need_it() {
         for (name, src) in scripts() {
             assert!(!src.contains("--@prelude"), "{name}");
-            if name == "extend" {
-                assert!(
-                    !src.contains("local function"),
-                    "extend defines no function"
-                );
-            } else {
-                assert!(src.contains("local function wake_head"), "{name}");
+            match name {
+                "extend" => assert!(!src.contains("local function"), "extend defines none"),
+                "saga_save" => assert!(!src.contains("wake_head"), "no lock helpers"),
+                _ => assert!(src.contains("local function wake_head"), "{name}"),
             }
         }
         // the release scripts define no function on their common path
@@ -162,6 +165,9 @@ mod tests {
                 .unwrap()
                 .count()
                 + std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/registry/lua"))
+                    .unwrap()
+                    .count()
+                + std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/saga/lua"))
                     .unwrap()
                     .count(),
             "every Lua file is a script of the protocol"

@@ -218,6 +218,22 @@ pub static MANAGER: &[Spec<ManagerOptions>] = &[
             _ => o,
         },
     },
+    Spec {
+        name: "deadlock_timeout",
+        python: "deadlock_timeout_ms",
+        js: "deadlockTimeout",
+        kind: Kind::Millis {
+            min: 0,
+            max: MAX_MS,
+        },
+        default: "1000",
+        doc: "how long an acquisition with an owner id waits before it probes for a deadlock \
+              through its saga and breaks it, in ms (0: never; a detector's sweep then does)",
+        apply: |o, v| match v {
+            Value::Millis(d) => o.set_deadlock_timeout(d),
+            _ => o,
+        },
+    },
 ];
 
 /// Options of a standalone `DistributedLock`, beyond the seed's `redis, lockKey, ttl`.

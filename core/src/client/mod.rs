@@ -22,6 +22,7 @@ use redis::aio::ConnectionManager;
 use redis::ProtocolVersion;
 
 use crate::binding::validate;
+use crate::deadlock::probe::Prober;
 use crate::error::{Error, Result};
 use crate::scheduler::{Scheduler, TaskKind};
 
@@ -121,6 +122,7 @@ struct ClientInner {
     closed: AtomicBool,
     runtime: OnceLock<tokio::runtime::Handle>,
     scheduler: Arc<Scheduler>,
+    prober: Arc<Prober>,
 }
 
 impl ClientInner {
@@ -136,6 +138,7 @@ impl ClientInner {
             closed: AtomicBool::new(false),
             runtime: OnceLock::new(),
             scheduler: Scheduler::new(),
+            prober: Arc::new(Prober::default()),
         }
     }
 }
@@ -287,6 +290,11 @@ impl Client {
     /// The client's timer: lock renewals (and any other periodic work) run from it.
     pub(crate) fn scheduler(&self) -> &Arc<Scheduler> {
         &self.inner.scheduler
+    }
+
+    /// The deadlock probes of this client's waiting acquisitions.
+    pub(crate) fn prober(&self) -> &Arc<Prober> {
+        &self.inner.prober
     }
 
     /// Number of renewals currently scheduled (one per held lock).

@@ -12,8 +12,9 @@ use tokio::time::Instant;
 use super::handle::{validity, DistributedLock, LockStatus};
 use super::keys::LockKeys;
 use super::scripts::{self, Acquire, Attempt};
-use super::{DEFAULT_FALLBACK_POLL, DEFAULT_WAITER_LEASE};
+use super::{DEFAULT_DEADLOCK_TIMEOUT, DEFAULT_FALLBACK_POLL, DEFAULT_WAITER_LEASE};
 use crate::client::{bump, Client, WaiterRegistration};
+use crate::deadlock::probe::ProbeGuard;
 use crate::error::{Error, Result};
 use crate::protocol::VALUE_PREFIX;
 use crate::registry;
@@ -36,6 +37,9 @@ pub(crate) struct WaitParams {
     pub fair: bool,
     pub fallback_poll: Duration,
     pub waiter_lease: Duration,
+    /// After this long waiting, an acquisition with an owner id probes for deadlocks through
+    /// its saga (zero: never).
+    pub deadlock_timeout: Duration,
 }
 
 impl WaitParams {
@@ -46,6 +50,7 @@ impl WaitParams {
             fair: false,
             fallback_poll: DEFAULT_FALLBACK_POLL,
             waiter_lease: DEFAULT_WAITER_LEASE,
+            deadlock_timeout: DEFAULT_DEADLOCK_TIMEOUT,
         }
     }
 }
@@ -83,6 +88,9 @@ struct Acquisition<'a> {
     first_busy: bool,
     foreign_poll: Duration,
     index_due: Instant,
+    started: Instant,
+    /// This acquisition's deadlock probe, once it waits with an owner id.
+    probe: Option<ProbeGuard>,
 }
 
 impl<'a> Acquisition<'a> {
@@ -132,6 +140,8 @@ impl<'a> Acquisition<'a> {
             first_busy: true,
             foreign_poll: FOREIGN_POLL_MIN,
             index_due: start,
+            started: start,
+            probe: None,
         }
     }
 
@@ -236,7 +246,7 @@ impl<'a> Acquisition<'a> {
                 key: self.keys().lock.clone(),
                 version,
             }),
-            Ok(Attempt::Victim) => {
+            Ok(Attempt::Victim { why }) => {
                 self.cleanup.waiter = None;
                 if !self.ambiguous {
                     self.cleanup.hold = None;
@@ -244,6 +254,7 @@ impl<'a> Acquisition<'a> {
                 Err(Error::DeadlockVictim {
                     key: self.keys().lock.clone(),
                     owner: self.lock.owner_id().unwrap_or("").to_string(),
+                    cycle: serde_json::from_str(&why).ok().map(Box::new),
                 })
             }
             Err(e) if e.is_retryable() => {
@@ -281,6 +292,7 @@ impl<'a> Acquisition<'a> {
         if now >= self.deadline {
             return Next::TimedOut;
         }
+        self.probe_deadlocks();
         if now >= self.index_due {
             self.index_due = now + self.wait.waiter_lease / 2;
             registry::note_waiting(
@@ -310,6 +322,25 @@ impl<'a> Acquisition<'a> {
                 .max(MIN_PAUSE),
         );
         Next::Sleep((now + pause).min(self.deadline), pause)
+    }
+
+    /// Once it waits with an owner id, the acquisition has its client probe for deadlocks
+    /// through its saga, `deadlock_timeout` after it began and every `deadlock_timeout` then.
+    fn probe_deadlocks(&mut self) {
+        let timeout = self.wait.deadlock_timeout;
+        if self.probe.is_some() || timeout.is_zero() {
+            return;
+        }
+        let Some(owner) = self.lock.owner_id() else {
+            return;
+        };
+        let client = self.client();
+        let first = timeout.saturating_sub(self.started.elapsed());
+        self.probe = Some(
+            client
+                .prober()
+                .watch(client, owner, &self.keys().lock, first, timeout),
+        );
     }
 
     async fn subscribe(&self, budget: Duration) {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use super::acquire::WaitParams;
 use super::keys::LockKeys;
 use super::{
-    DistributedLock, LockOptions, LockStatus, DEFAULT_FALLBACK_POLL, DEFAULT_TIMEOUT, DEFAULT_TTL,
-    DEFAULT_WAITER_LEASE,
+    DistributedLock, LockOptions, LockStatus, DEFAULT_DEADLOCK_TIMEOUT, DEFAULT_FALLBACK_POLL,
+    DEFAULT_TIMEOUT, DEFAULT_TTL, DEFAULT_WAITER_LEASE,
 };
 use crate::binding::validate;
 use crate::client::Client;
@@ -27,6 +27,7 @@ pub struct ManagerOptions {
     fair: bool,
     fallback_poll: Duration,
     waiter_lease: Duration,
+    deadlock_timeout: Duration,
 }
 
 impl Default for ManagerOptions {
@@ -37,6 +38,7 @@ impl Default for ManagerOptions {
             fair: false,
             fallback_poll: DEFAULT_FALLBACK_POLL,
             waiter_lease: DEFAULT_WAITER_LEASE,
+            deadlock_timeout: DEFAULT_DEADLOCK_TIMEOUT,
         }
     }
 }
@@ -74,6 +76,13 @@ impl ManagerOptions {
         self.waiter_lease = lease;
         self
     }
+    /// How long an acquisition with an owner id waits before it probes for a deadlock through
+    /// its saga, and breaks it (default 1000 ms, as PostgreSQL's `deadlock_timeout`; zero: never
+    /// — deadlocks are then left to a detector's sweep).
+    pub fn set_deadlock_timeout(mut self, timeout: Duration) -> Self {
+        self.deadlock_timeout = timeout;
+        self
+    }
 
     fn validate(&self) -> Result<()> {
         if let Some(owner) = &self.owner_id {
@@ -86,6 +95,12 @@ impl ManagerOptions {
             crate::binding::options::MAX_FALLBACK_POLL_MS,
         )?;
         validate::duration("waiter_lease", self.waiter_lease, 1, validate::MAX_MS)?;
+        validate::duration(
+            "deadlock_timeout",
+            self.deadlock_timeout,
+            0,
+            validate::MAX_MS,
+        )?;
         if self.waiter_lease < self.fallback_poll * 2 {
             return Err(Error::invalid_argument(
                 "waiter_lease",
@@ -371,6 +386,7 @@ impl LockManager {
             fair: options.fair.unwrap_or(m.fair),
             fallback_poll: m.fallback_poll,
             waiter_lease: m.waiter_lease,
+            deadlock_timeout: m.deadlock_timeout,
         };
         Ok((lock, wait))
     }

@@ -33,3 +33,6 @@ pub const DEFAULT_FALLBACK_POLL: Duration = Duration::from_millis(1_000);
 /// How long a waiter's registry entry lives without being refreshed; a crashed waiter's entry
 /// disappears after this.
 pub const DEFAULT_WAITER_LEASE: Duration = Duration::from_millis(5_000);
+/// How long an acquisition with an owner id waits before it probes for deadlocks through its
+/// saga (PostgreSQL's `deadlock_timeout`).
+pub const DEFAULT_DEADLOCK_TIMEOUT: Duration = Duration::from_millis(1_000);

@@ -49,8 +49,9 @@ pub(crate) enum Attempt {
     /// release), 0 for a foreign one, or, when `pttl` is -2, how long the head of the queue has
     /// left to claim the lock (ms).
     Busy { pttl: i64, hint: i64 },
-    /// This waiter was chosen as a deadlock victim.
-    Victim,
+    /// This waiter was chosen as a deadlock victim; why, as the aborting process explained it
+    /// (JSON of a `DeadlockCycle`, or empty).
+    Victim { why: String },
     /// The lock key holds state of another protocol version.
     Incompatible { version: i64 },
 }
@@ -95,7 +96,9 @@ pub(crate) fn parse_attempt(v: &Value) -> Result<Attempt> {
             pttl: int(at(1)?)?,
             hint: int(at(2)?)?,
         }),
-        -1 => Ok(Attempt::Victim),
+        -1 => Ok(Attempt::Victim {
+            why: items.get(1).map(text).transpose()?.unwrap_or_default(),
+        }),
         -2 => Ok(Attempt::Incompatible {
             version: int(at(1)?)?,
         }),
@@ -203,7 +206,7 @@ mod tests {
         );
         assert_eq!(
             parse_attempt(&Value::Array(vec![Value::Int(-1)])).unwrap(),
-            Attempt::Victim
+            Attempt::Victim { why: String::new() }
         );
         assert_eq!(
             parse_attempt(&Value::Array(vec![Value::Int(-2), Value::Int(3)])).unwrap(),

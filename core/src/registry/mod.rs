@@ -109,6 +109,8 @@ pub struct LockInfo {
     pub holder: Option<HolderInfo>,
     /// Remaining TTL of the lock key in ms (-2 absent, -1 no expiry).
     pub pttl_ms: i64,
+    /// The Redis time of the reading, in ms.
+    pub now_ms: u64,
     /// Live waiters in arrival order.
     pub waiters: Vec<WaiterInfo>,
 }
@@ -183,6 +185,7 @@ fn parse_lock_info(key: &str, v: &Value) -> Result<LockInfo> {
         held: value.is_some(),
         holder,
         pttl_ms,
+        now_ms,
         waiters,
     })
 }
@@ -192,6 +195,20 @@ pub async fn inspect(client: &Client, lock_key: &str) -> Result<LockInfo> {
     let keys = LockKeys::for_key(client.key_prefix(), lock_key, "lock_key")?;
     let v = scripts::inspect(client, &keys).await?;
     parse_lock_info(lock_key, &v)
+}
+
+/// Several locks (full keys, with the prefix) in one round trip, whatever their number;
+/// keys that break the hash-tag rule are skipped.
+pub async fn inspect_locks(client: &Client, lock_keys: &[String]) -> Result<Vec<LockInfo>> {
+    let keys: Vec<LockKeys> = lock_keys
+        .iter()
+        .filter_map(|k| LockKeys::for_key(client.key_prefix(), k, "lock_key").ok())
+        .collect();
+    let replies = scripts::inspect_many(client, &keys).await?;
+    keys.iter()
+        .zip(replies.iter())
+        .map(|(k, v)| parse_lock_info(&k.lock, v))
+        .collect()
 }
 
 /// Every lock that has live waiters, with its holder and waiters: two round trips (the index,
@@ -327,10 +344,20 @@ pub async fn owners(client: &Client, owner_ids: &[&str]) -> Result<Vec<OwnerInfo
 }
 
 /// Marks a waiter as a deadlock victim and wakes it: its acquisition fails with
-/// `DeadlockVictim`. Returns whether such a waiter was found.
+/// `DeadlockVictim`. Returns whether such a waiter was found (and not marked already).
 pub async fn abort_waiter(client: &Client, lock_key: &str, waiter_id: &str) -> Result<bool> {
+    abort_waiter_because(client, lock_key, waiter_id, "").await
+}
+
+/// [`abort_waiter`], leaving `why` (the explained cycle, JSON) for the victim's error.
+pub(crate) async fn abort_waiter_because(
+    client: &Client,
+    lock_key: &str,
+    waiter_id: &str,
+    why: &str,
+) -> Result<bool> {
     let keys = LockKeys::for_key(client.key_prefix(), lock_key, "lock_key")?;
-    scripts::abort_waiter(client, &keys, waiter_id).await
+    scripts::abort_waiter(client, &keys, waiter_id, why).await
 }
 
 #[cfg(test)]

@@ -96,13 +96,19 @@ pub(super) async fn owner_index(
     Ok(())
 }
 
-/// Marks a waiter as a deadlock victim and wakes it; whether it was marked now.
-pub(super) async fn abort_waiter(client: &Client, keys: &LockKeys, waiter: &str) -> Result<bool> {
+/// Marks a waiter as a deadlock victim (with why, for its error) and wakes it; whether it was
+/// marked now.
+pub(super) async fn abort_waiter(
+    client: &Client,
+    keys: &LockKeys,
+    waiter: &str,
+    why: &str,
+) -> Result<bool> {
     let n: i64 = client
         .run_script(
             &ABORT_WAITER,
             &[&keys.queue, &keys.waiters],
-            &[waiter, &keys.channel, PUBLISH],
+            &[waiter, &keys.channel, PUBLISH, why],
             client.op_budget(),
         )
         .await?;

@@ -11,7 +11,8 @@
 --   {0, pttl, hint}   busy; pttl of K; hint 1 = a txcoord holder (announces its release),
 --                     0 = foreign; pttl -2: free but another waiter's turn, hint = what is
 --                     left of that waiter's claim window (ms)
---   {-1}              this waiter was marked as a deadlock victim (entry removed)
+--   {-1, why}         this waiter was marked as a deadlock victim (entry removed); why: the
+--                     explained cycle, as the aborting process wrote it (JSON, or '')
 --   {-2, version}     K holds state of another txcoord protocol version
 local K, H, Q, W = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local hold, ttl, owner, prio = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
@@ -31,10 +32,11 @@ local mine = false
 if wid ~= '' and ARGV[10] == '1' then
   mine = redis.call('HGET', W, wid)
   if mine and string.sub(mine, 1, 3) == '2|a' then
+    local why = redis.call('HGET', W, wid .. '|why') or ''
     redis.call('ZREM', Q, wid)
-    redis.call('HDEL', W, wid)
+    redis.call('HDEL', W, wid, wid .. '|why')
     if redis.call('EXISTS', K) == 0 then wake_head(Q, W, ARGV[8], ARGV[9]) end
-    return {-1}
+    return {-1, why}
   end
 end
 
