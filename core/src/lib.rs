@@ -30,6 +30,7 @@
 pub mod binding;
 mod client;
 mod deadlock;
+mod election;
 mod error;
 mod lock;
 pub mod protocol;
@@ -42,6 +43,7 @@ pub use deadlock::{
     CycleEdge, DeadlockCycle, DeadlockMetrics, DeadlockResult, DetectorOptions, GraphEdge, Logger,
     SagaDeadlockDetector, SagaNode, TracingLogger, WaitForGraph, ABORT_ERROR,
 };
+pub use election::{ElectionOptions, Leader, LeaderElection, DEFAULT_LEADER_TTL};
 pub use error::{Error, ErrorKind, LossReason, Result};
 pub use lock::{
     hash_tag, slot, AcquireOptions, DistributedLock, LockKeys, LockManager, LockOptions,
