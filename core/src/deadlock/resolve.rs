@@ -39,24 +39,32 @@ async fn still_there(client: &Client, edges: &[&GraphEdge]) -> Result<bool> {
     }))
 }
 
-/// Finds the cycles of `graph` (restricted to `only`, if given) and breaks each: re-checked,
-/// victim chosen, its waits aborted with the explained cycle. Repeats until no component has
-/// a cycle.
+/// Finds the cycles of `graph` and breaks each: re-checked, victim chosen, its waits aborted
+/// with the explained cycle; repeats until no component has a cycle. With `only`, just the
+/// deadlocked groups (strongly connected components) that contain one of those sagas.
 pub(crate) async fn break_cycles(
     client: &Client,
     mut graph: WaitForGraph,
     only: Option<&HashSet<String>>,
 ) -> Result<Vec<Broken>> {
-    if let Some(only) = only {
-        graph
-            .edges
-            .retain(|e| only.contains(&e.waiter) && only.contains(&e.holder));
-    }
     graph.complete_nodes();
     let ix = graph.indexed();
+    let mut wanted = vec![only.is_none(); graph.nodes.len()];
+    if let Some(only) = only {
+        for component in ix.cyclic_components(&vec![false; graph.edges.len()]) {
+            if component.iter().any(|&n| only.contains(&graph.nodes[n].id)) {
+                for n in component {
+                    wanted[n] = true;
+                }
+            }
+        }
+    }
     let resolution = resolve(&ix, MAX_VICTIMS);
     let mut out = Vec::new();
     for (found, victim) in resolution.steps {
+        if !wanted[victim] {
+            continue;
+        }
         let cycle_edges: Vec<&GraphEdge> = found.edges.iter().map(|&e| &graph.edges[e]).collect();
         if !still_there(client, &cycle_edges).await? {
             continue;

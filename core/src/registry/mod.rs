@@ -262,7 +262,8 @@ pub struct WaitForEdge {
 }
 
 /// Wait-for edges among owners: one for every live waiter with an owner id on a lock whose
-/// txcoord holder has a different owner id.
+/// txcoord holder has a different owner id. Waiters already aborted (deadlock victims about
+/// to fail) wait no more.
 pub fn wait_for_edges(locks: &[LockInfo]) -> Vec<WaitForEdge> {
     let mut edges = Vec::new();
     for l in locks {
@@ -272,7 +273,7 @@ pub fn wait_for_edges(locks: &[LockInfo]) -> Vec<WaitForEdge> {
         let Some(holder_owner) = holder.owner_id.as_ref() else {
             continue;
         };
-        for w in &l.waiters {
+        for w in l.waiters.iter().filter(|w| !w.aborted) {
             if let Some(owner) = &w.owner_id {
                 if owner != holder_owner {
                     edges.push(WaitForEdge {
