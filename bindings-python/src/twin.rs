@@ -123,6 +123,25 @@ flavour!(
 /// the shared ones; inside its body, `F` (the name given after `flavour`) is the class's
 /// [`Flavour`].
 macro_rules! twins {
+    // One class's `#[pymethods]`: each method with its flavour's own attributes, then the shared
+    // ones, and `$fl` naming the flavour in its body.
+    (@methods $ty:ident: $flavour:ty, $fl:ident, $({
+        [$(#[$own:meta])*] $(#[$attr:meta])*
+        fn $name:ident $(<$($lt:lifetime),+>)? ( $($params:tt)* ) $(-> $ret:ty)? $body:block
+    })*) => {
+        #[pymethods]
+        impl $ty {
+            $(
+                $(#[$own])*
+                $(#[$attr])*
+                fn $name $(<$($lt),+>)? ( $($params)* ) $(-> $ret)? {
+                    #[allow(dead_code)]
+                    type $fl = $flavour;
+                    $body
+                }
+            )*
+        }
+    };
     (
         $(#[$async_attr:meta])*
         $vis:vis struct $async_ty:ident : $async_fl:ty;
@@ -146,31 +165,10 @@ macro_rules! twins {
         $(#[$sync_attr])*
         $svis struct $sync_ty { $($fields)* }
 
-        #[pymethods]
-        impl $async_ty {
-            $(
-                $($(#[$m_async])*)?
-                $(#[$m_attr])*
-                fn $name $(<$($lt),+>)? ( $($params)* ) $(-> $ret)? {
-                    #[allow(dead_code)]
-                    type $fl = $async_fl;
-                    $body
-                }
-            )*
-        }
-
-        #[pymethods]
-        impl $sync_ty {
-            $(
-                $($(#[$m_sync])*)?
-                $(#[$m_attr])*
-                fn $name $(<$($lt),+>)? ( $($params)* ) $(-> $ret)? {
-                    #[allow(dead_code)]
-                    type $fl = $sync_fl;
-                    $body
-                }
-            )*
-        }
+        twins!(@methods $async_ty: $async_fl, $fl, $({ [$($(#[$m_async])*)?] $(#[$m_attr])*
+            fn $name $(<$($lt),+>)? ($($params)*) $(-> $ret)? $body })*);
+        twins!(@methods $sync_ty: $sync_fl, $fl, $({ [$($(#[$m_sync])*)?] $(#[$m_attr])*
+            fn $name $(<$($lt),+>)? ($($params)*) $(-> $ret)? $body })*);
 
         $(
             impl $async_ty { $($common)* }
