@@ -253,3 +253,53 @@ export declare class LockManager {
   /** The manager's owner id, or null. */
   readonly ownerId: string | null
 }
+
+/** The levels of txcoord's log records, most severe first; `silent` delivers none. */
+export type LogLevel = 'silent' | 'error' | 'warn' | 'info' | 'debug'
+
+/**
+ * What `setLogger` accepts: `console`, a pino or winston logger, or any object with these
+ * methods. Each is called with one string, e.g. `txcoord: lock lock:order:42 lost (taken)`.
+ */
+export interface Logger {
+  error(message: string): unknown
+  warn(message: string): unknown
+  info?(message: string): unknown
+  debug?(message: string): unknown
+}
+
+/** Options of `setLogger`. */
+export interface SetLoggerOptions {
+  /**
+   * The most verbose level delivered. Default `'info'` with a logger, `'warn'` without (process
+   * warnings are never more verbose than `'warn'`).
+   */
+  level?: LogLevel
+}
+
+/**
+ * Where txcoord's log records go. The Rust core logs a lost lock as a `warn` record (with the
+ * key and the reason: `txcoord: lock lock:order:42 lost (taken)`), a failed renewal as `warn`,
+ * and a failed release in `releaseAllLocks()`/`close()` as `error`.
+ *
+ * By default (and after `setLogger(null)`), warnings and errors are process warnings:
+ * `process.emitWarning(message, { type: 'TxcoordWarning', code })` with code
+ * `TXCOORD_WARNING` or `TXCOORD_ERROR`, which Node prints to stderr unless silenced
+ * (`node --disable-warning=TxcoordWarning`, `--no-warnings`) and which
+ * `process.on('warning', ...)` observes.
+ *
+ * With a logger, each record calls its method of the same name (`logger.warn(message)`); a
+ * missing optional method skips the record, and a method that throws sends the record to the
+ * default destination instead. Records are delivered asynchronously on the thread that loaded
+ * txcoord first (Rust threads never wait for JavaScript), and a pending delivery never keeps
+ * the process alive.
+ *
+ * ### Example
+ * ```js
+ * const { setLogger } = require('txcoord')
+ * setLogger(console)                        // or pino(), winston.createLogger(...)
+ * setLogger(logger, { level: 'debug' })     // also the core's debug records
+ * setLogger(null)                           // back to process warnings
+ * ```
+ */
+export declare function setLogger(logger: Logger | null, options?: SetLoggerOptions): void

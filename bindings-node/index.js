@@ -6,7 +6,8 @@
 //   - `redis` may be a URL, a `Client` or an ioredis instance (its options are read; one
 //     native client per ioredis instance, however many locks are built on it);
 //   - `lock.signal` (an AbortSignal aborted when the lock is lost) and the `'lost'` event;
-//   - `options.signal` (an AbortSignal) cancelling a wait.
+//   - `options.signal` (an AbortSignal) cancelling a wait;
+//   - where the core's log records go: `setLogger(logger)`, or process warnings.
 // Every argument is passed to the native part as it came: the core validates it.
 'use strict'
 
@@ -137,13 +138,6 @@ function toClient(redis) {
 
 function wrapLock(nativeLock) {
   return nativeLock === null ? null : new DistributedLock(WRAP, nativeLock)
-}
-
-function logFailures(failures) {
-  // As the seed: every release is attempted; a failed one is logged, never thrown. The
-  // failures are also returned (an empty array when every release worked).
-  for (const e of failures) console.error(`Failed to release lock for ${e.resource}:`, e)
-  return failures
 }
 
 // `options.signal`, checked without throwing synchronously.
@@ -393,14 +387,17 @@ class LockManager {
     return this.#n.releaseLock(resource)
   }
 
-  /** Attempts every release; failures are logged, never thrown. */
+  /**
+   * Attempts every release. As the seed, a failed one is logged (an `error` record: see
+   * `setLogger`), never thrown; the failures are also returned.
+   */
   releaseAllLocks() {
-    return this.#n.releaseAllLocks().then(logFailures)
+    return this.#n.releaseAllLocks()
   }
 
   /** Releases everything and refuses further acquisitions. */
   close() {
-    return this.#n.close().then(logFailures)
+    return this.#n.close()
   }
 
   /** `await using manager = ...` closes the manager (releasing what it holds). */
@@ -460,4 +457,73 @@ class LockManager {
   }
 }
 
-module.exports = { Client, DistributedLock, LockManager }
+// -- logging ---------------------------------------------------------------------------------
+
+const LOG_LEVELS = ['silent', 'error', 'warn', 'info', 'debug']
+const WARNING_CODES = { error: 'TXCOORD_ERROR', warn: 'TXCOORD_WARNING' }
+let logger = null
+
+// The default destination: warnings and errors as process warnings, which Node prints unless
+// silenced (`--disable-warning=TxcoordWarning`, `--no-warnings`) and `process.on('warning')`
+// observes.
+function emitWarning(record, detail) {
+  const code = WARNING_CODES[record.level]
+  if (code !== undefined) process.emitWarning(record.message, { type: 'TxcoordWarning', code, detail })
+}
+
+// Called by the native part, on this thread, with the records queued since its last call.
+function deliver(records) {
+  const target = logger
+  for (const record of records) {
+    if (target === null) {
+      emitWarning(record)
+      continue
+    }
+    const method = target[record.level]
+    if (typeof method !== 'function') continue
+    try {
+      method.call(target, record.message)
+    } catch (e) {
+      emitWarning(record, `the logger's ${record.level}() threw: ${e && e.stack ? e.stack : e}`)
+    }
+  }
+}
+
+native.setLogSink(deliver)
+
+/**
+ * Where txcoord's log records go (a lock lost is a `warn` record, a failed release in
+ * `releaseAllLocks` an `error`). `logger`: anything with `error` and `warn` methods, and
+ * optionally `info` and `debug` (console, pino, winston, ...), each called with one string; or
+ * `null` for the default: warnings and errors as process warnings (`process.emitWarning`,
+ * type `TxcoordWarning`, code `TXCOORD_WARNING` or `TXCOORD_ERROR`). `options.level`: the
+ * most verbose level delivered, `'silent'`, `'error'`, `'warn'`, `'info'` or `'debug'`
+ * (default `'info'` with a logger, `'warn'` without; process warnings are never more verbose
+ * than `'warn'`).
+ */
+function setLogger(newLogger, options) {
+  if (newLogger === undefined) newLogger = null
+  if (newLogger !== null) {
+    if (typeof newLogger !== 'object' && typeof newLogger !== 'function') {
+      throw typeError('logger', `must be an object with error() and warn() methods, or null, got ${describe(newLogger)}`)
+    }
+    for (const m of ['error', 'warn']) {
+      if (typeof newLogger[m] !== 'function') {
+        throw typeError('logger', `must have an ${m}() method (console, pino and winston loggers do)`)
+      }
+    }
+  }
+  if (options !== undefined && options !== null && typeof options !== 'object') {
+    throw typeError('options', `must be an object, got ${describe(options)}`)
+  }
+  let level = options ? options.level : undefined
+  if (level === undefined) level = newLogger === null ? 'warn' : 'info'
+  if (!LOG_LEVELS.includes(level)) {
+    throw rangeError('level', `must be one of ${LOG_LEVELS.map((l) => `'${l}'`).join(', ')}, got ${typeof level === 'string' ? JSON.stringify(level) : describe(level)}`)
+  }
+  if (newLogger === null && LOG_LEVELS.indexOf(level) > LOG_LEVELS.indexOf('warn')) level = 'warn'
+  logger = newLogger
+  native.setLogLevel(level)
+}
+
+module.exports = { Client, DistributedLock, LockManager, setLogger }

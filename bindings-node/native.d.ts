@@ -164,11 +164,24 @@ export declare class LockManager {
 export type JsLockManager = LockManager
 
 /**
+ * For the test suite only: emits a tracing event at `level` (`error`, `warn`, `info`,
+ * `debug`) through the core's logging path, on the calling thread (so records of successive
+ * calls arrive in order).
+ */
+export declare function __logForTests(level: string, message: string): void
+
+/**
  * For the test suite only: panics, synchronously (`sync = true`, caught and thrown as an
  * `Error`) or inside a future (the promise rejects with code `TXCOORD_INTERNAL`), to show that
  * a panic never aborts the process.
  */
 export declare function __panicForTests(sync: boolean): Promise<void> | void
+
+/**
+ * Switches every ref'd promise to napi-rs' own future → promise path (one threadsafe function
+ * and one event-loop wake-up per promise), for comparing the two. For benchmarks only.
+ */
+export declare function __usePlainBridge(enabled: boolean): void
 
 /** A snapshot of a client's counters. */
 export interface ClientStats {
@@ -199,3 +212,24 @@ export interface ClientStats {
   /** Channel subscriptions dropped. */
   unsubscribes: number
 }
+
+/** One log record, as JavaScript receives it. */
+export interface LogRecord {
+  /** `error`, `warn`, `info` or `debug`. */
+  level: 'error' | 'warn' | 'info' | 'debug'
+  /** The text, e.g. `txcoord: lock lock:order:42 lost (taken)`. */
+  message: string
+}
+
+/**
+ * The most verbose level forwarded to the sink: `silent` (none), `error`, `warn` (the
+ * default), `info` or `debug`. Events below it cost one atomic read.
+ */
+export declare function setLogLevel(level: 'silent' | 'error' | 'warn' | 'info' | 'debug'): void
+
+/**
+ * Where log records go: `sink` is called on this JavaScript thread with arrays of records,
+ * unless a live thread registered one first. Never keeps the process alive. `index.js` calls
+ * it once, at load.
+ */
+export declare function setLogSink(sink: (arg: Array<LogRecord>) => void): void

@@ -17,12 +17,18 @@
 //!   JavaScript value rejects that one promise; nothing aborts the process.
 //! - When the environment is torn down, the queue is closed first (an env cleanup hook), so a
 //!   future finishing later never touches the finalized threadsafe function.
+//!
+//! napi-rs' own path (`execute_tokio_future`, what a `#[napi] async fn` expands to) stays
+//! available behind `__usePlainBridge(true)`, for the benchmark that compares the two
+//! (`bindings-node/benchmark/bridge.js`). It takes ref'd promises only: an unref'd one would
+//! keep the process alive there.
 
 use std::cell::RefCell;
 use std::ffi::c_void;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use futures_util::FutureExt;
@@ -297,12 +303,58 @@ fn queue_for(env: sys::napi_env) -> napi::Result<Arc<Queue>> {
     }
 }
 
+static PLAIN: AtomicBool = AtomicBool::new(false);
+
+/// Switches every ref'd promise to napi-rs' own future → promise path (one threadsafe function
+/// and one event-loop wake-up per promise), for comparing the two. For benchmarks only.
+#[napi_derive::napi(js_name = "__usePlainBridge", catch_unwind)]
+pub fn use_plain_bridge(enabled: bool) {
+    PLAIN.store(enabled, Ordering::Relaxed);
+}
+
+/// The settlement of `fut`, or the rejection its panic becomes.
+async fn caught<F: Future<Output = Settle>>(fut: F) -> Settle {
+    match AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(s) => s,
+        Err(p) => {
+            let msg = format!("panic: {}", error::panic_message(&*p));
+            Box::new(move |env| {
+                // SAFETY: on the JavaScript thread (a settle closure).
+                Settled::Reject(unsafe { error::internal(env, &msg) })
+            })
+        }
+    }
+}
+
+/// `fut` through napi-rs' `execute_tokio_future`, as a `#[napi] async fn` would run it.
+fn spawn_plain<F>(env: sys::napi_env, fut: F) -> napi::Result<sys::napi_value>
+where
+    F: Future<Output = Settle> + Send + 'static,
+{
+    let fut = Box::pin(fut);
+    napi::bindgen_prelude::execute_tokio_future(
+        env,
+        async move { Ok::<_, napi::Error>(caught(fut).await) },
+        // SAFETY: napi-rs calls the resolver on the JavaScript thread, in a handle scope.
+        |env, settle| match settle(env) {
+            Settled::Resolve(v) => Ok(unsafe { or_undefined(env, v) }),
+            // napi-rs rejects with the very error object a `napi::Error` made from it holds.
+            Settled::Reject(v) => Err(napi::Error::from(unsafe {
+                napi::bindgen_prelude::Unknown::from_raw_unchecked(env, or_undefined(env, v))
+            })),
+        },
+    )
+}
+
 /// Runs `fut` on napi's tokio runtime and returns a promise of its settlement. A `refd` promise
 /// keeps the event loop alive until it settles.
 pub(crate) fn spawn<F>(env: sys::napi_env, refd: bool, fut: F) -> napi::Result<sys::napi_value>
 where
     F: Future<Output = Settle> + Send + 'static,
 {
+    if refd && PLAIN.load(Ordering::Relaxed) {
+        return spawn_plain(env, fut);
+    }
     let queue = queue_for(env)?;
     let mut deferred = ptr::null_mut();
     let mut promise = ptr::null_mut();
@@ -333,16 +385,7 @@ where
     let fut = Box::pin(fut);
     napi::bindgen_prelude::spawn(async move {
         let deferred = deferred;
-        let settle = match AssertUnwindSafe(fut).catch_unwind().await {
-            Ok(s) => s,
-            Err(p) => {
-                let msg = format!("panic: {}", error::panic_message(&*p));
-                Box::new(move |env| {
-                    // SAFETY: on the JavaScript thread (a settle closure).
-                    Settled::Reject(unsafe { error::internal(env, &msg) })
-                })
-            }
-        };
+        let settle = caught(fut).await;
         queue.push(Completion {
             deferred: deferred.0,
             refd,

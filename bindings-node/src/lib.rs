@@ -6,19 +6,24 @@
 //!   arguments; their futures run on napi's tokio runtime and settle in batches (`bridge`).
 //! - Errors are mapped once, from `Error::kind()`, in `error`.
 //! - Every synchronous function has `catch_unwind`, so a panic becomes an exception.
+//! - The core's `tracing` events are queued for JavaScript (`logging`).
 //!
 //! The JavaScript layer (`index.js`) adds what N-API cannot express: reading an ioredis
-//! instance, the `'lost'` event, `lock.signal`, and `AbortSignal` support.
+//! instance, the `'lost'` event, `lock.signal`, `AbortSignal` support, and where log records
+//! go (`setLogger`).
 
 mod bridge;
 mod client;
 mod error;
 mod lock;
+mod logging;
 mod manager;
 mod raw;
 
+pub use bridge::use_plain_bridge;
 pub use client::{ClientStats, JsClient};
 pub use lock::JsDistributedLock;
+pub use logging::{log_for_tests, set_log_level, set_log_sink, LogRecord};
 pub use manager::{CancelToken, JsLockManager};
 
 /// For the test suite only: panics, synchronously (`sync = true`, caught and thrown as an
@@ -54,6 +59,7 @@ pub fn panic_for_tests(
 /// throughput with 50 promises. `TXCOORD_WORKER_THREADS=<n>` picks another number.
 #[napi_derive::module_init]
 fn init() {
+    logging::install();
     let workers = std::env::var("TXCOORD_WORKER_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())

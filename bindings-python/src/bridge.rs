@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Rust futures as asyncio awaitables, and as blocking calls for `txcoord.sync`.
+//! Rust futures as asyncio awaitables, and as blocking calls for `txcoord.sync` ([`Run`]).
 //!
 //! ## The asyncio bridge
 //!
@@ -343,9 +343,21 @@ pub(crate) enum OnCancel {
     Finish,
 }
 
-/// An awaitable for `fut`; `deliver` turns its value into the Python result on the loop thread.
-pub(crate) fn future<'py, T, F, D>(
+/// How a method runs its future: what sets an async class apart from its blocking twin.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Run {
+    /// Return an awaitable at once (`txcoord`).
+    Await,
+    /// Block the calling thread, detached from Python, until the future completed
+    /// (`txcoord.sync`): see [`block`].
+    Block,
+}
+
+/// Runs `fut` as `how` says; `deliver` turns its value into the Python result (on the loop
+/// thread for an awaitable).
+pub(crate) fn run<'py, T, F, D>(
     py: Python<'py>,
+    how: Run,
     on_cancel: OnCancel,
     fut: F,
     deliver: D,
@@ -355,13 +367,15 @@ where
     T: Send + 'static,
     D: FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
 {
-    future_or_discard(py, on_cancel, fut, deliver, drop)
+    run_or_discard(py, how, on_cancel, fut, deliver, drop)
 }
 
-/// As [`future`]; `discard` gets the value when the awaitable was cancelled after the Rust
-/// future completed (for example to release a lock nobody will see).
-pub(crate) fn future_or_discard<'py, T, F, D, X>(
+/// As [`run`]; `discard` gets the value when the awaitable was cancelled after the Rust
+/// future completed (for example to release a lock nobody will see). `on_cancel` and `discard`
+/// concern awaitables only: a blocking call is still waiting when its future completes.
+pub(crate) fn run_or_discard<'py, T, F, D, X>(
     py: Python<'py>,
+    how: Run,
     on_cancel: OnCancel,
     fut: F,
     deliver: D,
@@ -373,6 +387,10 @@ where
     D: FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
     X: FnOnce(T) + Send + 'static,
 {
+    if how == Run::Block {
+        let value = block(py, fut)?;
+        return Ok(deliver(py, value)?.into_bound(py));
+    }
     if PLAIN.load(Ordering::Relaxed) {
         return plain(py, fut, deliver);
     }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! `Client` (async and blocking): one shared, lazily connected Redis connection; and the
-//! conversion of every `redis` argument (a URL, a `Client`, a redis-py client) into one.
+//! `Client` (async and blocking, from one definition: see `twin`): one shared, lazily connected
+//! Redis connection; and the conversion of every `redis` argument (a URL, a `Client`, a
+//! redis-py client) into one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use crate::bridge::{self, OnCancel};
 use crate::convert::{type_description, OwnedRaw};
 use crate::error::{guard, invalid_argument, invalid_type, IntoPyResult};
 use crate::runtime::ForkSafe;
+use crate::twin::{twins, Async, Blocking, Flavour};
 
 /// The core client of a Python `Client`, rebuilt with `Client::reopen` in a forked child.
 pub(crate) struct ClientHandle {
@@ -127,155 +129,89 @@ fn repr(handle: &ClientHandle, class: &str) -> String {
     }
 }
 
-/// A connection to one Redis server (async API), shared by every lock built on it.
-///
-/// Created without connecting; the first command connects. Safe to use in a process forked
-/// after its creation (the child gets its own connection).
-#[pyclass(name = "Client", module = "txcoord", frozen)]
-pub(crate) struct PyClient {
-    pub(crate) handle: Arc<ClientHandle>,
-}
-
-#[pymethods]
-impl PyClient {
-    #[new]
-    #[pyo3(signature = (url, *, key_prefix=None, client_name=None, connect_timeout_ms=None, response_timeout_ms=None))]
-    fn new(
-        py: Python<'_>,
-        url: &Bound<'_, PyAny>,
-        key_prefix: Option<&Bound<'_, PyAny>>,
-        client_name: Option<&Bound<'_, PyAny>>,
-        connect_timeout_ms: Option<&Bound<'_, PyAny>>,
-        response_timeout_ms: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        guard(py, || {
-            Ok(PyClient {
-                handle: open(
-                    py,
-                    url,
-                    key_prefix,
-                    client_name,
-                    connect_timeout_ms,
-                    response_timeout_ms,
-                )?,
+twins! {
+    /// A connection to one Redis server (async API), shared by every lock built on it.
+    ///
+    /// Created without connecting; the first command connects. Safe to use in a process forked
+    /// after its creation (the child gets its own connection).
+    #[pyclass(name = "Client", module = "txcoord", frozen)]
+    pub(crate) struct PyClient: Async;
+    /// A connection to one Redis server (blocking API, `txcoord.sync.Client`).
+    #[pyclass(name = "Client", module = "txcoord.sync", frozen)]
+    pub(crate) struct PySyncClient: Blocking;
+    fields {
+        pub(crate) handle: Arc<ClientHandle>,
+    }
+    flavour F;
+    methods {
+        #[new]
+        #[pyo3(signature = (url, *, key_prefix=None, client_name=None, connect_timeout_ms=None, response_timeout_ms=None))]
+        fn new(
+            py: Python<'_>,
+            url: &Bound<'_, PyAny>,
+            key_prefix: Option<&Bound<'_, PyAny>>,
+            client_name: Option<&Bound<'_, PyAny>>,
+            connect_timeout_ms: Option<&Bound<'_, PyAny>>,
+            response_timeout_ms: Option<&Bound<'_, PyAny>>,
+        ) -> PyResult<Self> {
+            guard(py, || {
+                Ok(Self {
+                    handle: open(
+                        py,
+                        url,
+                        key_prefix,
+                        client_name,
+                        connect_timeout_ms,
+                        response_timeout_ms,
+                    )?,
+                })
             })
-        })
-    }
+        }
 
-    /// Connects if needed and checks that Redis answers.
-    fn ping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let client = self.handle.get().into_py(py)?;
-        bridge::future(
-            py,
-            OnCancel::Abort,
-            async move { client.ping().await },
-            |py, ()| Ok(py.None()),
-        )
-    }
+        /// Connects if needed and checks that Redis answers.
+        fn ping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+            let client = self.handle.get().into_py(py)?;
+            bridge::run(
+                py,
+                F::RUN,
+                OnCancel::Abort,
+                async move { client.ping().await },
+                |py, ()| Ok(py.None()),
+            )
+        }
 
-    /// The client's counters (attempts, acquired, wake_notified, ...).
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        stats_dict(py, self.handle.get().into_py(py)?.stats())
-    }
+        /// The client's counters (attempts, acquired, wake_notified, ...).
+        fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+            stats_dict(py, self.handle.get().into_py(py)?.stats())
+        }
 
-    /// Refuses further commands. Locks still held keep their keys until their TTL.
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.handle.get().into_py(py)?.close();
-        Ok(())
-    }
+        /// Refuses further commands. Locks still held keep their keys until their TTL.
+        fn close(&self, py: Python<'_>) -> PyResult<()> {
+            self.handle.get().into_py(py)?.close();
+            Ok(())
+        }
 
-    /// The key prefix put before every key.
-    #[getter]
-    fn key_prefix(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(self.handle.get().into_py(py)?.key_prefix().to_string())
-    }
+        /// The key prefix put before every key.
+        #[getter]
+        fn key_prefix(&self, py: Python<'_>) -> PyResult<String> {
+            Ok(self.handle.get().into_py(py)?.key_prefix().to_string())
+        }
 
-    /// The connection name given with CLIENT SETNAME.
-    #[getter]
-    fn name(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(self.handle.get().into_py(py)?.name().to_string())
-    }
+        /// The connection name given with CLIENT SETNAME.
+        #[getter]
+        fn name(&self, py: Python<'_>) -> PyResult<String> {
+            Ok(self.handle.get().into_py(py)?.name().to_string())
+        }
 
-    /// Whether close() was called.
-    #[getter]
-    fn closed(&self, py: Python<'_>) -> PyResult<bool> {
-        Ok(self.handle.get().into_py(py)?.is_closed())
-    }
+        /// Whether close() was called.
+        #[getter]
+        fn closed(&self, py: Python<'_>) -> PyResult<bool> {
+            Ok(self.handle.get().into_py(py)?.is_closed())
+        }
 
-    fn __repr__(&self) -> String {
-        repr(&self.handle, "txcoord.Client")
-    }
-}
-
-/// A connection to one Redis server (blocking API, `txcoord.sync.Client`).
-#[pyclass(name = "Client", module = "txcoord.sync", frozen)]
-pub(crate) struct PySyncClient {
-    pub(crate) handle: Arc<ClientHandle>,
-}
-
-#[pymethods]
-impl PySyncClient {
-    #[new]
-    #[pyo3(signature = (url, *, key_prefix=None, client_name=None, connect_timeout_ms=None, response_timeout_ms=None))]
-    fn new(
-        py: Python<'_>,
-        url: &Bound<'_, PyAny>,
-        key_prefix: Option<&Bound<'_, PyAny>>,
-        client_name: Option<&Bound<'_, PyAny>>,
-        connect_timeout_ms: Option<&Bound<'_, PyAny>>,
-        response_timeout_ms: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        guard(py, || {
-            Ok(PySyncClient {
-                handle: open(
-                    py,
-                    url,
-                    key_prefix,
-                    client_name,
-                    connect_timeout_ms,
-                    response_timeout_ms,
-                )?,
-            })
-        })
-    }
-
-    /// Connects if needed and checks that Redis answers.
-    fn ping(&self, py: Python<'_>) -> PyResult<()> {
-        let client = self.handle.get().into_py(py)?;
-        bridge::block(py, async move { client.ping().await })
-    }
-
-    /// The client's counters (attempts, acquired, wake_notified, ...).
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        stats_dict(py, self.handle.get().into_py(py)?.stats())
-    }
-
-    /// Refuses further commands. Locks still held keep their keys until their TTL.
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.handle.get().into_py(py)?.close();
-        Ok(())
-    }
-
-    /// The key prefix put before every key.
-    #[getter]
-    fn key_prefix(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(self.handle.get().into_py(py)?.key_prefix().to_string())
-    }
-
-    /// The connection name given with CLIENT SETNAME.
-    #[getter]
-    fn name(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(self.handle.get().into_py(py)?.name().to_string())
-    }
-
-    /// Whether close() was called.
-    #[getter]
-    fn closed(&self, py: Python<'_>) -> PyResult<bool> {
-        Ok(self.handle.get().into_py(py)?.is_closed())
-    }
-
-    fn __repr__(&self) -> String {
-        repr(&self.handle, "txcoord.sync.Client")
+        fn __repr__(&self) -> String {
+            repr(&self.handle, &format!("{}.Client", F::MODULE))
+        }
     }
 }
 

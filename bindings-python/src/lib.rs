@@ -4,9 +4,9 @@
 //! Thin by design: argument conversion (`convert`), error mapping (`error`), future ↔
 //! awaitable (`bridge`), the runtime and fork handling (`runtime`), logging (`logging`); every
 //! decision is the core's. `client`, `lock` and `manager` mirror the core modules of the same
-//! names; each defines the async class (`txcoord.X`) and its blocking twin (`txcoord.sync.X`),
-//! as does `scope` for `manager.lock(resource)`. `on_lost` keeps and calls the lost-lock
-//! callbacks.
+//! names; each defines the async class (`txcoord.X`) and its blocking twin (`txcoord.sync.X`)
+//! from one definition (`twin`), as does `scope` for `manager.lock(resource)`. `on_lost` keeps
+//! and calls the lost-lock callbacks.
 
 mod bridge;
 mod client;
@@ -18,6 +18,7 @@ mod manager;
 mod on_lost;
 mod runtime;
 mod scope;
+mod twin;
 
 use pyo3::prelude::*;
 use pyo3::wrap_pyfunction;
@@ -51,9 +52,13 @@ fn test_panic<'py>(py: Python<'py>, where_: &str) -> PyResult<Bound<'py, PyAny>>
             panic!("test panic (sync)")
         }),
         "blocking" => bridge::block(py, panicking("blocking")).map(|()| py.None().into_bound(py)),
-        "async" => bridge::future(py, bridge::OnCancel::Abort, panicking("async"), |py, ()| {
-            Ok(py.None())
-        }),
+        "async" => bridge::run(
+            py,
+            bridge::Run::Await,
+            bridge::OnCancel::Abort,
+            panicking("async"),
+            |py, ()| Ok(py.None()),
+        ),
         other => Err(pyo3::exceptions::PyValueError::new_err(format!(
             "unknown panic site {other:?}"
         ))),

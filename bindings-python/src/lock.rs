@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! `DistributedLock` (async and blocking) over the core's `DistributedLock`, with the
-//! `on_lost=` callback.
+//! `DistributedLock` (async and blocking, from one definition: see `twin`) over the core's
+//! `DistributedLock`, with the `on_lost=` callback.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -13,12 +13,13 @@ use tokio::task::AbortHandle;
 use txcoord::binding::validate;
 use txcoord::{DistributedLock, LockOptions, LockStatus, LossReason};
 
-use crate::bridge::{self, LoopQueue, OnCancel};
+use crate::bridge::{self, OnCancel};
 use crate::client::{resolve, ClientHandle};
 use crate::convert::{Arg, OwnedRaw};
 use crate::error::{guard, IntoPyResult};
 use crate::on_lost::{callback, Notifier, Slot, Watch};
 use crate::runtime::{self, ForkSafe};
+use crate::twin::{twins, Async, Blocking, Flavour};
 
 /// What a Python lock handle shares with its tasks.
 ///
@@ -280,286 +281,209 @@ fn reason_str(reason: Option<LossReason>) -> Option<&'static str> {
     reason.map(LossReason::as_str)
 }
 
-/// One `#[pymethods]` block per class: the shared properties plus the class's own methods.
-macro_rules! lock_class {
-    ($ty:ty, { $($methods:tt)* }) => {
-        #[pymethods]
-        impl $ty {
-            $($methods)*
-
-            fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-                self.shared.traverse(&visit)
-            }
-
-            fn __clear__(&self) {
-                self.shared.clear();
-            }
-
-            /// Whether the lock is held and its local deadline has not passed.
-            #[getter]
-            fn is_held(&self, py: Python<'_>) -> PyResult<bool> {
-                Ok(self.shared.lock().into_py(py)?.is_held())
-            }
-
-            /// The fencing token of the last acquisition (kept after release); None before the first.
-            #[getter]
-            fn fencing_token(&self, py: Python<'_>) -> PyResult<Option<u64>> {
-                Ok(self.shared.lock().into_py(py)?.fencing_token())
-            }
-
-            /// How many more milliseconds the lock is safely held (0 when it is not).
-            #[getter]
-            fn remaining_validity_ms(&self, py: Python<'_>) -> PyResult<u64> {
-                Ok(self.shared.lock().into_py(py)?.remaining_validity().as_millis() as u64)
-            }
-
-            /// Holds of the owner when this handle acquired (1 unless re-entered).
-            #[getter]
-            fn hold_count(&self, py: Python<'_>) -> PyResult<u64> {
-                Ok(self.shared.lock().into_py(py)?.hold_count())
-            }
-
-            /// "idle", "held", "releasing" (a release not yet confirmed: call release() again),
-            /// "released" or "lost".
-            #[getter]
-            fn status(&self, py: Python<'_>) -> PyResult<&'static str> {
-                Ok(status_str(self.shared.lock().into_py(py)?.status()))
-            }
-
-            /// Why the lock was lost ("taken", "expired", "renewal-failed", "deadline"), or None.
-            #[getter]
-            fn loss_reason(&self, py: Python<'_>) -> PyResult<Option<&'static str>> {
-                Ok(reason_str(self.shared.lock().into_py(py)?.loss_reason()))
-            }
-
-            /// The full Redis key (with the client's key prefix).
-            #[getter]
-            fn key(&self, py: Python<'_>) -> PyResult<String> {
-                Ok(self.shared.lock().into_py(py)?.key().to_string())
-            }
-
-            /// The lock's TTL in milliseconds.
-            #[getter]
-            fn ttl_ms(&self, py: Python<'_>) -> PyResult<u64> {
-                Ok(self.shared.lock().into_py(py)?.ttl().as_millis() as u64)
-            }
-
-            /// The explicit owner id, if any.
-            #[getter]
-            fn owner_id(&self, py: Python<'_>) -> PyResult<Option<String>> {
-                Ok(self.shared.lock().into_py(py)?.owner_id().map(str::to_string))
-            }
-
-            /// The priority recorded for the deadlock detector.
-            #[getter]
-            fn priority(&self, py: Python<'_>) -> PyResult<i32> {
-                Ok(self.shared.lock().into_py(py)?.priority())
-            }
+twins! {
+    /// A lock on one Redis key (async API), wire-compatible with the seed's `DistributedLock`.
+    ///
+    /// Held locks are renewed every ttl/3 in the background; loss is reported by `await lost()`
+    /// and the `on_lost` callback with its reason. Durations are in milliseconds (or a
+    /// `datetime.timedelta`).
+    #[pyclass(name = "DistributedLock", module = "txcoord", frozen)]
+    pub(crate) struct PyDistributedLock: Async;
+    /// A lock on one Redis key (blocking API, `txcoord.sync.DistributedLock`).
+    #[pyclass(name = "DistributedLock", module = "txcoord.sync", frozen)]
+    pub(crate) struct PySyncDistributedLock: Blocking;
+    fields {
+        pub(crate) shared: Arc<LockShared>,
+    }
+    flavour F;
+    methods {
+        #[new]
+        #[pyo3(
+            signature = (redis, lock_key, ttl_ms=Arg::Absent, *, owner_id=None, priority=None, on_lost=None),
+            text_signature = "(redis, lock_key, ttl_ms=30000, *, owner_id=None, priority=0, on_lost=None)"
+        )]
+        fn new(
+            py: Python<'_>,
+            redis: &Bound<'_, PyAny>,
+            lock_key: &Bound<'_, PyAny>,
+            ttl_ms: Arg<'_>,
+            owner_id: Option<&Bound<'_, PyAny>>,
+            priority: Option<&Bound<'_, PyAny>>,
+            on_lost: Option<&Bound<'_, PyAny>>,
+        ) -> PyResult<Self> {
+            guard(py, || {
+                Ok(Self {
+                    shared: LockShared::construct(
+                        py, redis, lock_key, &ttl_ms, owner_id, priority, on_lost,
+                    )?,
+                })
+            })
         }
-    };
+
+        /// The seed's `acquire()`: one attempt (or wait up to `timeout_ms`); True if now held.
+        #[pyo3(signature = (timeout_ms=Arg::Absent), text_signature = "($self, timeout_ms=0)")]
+        fn acquire<'py>(
+            &self,
+            py: Python<'py>,
+            timeout_ms: Arg<'_>,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            let (lock, task) = self
+                .shared
+                .acquire_task(py, &timeout_ms, || F::notifier(py))?;
+            bridge::run_or_discard(
+                py,
+                F::RUN,
+                OnCancel::Abort,
+                task,
+                |py, ok| Ok(py_bool(py, ok)),
+                move |ok| {
+                    if ok {
+                        release_in_background(lock)
+                    }
+                },
+            )
+        }
+
+        /// The seed's `release()`: stops renewal, then releases (a lost lock releases quietly).
+        fn release<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+            let lock = self.shared.lock().into_py(py)?;
+            bridge::run(
+                py,
+                F::RUN,
+                OnCancel::Finish,
+                async move { lock.release().await },
+                |py, ()| Ok(py.None()),
+            )
+        }
+
+        /// The seed's `extend(additionalTime = ttl)`: sets the expiry to `additional_time_ms` from now.
+        #[pyo3(signature = (additional_time_ms=None))]
+        fn extend<'py>(
+            &self,
+            py: Python<'py>,
+            additional_time_ms: Option<&Bound<'_, PyAny>>,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            let task = self.shared.extend_task(py, additional_time_ms)?;
+            bridge::run(py, F::RUN, OnCancel::Finish, task, |py, ok| Ok(py_bool(py, ok)))
+        }
+
+        @async {
+            /// Resolves when the lock stops being held: the loss reason, or None if it was released.
+        }
+        @sync {
+            /// Blocks until the lock stops being held: the loss reason, or None if it was released.
+        }
+        fn lost<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+            let lock = self.shared.lock().into_py(py)?;
+            bridge::run(
+                py,
+                F::RUN,
+                OnCancel::Abort,
+                async move { Ok(lock.lost().await) },
+                |py, reason| Ok(reason_str(reason).into_pyobject(py)?.unbind()),
+            )
+        }
+
+        @async { #[pyo3(name = "__aenter__")] }
+        @sync { #[pyo3(name = "__enter__")] }
+        fn enter<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+            let py = slf.py();
+            let task = slf.get().shared.enter_task(py, || F::notifier(py))?;
+            let lock = slf.get().shared.lock().into_py(py)?;
+            let me = slf.unbind();
+            bridge::run_or_discard(
+                py,
+                F::RUN,
+                OnCancel::Abort,
+                task,
+                move |_py, _| Ok(me.into_any()),
+                move |_| release_in_background(lock),
+            )
+        }
+
+        @async { #[pyo3(name = "__aexit__")] }
+        @sync { #[pyo3(name = "__exit__")] }
+        fn exit<'py>(
+            &self,
+            py: Python<'py>,
+            _exc_type: &Bound<'_, PyAny>,
+            _exc: &Bound<'_, PyAny>,
+            _tb: &Bound<'_, PyAny>,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            self.release(py)
+        }
+
+        fn __repr__(&self) -> String {
+            self.shared.repr(&format!("{}.DistributedLock", F::MODULE))
+        }
+
+        fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+            self.shared.traverse(&visit)
+        }
+
+        fn __clear__(&self) {
+            self.shared.clear();
+        }
+
+        /// Whether the lock is held and its local deadline has not passed.
+        #[getter]
+        fn is_held(&self, py: Python<'_>) -> PyResult<bool> {
+            Ok(self.shared.lock().into_py(py)?.is_held())
+        }
+
+        /// The fencing token of the last acquisition (kept after release); None before the first.
+        #[getter]
+        fn fencing_token(&self, py: Python<'_>) -> PyResult<Option<u64>> {
+            Ok(self.shared.lock().into_py(py)?.fencing_token())
+        }
+
+        /// How many more milliseconds the lock is safely held (0 when it is not).
+        #[getter]
+        fn remaining_validity_ms(&self, py: Python<'_>) -> PyResult<u64> {
+            Ok(self.shared.lock().into_py(py)?.remaining_validity().as_millis() as u64)
+        }
+
+        /// Holds of the owner when this handle acquired (1 unless re-entered).
+        #[getter]
+        fn hold_count(&self, py: Python<'_>) -> PyResult<u64> {
+            Ok(self.shared.lock().into_py(py)?.hold_count())
+        }
+
+        /// "idle", "held", "releasing" (a release not yet confirmed: call release() again),
+        /// "released" or "lost".
+        #[getter]
+        fn status(&self, py: Python<'_>) -> PyResult<&'static str> {
+            Ok(status_str(self.shared.lock().into_py(py)?.status()))
+        }
+
+        /// Why the lock was lost ("taken", "expired", "renewal-failed", "deadline"), or None.
+        #[getter]
+        fn loss_reason(&self, py: Python<'_>) -> PyResult<Option<&'static str>> {
+            Ok(reason_str(self.shared.lock().into_py(py)?.loss_reason()))
+        }
+
+        /// The full Redis key (with the client's key prefix).
+        #[getter]
+        fn key(&self, py: Python<'_>) -> PyResult<String> {
+            Ok(self.shared.lock().into_py(py)?.key().to_string())
+        }
+
+        /// The lock's TTL in milliseconds.
+        #[getter]
+        fn ttl_ms(&self, py: Python<'_>) -> PyResult<u64> {
+            Ok(self.shared.lock().into_py(py)?.ttl().as_millis() as u64)
+        }
+
+        /// The explicit owner id, if any.
+        #[getter]
+        fn owner_id(&self, py: Python<'_>) -> PyResult<Option<String>> {
+            Ok(self.shared.lock().into_py(py)?.owner_id().map(str::to_string))
+        }
+
+        /// The priority recorded for the deadlock detector.
+        #[getter]
+        fn priority(&self, py: Python<'_>) -> PyResult<i32> {
+            Ok(self.shared.lock().into_py(py)?.priority())
+        }
+    }
 }
-
-/// A lock on one Redis key (async API), wire-compatible with the seed's `DistributedLock`.
-///
-/// Held locks are renewed every ttl/3 in the background; loss is reported by `await lost()`
-/// and the `on_lost` callback with its reason. Durations are in milliseconds (or a
-/// `datetime.timedelta`).
-#[pyclass(name = "DistributedLock", module = "txcoord", frozen)]
-pub(crate) struct PyDistributedLock {
-    pub(crate) shared: Arc<LockShared>,
-}
-
-fn loop_notifier(py: Python<'_>) -> impl FnOnce() -> PyResult<Notifier> + '_ {
-    move || Ok(Notifier::Loop(LoopQueue::current(py)?))
-}
-
-lock_class!(PyDistributedLock, {
-    #[new]
-    #[pyo3(
-        signature = (redis, lock_key, ttl_ms=Arg::Absent, *, owner_id=None, priority=None, on_lost=None),
-        text_signature = "(redis, lock_key, ttl_ms=30000, *, owner_id=None, priority=0, on_lost=None)"
-    )]
-    fn new(
-        py: Python<'_>,
-        redis: &Bound<'_, PyAny>,
-        lock_key: &Bound<'_, PyAny>,
-        ttl_ms: Arg<'_>,
-        owner_id: Option<&Bound<'_, PyAny>>,
-        priority: Option<&Bound<'_, PyAny>>,
-        on_lost: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        guard(py, || {
-            Ok(PyDistributedLock {
-                shared: LockShared::construct(
-                    py, redis, lock_key, &ttl_ms, owner_id, priority, on_lost,
-                )?,
-            })
-        })
-    }
-
-    /// The seed's `acquire()`: one attempt (or wait up to `timeout_ms`); True if now held.
-    #[pyo3(signature = (timeout_ms=Arg::Absent), text_signature = "($self, timeout_ms=0)")]
-    fn acquire<'py>(&self, py: Python<'py>, timeout_ms: Arg<'_>) -> PyResult<Bound<'py, PyAny>> {
-        let (lock, task) = self
-            .shared
-            .acquire_task(py, &timeout_ms, loop_notifier(py))?;
-        bridge::future_or_discard(
-            py,
-            OnCancel::Abort,
-            task,
-            |py, ok| Ok(py_bool(py, ok)),
-            move |ok| {
-                if ok {
-                    release_in_background(lock)
-                }
-            },
-        )
-    }
-
-    /// The seed's `release()`: stops renewal, then releases (a lost lock releases quietly).
-    fn release<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let lock = self.shared.lock().into_py(py)?;
-        bridge::future(
-            py,
-            OnCancel::Finish,
-            async move { lock.release().await },
-            |py, ()| Ok(py.None()),
-        )
-    }
-
-    /// The seed's `extend(additionalTime = ttl)`: sets the expiry to `additional_time_ms` from now.
-    #[pyo3(signature = (additional_time_ms=None))]
-    fn extend<'py>(
-        &self,
-        py: Python<'py>,
-        additional_time_ms: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let task = self.shared.extend_task(py, additional_time_ms)?;
-        bridge::future(py, OnCancel::Finish, task, |py, ok| Ok(py_bool(py, ok)))
-    }
-
-    /// Resolves when the lock stops being held: the loss reason, or None if it was released.
-    fn lost<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let lock = self.shared.lock().into_py(py)?;
-        bridge::future(
-            py,
-            OnCancel::Abort,
-            async move { Ok(lock.lost().await) },
-            |py, reason| Ok(reason_str(reason).into_pyobject(py)?.unbind()),
-        )
-    }
-
-    fn __aenter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        let task = slf.get().shared.enter_task(py, loop_notifier(py))?;
-        let lock = slf.get().shared.lock().into_py(py)?;
-        let me = slf.unbind();
-        bridge::future_or_discard(
-            py,
-            OnCancel::Abort,
-            task,
-            move |_py, _| Ok(me.into_any()),
-            move |_| release_in_background(lock),
-        )
-    }
-
-    fn __aexit__<'py>(
-        &self,
-        py: Python<'py>,
-        _exc_type: &Bound<'_, PyAny>,
-        _exc: &Bound<'_, PyAny>,
-        _tb: &Bound<'_, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.release(py)
-    }
-
-    fn __repr__(&self) -> String {
-        self.shared.repr("txcoord.DistributedLock")
-    }
-});
-
-/// A lock on one Redis key (blocking API, `txcoord.sync.DistributedLock`).
-#[pyclass(name = "DistributedLock", module = "txcoord.sync", frozen)]
-pub(crate) struct PySyncDistributedLock {
-    pub(crate) shared: Arc<LockShared>,
-}
-
-fn thread_notifier() -> PyResult<Notifier> {
-    Ok(Notifier::Thread)
-}
-
-lock_class!(PySyncDistributedLock, {
-    #[new]
-    #[pyo3(
-        signature = (redis, lock_key, ttl_ms=Arg::Absent, *, owner_id=None, priority=None, on_lost=None),
-        text_signature = "(redis, lock_key, ttl_ms=30000, *, owner_id=None, priority=0, on_lost=None)"
-    )]
-    fn new(
-        py: Python<'_>,
-        redis: &Bound<'_, PyAny>,
-        lock_key: &Bound<'_, PyAny>,
-        ttl_ms: Arg<'_>,
-        owner_id: Option<&Bound<'_, PyAny>>,
-        priority: Option<&Bound<'_, PyAny>>,
-        on_lost: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        guard(py, || {
-            Ok(PySyncDistributedLock {
-                shared: LockShared::construct(
-                    py, redis, lock_key, &ttl_ms, owner_id, priority, on_lost,
-                )?,
-            })
-        })
-    }
-
-    /// The seed's `acquire()`: one attempt (or wait up to `timeout_ms`); True if now held.
-    #[pyo3(signature = (timeout_ms=Arg::Absent), text_signature = "($self, timeout_ms=0)")]
-    fn acquire(&self, py: Python<'_>, timeout_ms: Arg<'_>) -> PyResult<bool> {
-        let (_, task) = self.shared.acquire_task(py, &timeout_ms, thread_notifier)?;
-        bridge::block(py, task)
-    }
-
-    /// The seed's `release()`: stops renewal, then releases (a lost lock releases quietly).
-    fn release(&self, py: Python<'_>) -> PyResult<()> {
-        let lock = self.shared.lock().into_py(py)?;
-        bridge::block(py, async move { lock.release().await })
-    }
-
-    /// The seed's `extend(additionalTime = ttl)`: sets the expiry to `additional_time_ms` from now.
-    #[pyo3(signature = (additional_time_ms=None))]
-    fn extend(
-        &self,
-        py: Python<'_>,
-        additional_time_ms: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<bool> {
-        let task = self.shared.extend_task(py, additional_time_ms)?;
-        bridge::block(py, task)
-    }
-
-    /// Blocks until the lock stops being held: the loss reason, or None if it was released.
-    fn lost(&self, py: Python<'_>) -> PyResult<Option<&'static str>> {
-        let lock = self.shared.lock().into_py(py)?;
-        bridge::block(py, async move { Ok(lock.lost().await) }).map(reason_str)
-    }
-
-    fn __enter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
-        let py = slf.py();
-        let task = slf.get().shared.enter_task(py, thread_notifier)?;
-        bridge::block(py, task)?;
-        Ok(slf)
-    }
-
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _exc_type: &Bound<'_, PyAny>,
-        _exc: &Bound<'_, PyAny>,
-        _tb: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        self.release(py)
-    }
-
-    fn __repr__(&self) -> String {
-        self.shared.repr("txcoord.sync.DistributedLock")
-    }
-});

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! `LockManager` (async and blocking) over the core's `LockManager`, and the scoped
-//! `manager.lock(resource)` context manager.
+//! `LockManager` (async and blocking, from one definition: see `twin`) over the core's
+//! `LockManager`; its scoped `manager.lock(resource)` context is in `scope`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,14 +12,14 @@ use pyo3::{PyTraverseError, PyVisit};
 use txcoord::binding::validate;
 use txcoord::{AcquireOptions, LockKeys, LockManager, ManagerOptions};
 
-use crate::bridge::{self, LoopQueue, OnCancel};
+use crate::bridge::{self, OnCancel, Run};
 use crate::client::{resolve, ClientHandle};
 use crate::convert::{Arg, OwnedRaw};
 use crate::error::{guard, python_names, to_pyerr, IntoPyResult};
-use crate::lock::{release_in_background, LockShared, PyDistributedLock, PySyncDistributedLock};
+use crate::lock::{release_in_background, LockShared};
 use crate::on_lost::{callback, Notifier, Slot, Slots, Spend, Watch};
 use crate::runtime::ForkSafe;
-use crate::scope::{PyLockContext, PySyncLockContext};
+use crate::twin::{twins, Async, Blocking, Flavour};
 
 /// What a Python manager shares with its tasks.
 pub(crate) struct ManagerShared {
@@ -36,6 +36,23 @@ pub(crate) struct Request {
     /// The callback's slot, owned by the Python object that keeps the request: the manager
     /// (`acquire_lock`, adopted into its `Slots`) or the scoped context (`lock`).
     on_lost: Option<Arc<Slot>>,
+}
+
+/// `owner_id`, `priority` and `fair`, validated: what a manager and each of its calls take.
+fn owner_priority_fair(
+    py: Python<'_>,
+    owner_id: Option<&Bound<'_, PyAny>>,
+    priority: Option<&Bound<'_, PyAny>>,
+    fair: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(Option<String>, Option<i32>, Option<bool>)> {
+    let raw = OwnedRaw::from_optional(owner_id)?;
+    let owner = validate::owner_id("owner_id", raw.raw()).into_py(py)?;
+    let owner = owner.map(str::to_string);
+    let raw = OwnedRaw::from_optional(priority)?;
+    let priority = validate::priority("priority", raw.raw()).into_py(py)?;
+    let raw = OwnedRaw::from_optional(fair)?;
+    let fair = validate::flag("fair", raw.raw()).into_py(py)?;
+    Ok((owner, priority, fair))
 }
 
 impl Request {
@@ -63,16 +80,14 @@ impl Request {
         if let Some(timeout) = validate::timeout("timeout_ms", raw.raw()).into_py(py)? {
             options = options.set_timeout(timeout);
         }
-        let raw = OwnedRaw::from_optional(owner_id)?;
-        if let Some(owner) = validate::owner_id("owner_id", raw.raw()).into_py(py)? {
+        let (owner, priority, fair) = owner_priority_fair(py, owner_id, priority, fair)?;
+        if let Some(owner) = owner {
             options = options.set_owner_id(owner);
         }
-        let raw = OwnedRaw::from_optional(priority)?;
-        if let Some(p) = validate::priority("priority", raw.raw()).into_py(py)? {
+        if let Some(p) = priority {
             options = options.set_priority(p);
         }
-        let raw = OwnedRaw::from_optional(fair)?;
-        if let Some(f) = validate::flag("fair", raw.raw()).into_py(py)? {
+        if let Some(f) = fair {
             options = options.set_fair(f);
         }
         Ok(Request {
@@ -110,16 +125,14 @@ impl ManagerShared {
         waiter_lease_ms: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Arc<Self>> {
         let mut options = ManagerOptions::new();
-        let raw = OwnedRaw::from_optional(owner_id)?;
-        if let Some(owner) = validate::owner_id("owner_id", raw.raw()).into_py(py)? {
+        let (owner, priority, fair) = owner_priority_fair(py, owner_id, priority, fair)?;
+        if let Some(owner) = owner {
             options = options.set_owner_id(owner);
         }
-        let raw = OwnedRaw::from_optional(priority)?;
-        if let Some(p) = validate::priority("priority", raw.raw()).into_py(py)? {
+        if let Some(p) = priority {
             options = options.set_priority(p);
         }
-        let raw = OwnedRaw::from_optional(fair)?;
-        if let Some(f) = validate::flag("fair", raw.raw()).into_py(py)? {
+        if let Some(f) = fair {
             options = options.set_fair(f);
         }
         // Type checks here; the ranges are the core's (which names them without `_ms`).
@@ -152,6 +165,13 @@ impl ManagerShared {
             manager: ForkSafe::new(manager),
             options,
         }))
+    }
+
+    /// The owner id, for `__repr__` (without rebuilding a forked child's manager).
+    fn options_owner(&self) -> Option<String> {
+        self.manager
+            .peek()
+            .and_then(|m| m.owner_id().map(str::to_string))
     }
 
     /// The core manager for this process (a forked child starts with an empty table).
@@ -248,6 +268,17 @@ impl ManagerShared {
     }
 }
 
+/// Runs `releases` (of every lock a manager holds); its value is the list of the failed ones,
+/// as (resource, exception) pairs.
+fn releases(
+    py: Python<'_>,
+    how: Run,
+    releases: impl Future<Output = Vec<(String, txcoord::Error)>> + Send + 'static,
+) -> PyResult<Bound<'_, PyAny>> {
+    let releases = async move { Ok(releases.await) };
+    bridge::run(py, how, OnCancel::Finish, releases, failures_list)
+}
+
 fn failures_list(py: Python<'_>, failures: Vec<(String, txcoord::Error)>) -> PyResult<Py<PyAny>> {
     let list = PyList::empty(py);
     for (resource, e) in failures {
@@ -263,399 +294,221 @@ fn failures_list(py: Python<'_>, failures: Vec<(String, txcoord::Error)>) -> PyR
     Ok(list.into_any().unbind())
 }
 
-pub(crate) fn loop_notifier(py: Python<'_>) -> impl FnOnce() -> PyResult<Notifier> + '_ {
-    move || Ok(Notifier::Loop(LoopQueue::current(py)?))
-}
-
-pub(crate) fn thread_notifier() -> PyResult<Notifier> {
-    Ok(Notifier::Thread)
-}
-
-/// The seed's `LockManager` (async API): locks by resource name (key `lock:<resource>`),
-/// waits woken by release notifications, owner ids (re-entrant), fair mode.
-#[pyclass(name = "LockManager", module = "txcoord", frozen)]
-pub(crate) struct PyLockManager {
-    shared: Arc<ManagerShared>,
-    /// The `on_lost` callbacks of the locks this manager acquired and holds.
-    on_lost: Slots,
-}
-
-#[pymethods]
-impl PyLockManager {
-    #[new]
-    #[pyo3(
-        signature = (redis, *, owner_id=None, priority=None, fair=None, fallback_poll_ms=None, waiter_lease_ms=None),
-        text_signature = "(redis, *, owner_id=None, priority=0, fair=False, fallback_poll_ms=None, waiter_lease_ms=None)"
-    )]
-    fn new(
-        py: Python<'_>,
-        redis: &Bound<'_, PyAny>,
-        owner_id: Option<&Bound<'_, PyAny>>,
-        priority: Option<&Bound<'_, PyAny>>,
-        fair: Option<&Bound<'_, PyAny>>,
-        fallback_poll_ms: Option<&Bound<'_, PyAny>>,
-        waiter_lease_ms: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        guard(py, || {
-            Ok(PyLockManager {
-                shared: ManagerShared::construct(
-                    py,
-                    redis,
-                    owner_id,
-                    priority,
-                    fair,
-                    fallback_poll_ms,
-                    waiter_lease_ms,
-                )?,
-                on_lost: Slots::default(),
-            })
-        })
+twins! {
+    /// The seed's `LockManager` (async API): locks by resource name (key `lock:<resource>`),
+    /// waits woken by release notifications, owner ids (re-entrant), fair mode.
+    #[pyclass(name = "LockManager", module = "txcoord", frozen)]
+    pub(crate) struct PyLockManager: Async;
+    /// The seed's `LockManager` (blocking API, `txcoord.sync.LockManager`).
+    #[pyclass(name = "LockManager", module = "txcoord.sync", frozen)]
+    pub(crate) struct PySyncLockManager: Blocking;
+    fields {
+        shared: Arc<ManagerShared>,
+        /// The `on_lost` callbacks of the locks this manager acquired and holds.
+        on_lost: Slots,
     }
+    flavour F;
+    methods {
+        #[new]
+        #[pyo3(
+            signature = (redis, *, owner_id=None, priority=None, fair=None, fallback_poll_ms=None, waiter_lease_ms=None),
+            text_signature = "(redis, *, owner_id=None, priority=0, fair=False, fallback_poll_ms=None, waiter_lease_ms=None)"
+        )]
+        fn new(
+            py: Python<'_>,
+            redis: &Bound<'_, PyAny>,
+            owner_id: Option<&Bound<'_, PyAny>>,
+            priority: Option<&Bound<'_, PyAny>>,
+            fair: Option<&Bound<'_, PyAny>>,
+            fallback_poll_ms: Option<&Bound<'_, PyAny>>,
+            waiter_lease_ms: Option<&Bound<'_, PyAny>>,
+        ) -> PyResult<Self> {
+            guard(py, || {
+                Ok(Self {
+                    shared: ManagerShared::construct(
+                        py,
+                        redis,
+                        owner_id,
+                        priority,
+                        fair,
+                        fallback_poll_ms,
+                        waiter_lease_ms,
+                    )?,
+                    on_lost: Slots::default(),
+                })
+            })
+        }
 
-    /// The seed's `acquireLock`: the lock, or None when `timeout_ms` passed first (0 tries once).
-    #[pyo3(
-        signature = (resource, ttl_ms=Arg::Absent, timeout_ms=Arg::Absent, *, owner_id=None, priority=None, fair=None, on_lost=None),
-        text_signature = "($self, resource, ttl_ms=30000, timeout_ms=10000, *, owner_id=None, priority=None, fair=None, on_lost=None)"
-    )]
-    #[allow(clippy::too_many_arguments)]
-    fn acquire_lock<'py>(
-        &self,
-        py: Python<'py>,
-        resource: &Bound<'_, PyAny>,
-        ttl_ms: Arg<'_>,
-        timeout_ms: Arg<'_>,
-        owner_id: Option<&Bound<'_, PyAny>>,
-        priority: Option<&Bound<'_, PyAny>>,
-        fair: Option<&Bound<'_, PyAny>>,
-        on_lost: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let request = Request::parse(
-            py,
-            resource,
-            &ttl_ms,
-            &timeout_ms,
-            owner_id,
-            priority,
-            fair,
-            on_lost,
-        )?;
-        let task = self
-            .shared
-            .acquire_task(py, request, Some(&self.on_lost), loop_notifier(py))?;
-        bridge::future_or_discard(
-            py,
-            OnCancel::Abort,
-            task,
-            |py, lock| match lock {
-                Some(shared) => Ok(Py::new(py, PyDistributedLock { shared })?.into_any()),
-                None => Ok(py.None()),
-            },
-            |lock| {
-                if let Some(shared) = lock {
-                    if let Ok(l) = shared.lock() {
-                        release_in_background(l);
+        /// The seed's `acquireLock`: the lock, or None when `timeout_ms` passed first (0 tries once).
+        #[pyo3(
+            signature = (resource, ttl_ms=Arg::Absent, timeout_ms=Arg::Absent, *, owner_id=None, priority=None, fair=None, on_lost=None),
+            text_signature = "($self, resource, ttl_ms=30000, timeout_ms=10000, *, owner_id=None, priority=None, fair=None, on_lost=None)"
+        )]
+        #[allow(clippy::too_many_arguments)]
+        fn acquire_lock<'py>(
+            &self,
+            py: Python<'py>,
+            resource: &Bound<'_, PyAny>,
+            ttl_ms: Arg<'_>,
+            timeout_ms: Arg<'_>,
+            owner_id: Option<&Bound<'_, PyAny>>,
+            priority: Option<&Bound<'_, PyAny>>,
+            fair: Option<&Bound<'_, PyAny>>,
+            on_lost: Option<&Bound<'_, PyAny>>,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            let request = Request::parse(
+                py,
+                resource,
+                &ttl_ms,
+                &timeout_ms,
+                owner_id,
+                priority,
+                fair,
+                on_lost,
+            )?;
+            let notifier = || F::notifier(py);
+            let task = self
+                .shared
+                .acquire_task(py, request, Some(&self.on_lost), notifier)?;
+            bridge::run_or_discard(
+                py,
+                F::RUN,
+                OnCancel::Abort,
+                task,
+                |py, lock| match lock {
+                    Some(shared) => F::lock(py, shared),
+                    None => Ok(py.None()),
+                },
+                |lock| {
+                    if let Some(shared) = lock {
+                        if let Ok(l) = shared.lock() {
+                            release_in_background(l);
+                        }
                     }
-                }
-            },
-        )
-    }
+                },
+            )
+        }
 
-    /// The scoped form: `async with manager.lock("order:42") as lock:` acquires (raising
-    /// LockTimeoutError when it cannot) and always releases.
-    #[pyo3(
-        signature = (resource, ttl_ms=Arg::Absent, timeout_ms=Arg::Absent, *, owner_id=None, priority=None, fair=None, on_lost=None),
-        text_signature = "($self, resource, ttl_ms=30000, timeout_ms=10000, *, owner_id=None, priority=None, fair=None, on_lost=None)"
-    )]
-    #[allow(clippy::too_many_arguments)]
-    fn lock(
-        &self,
-        py: Python<'_>,
-        resource: &Bound<'_, PyAny>,
-        ttl_ms: Arg<'_>,
-        timeout_ms: Arg<'_>,
-        owner_id: Option<&Bound<'_, PyAny>>,
-        priority: Option<&Bound<'_, PyAny>>,
-        fair: Option<&Bound<'_, PyAny>>,
-        on_lost: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<PyLockContext> {
-        let request = Request::parse(
-            py,
-            resource,
-            &ttl_ms,
-            &timeout_ms,
-            owner_id,
-            priority,
-            fair,
-            on_lost,
-        )?;
-        Ok(PyLockContext::new(self.shared.clone(), request))
-    }
+        @async {
+            /// The scoped form: `async with manager.lock("order:42") as lock:` acquires (raising
+            /// LockTimeoutError when it cannot) and always releases.
+        }
+        @sync {
+            /// The scoped form: `with manager.lock("order:42") as lock:` acquires (raising
+            /// LockTimeoutError when it cannot) and always releases.
+        }
+        #[pyo3(
+            signature = (resource, ttl_ms=Arg::Absent, timeout_ms=Arg::Absent, *, owner_id=None, priority=None, fair=None, on_lost=None),
+            text_signature = "($self, resource, ttl_ms=30000, timeout_ms=10000, *, owner_id=None, priority=None, fair=None, on_lost=None)"
+        )]
+        #[allow(clippy::too_many_arguments)]
+        fn lock(
+            &self,
+            py: Python<'_>,
+            resource: &Bound<'_, PyAny>,
+            ttl_ms: Arg<'_>,
+            timeout_ms: Arg<'_>,
+            owner_id: Option<&Bound<'_, PyAny>>,
+            priority: Option<&Bound<'_, PyAny>>,
+            fair: Option<&Bound<'_, PyAny>>,
+            on_lost: Option<&Bound<'_, PyAny>>,
+        ) -> PyResult<Py<PyAny>> {
+            let request = Request::parse(
+                py,
+                resource,
+                &ttl_ms,
+                &timeout_ms,
+                owner_id,
+                priority,
+                fair,
+                on_lost,
+            )?;
+            F::context(py, self.shared.clone(), request)
+        }
 
-    /// The seed's `releaseLock`: releases the most recent lock this manager holds on `resource`.
-    fn release_lock<'py>(
-        &self,
-        py: Python<'py>,
-        resource: &Bound<'_, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let task = self.shared.release_lock_task(py, resource)?;
-        bridge::future(py, OnCancel::Finish, task, |py, ()| Ok(py.None()))
-    }
+        /// The seed's `releaseLock`: releases the most recent lock this manager holds on `resource`.
+        fn release_lock<'py>(
+            &self,
+            py: Python<'py>,
+            resource: &Bound<'_, PyAny>,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            let task = self.shared.release_lock_task(py, resource)?;
+            bridge::run(py, F::RUN, OnCancel::Finish, task, |py, ()| Ok(py.None()))
+        }
 
-    /// The seed's `releaseAllLocks`: attempts every release; returns the failures as
-    /// (resource, exception) pairs instead of raising.
-    fn release_all_locks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let manager = self.shared.manager().into_py(py)?;
-        bridge::future(
-            py,
-            OnCancel::Finish,
-            async move { Ok(manager.release_all_locks().await) },
-            failures_list,
-        )
-    }
+        /// The seed's `releaseAllLocks`: attempts every release; returns the failures as
+        /// (resource, exception) pairs instead of raising.
+        fn release_all_locks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+            let manager = self.shared.manager().into_py(py)?;
+            releases(py, F::RUN, async move { manager.release_all_locks().await })
+        }
 
-    /// Resources this manager currently holds locks on (sorted).
-    #[getter]
-    fn held_resources(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        Ok(self.shared.manager().into_py(py)?.held_resources())
-    }
+        /// Resources this manager currently holds locks on (sorted).
+        #[getter]
+        fn held_resources(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+            Ok(self.shared.manager().into_py(py)?.held_resources())
+        }
 
-    /// Releases everything this manager holds and refuses further acquisitions; returns the
-    /// failed releases as (resource, exception) pairs.
-    fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let manager = self.shared.manager().into_py(py)?;
-        bridge::future(
-            py,
-            OnCancel::Finish,
-            async move { Ok(manager.close().await) },
-            failures_list,
-        )
-    }
+        @async { #[pyo3(name = "aclose")] }
+        @sync { #[pyo3(name = "close")] }
+        /// Releases everything this manager holds and refuses further acquisitions; returns the
+        /// failed releases as (resource, exception) pairs.
+        fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+            let manager = self.shared.manager().into_py(py)?;
+            releases(py, F::RUN, async move { manager.close().await })
+        }
 
-    /// The manager's owner id, if any.
-    #[getter]
-    fn owner_id(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        Ok(self
-            .shared
-            .manager()
-            .into_py(py)?
-            .owner_id()
-            .map(str::to_string))
-    }
+        /// The manager's owner id, if any.
+        #[getter]
+        fn owner_id(&self, py: Python<'_>) -> PyResult<Option<String>> {
+            Ok(self
+                .shared
+                .manager()
+                .into_py(py)?
+                .owner_id()
+                .map(str::to_string))
+        }
 
-    fn __aenter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        bridge::ready(py, slf.into_any().unbind())
-    }
+        @async { #[pyo3(name = "__aenter__")] }
+        @sync { #[pyo3(name = "__enter__")] }
+        fn enter<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+            let py = slf.py();
+            F::ready(py, slf.into_any().unbind())
+        }
 
-    fn __aexit__<'py>(
-        &self,
-        py: Python<'py>,
-        _exc_type: &Bound<'_, PyAny>,
-        _exc: &Bound<'_, PyAny>,
-        _tb: &Bound<'_, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let manager = self.shared.manager().into_py(py)?;
-        bridge::future(
-            py,
-            OnCancel::Finish,
-            async move { Ok(manager.close().await) },
-            |py, _| Ok(py.None()),
-        )
-    }
+        @async { #[pyo3(name = "__aexit__")] }
+        @sync { #[pyo3(name = "__exit__")] }
+        fn exit<'py>(
+            &self,
+            py: Python<'py>,
+            _exc_type: &Bound<'_, PyAny>,
+            _exc: &Bound<'_, PyAny>,
+            _tb: &Bound<'_, PyAny>,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            let manager = self.shared.manager().into_py(py)?;
+            bridge::run(
+                py,
+                F::RUN,
+                OnCancel::Finish,
+                async move { Ok(manager.close().await) },
+                |py, _| Ok(py.None()),
+            )
+        }
 
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        self.on_lost.traverse(&visit)
-    }
+        fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+            self.on_lost.traverse(&visit)
+        }
 
-    fn __clear__(&self) {
-        self.on_lost.clear();
-    }
+        fn __clear__(&self) {
+            self.on_lost.clear();
+        }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "<txcoord.LockManager owner_id={:?}>",
-            self.shared.options_owner()
-        )
-    }
-}
-
-impl ManagerShared {
-    fn options_owner(&self) -> Option<String> {
-        self.manager
-            .peek()
-            .and_then(|m| m.owner_id().map(str::to_string))
-    }
-}
-
-/// The seed's `LockManager` (blocking API, `txcoord.sync.LockManager`).
-#[pyclass(name = "LockManager", module = "txcoord.sync", frozen)]
-pub(crate) struct PySyncLockManager {
-    shared: Arc<ManagerShared>,
-    /// The `on_lost` callbacks of the locks this manager acquired and holds.
-    on_lost: Slots,
-}
-
-#[pymethods]
-impl PySyncLockManager {
-    #[new]
-    #[pyo3(
-        signature = (redis, *, owner_id=None, priority=None, fair=None, fallback_poll_ms=None, waiter_lease_ms=None),
-        text_signature = "(redis, *, owner_id=None, priority=0, fair=False, fallback_poll_ms=None, waiter_lease_ms=None)"
-    )]
-    fn new(
-        py: Python<'_>,
-        redis: &Bound<'_, PyAny>,
-        owner_id: Option<&Bound<'_, PyAny>>,
-        priority: Option<&Bound<'_, PyAny>>,
-        fair: Option<&Bound<'_, PyAny>>,
-        fallback_poll_ms: Option<&Bound<'_, PyAny>>,
-        waiter_lease_ms: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        guard(py, || {
-            Ok(PySyncLockManager {
-                shared: ManagerShared::construct(
-                    py,
-                    redis,
-                    owner_id,
-                    priority,
-                    fair,
-                    fallback_poll_ms,
-                    waiter_lease_ms,
-                )?,
-                on_lost: Slots::default(),
-            })
-        })
-    }
-
-    /// The seed's `acquireLock`: the lock, or None when `timeout_ms` passed first (0 tries once).
-    #[pyo3(
-        signature = (resource, ttl_ms=Arg::Absent, timeout_ms=Arg::Absent, *, owner_id=None, priority=None, fair=None, on_lost=None),
-        text_signature = "($self, resource, ttl_ms=30000, timeout_ms=10000, *, owner_id=None, priority=None, fair=None, on_lost=None)"
-    )]
-    #[allow(clippy::too_many_arguments)]
-    fn acquire_lock(
-        &self,
-        py: Python<'_>,
-        resource: &Bound<'_, PyAny>,
-        ttl_ms: Arg<'_>,
-        timeout_ms: Arg<'_>,
-        owner_id: Option<&Bound<'_, PyAny>>,
-        priority: Option<&Bound<'_, PyAny>>,
-        fair: Option<&Bound<'_, PyAny>>,
-        on_lost: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Option<PySyncDistributedLock>> {
-        let request = Request::parse(
-            py,
-            resource,
-            &ttl_ms,
-            &timeout_ms,
-            owner_id,
-            priority,
-            fair,
-            on_lost,
-        )?;
-        let task = self
-            .shared
-            .acquire_task(py, request, Some(&self.on_lost), thread_notifier)?;
-        Ok(bridge::block(py, task)?.map(|shared| PySyncDistributedLock { shared }))
-    }
-
-    /// The scoped form: `with manager.lock("order:42") as lock:` acquires (raising
-    /// LockTimeoutError when it cannot) and always releases.
-    #[pyo3(
-        signature = (resource, ttl_ms=Arg::Absent, timeout_ms=Arg::Absent, *, owner_id=None, priority=None, fair=None, on_lost=None),
-        text_signature = "($self, resource, ttl_ms=30000, timeout_ms=10000, *, owner_id=None, priority=None, fair=None, on_lost=None)"
-    )]
-    #[allow(clippy::too_many_arguments)]
-    fn lock(
-        &self,
-        py: Python<'_>,
-        resource: &Bound<'_, PyAny>,
-        ttl_ms: Arg<'_>,
-        timeout_ms: Arg<'_>,
-        owner_id: Option<&Bound<'_, PyAny>>,
-        priority: Option<&Bound<'_, PyAny>>,
-        fair: Option<&Bound<'_, PyAny>>,
-        on_lost: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<PySyncLockContext> {
-        let request = Request::parse(
-            py,
-            resource,
-            &ttl_ms,
-            &timeout_ms,
-            owner_id,
-            priority,
-            fair,
-            on_lost,
-        )?;
-        Ok(PySyncLockContext::new(self.shared.clone(), request))
-    }
-
-    /// The seed's `releaseLock`: releases the most recent lock this manager holds on `resource`.
-    fn release_lock(&self, py: Python<'_>, resource: &Bound<'_, PyAny>) -> PyResult<()> {
-        let task = self.shared.release_lock_task(py, resource)?;
-        bridge::block(py, task)
-    }
-
-    /// The seed's `releaseAllLocks`: attempts every release; returns the failures as
-    /// (resource, exception) pairs instead of raising.
-    fn release_all_locks(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let manager = self.shared.manager().into_py(py)?;
-        let failures = bridge::block(py, async move { Ok(manager.release_all_locks().await) })?;
-        failures_list(py, failures)
-    }
-
-    /// Resources this manager currently holds locks on (sorted).
-    #[getter]
-    fn held_resources(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        Ok(self.shared.manager().into_py(py)?.held_resources())
-    }
-
-    /// Releases everything this manager holds and refuses further acquisitions; returns the
-    /// failed releases as (resource, exception) pairs.
-    fn close(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let manager = self.shared.manager().into_py(py)?;
-        let failures = bridge::block(py, async move { Ok(manager.close().await) })?;
-        failures_list(py, failures)
-    }
-
-    /// The manager's owner id, if any.
-    #[getter]
-    fn owner_id(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        Ok(self
-            .shared
-            .manager()
-            .into_py(py)?
-            .owner_id()
-            .map(str::to_string))
-    }
-
-    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
-        slf
-    }
-
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _exc_type: &Bound<'_, PyAny>,
-        _exc: &Bound<'_, PyAny>,
-        _tb: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        self.close(py).map(drop)
-    }
-
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        self.on_lost.traverse(&visit)
-    }
-
-    fn __clear__(&self) {
-        self.on_lost.clear();
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "<txcoord.sync.LockManager owner_id={:?}>",
-            self.shared.options_owner()
-        )
+        fn __repr__(&self) -> String {
+            format!(
+                "<{}.LockManager owner_id={:?}>",
+                F::MODULE,
+                self.shared.options_owner()
+            )
+        }
     }
 }

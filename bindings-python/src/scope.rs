@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The scoped form of `LockManager`: `manager.lock(resource)`, a context manager that
 //! acquires on entry (raising `LockTimeoutError` when it cannot) and always releases on exit
-//! (async `LockContext` and blocking `txcoord.sync.LockContext`).
+//! (async `LockContext` and blocking `txcoord.sync.LockContext`, from one definition: see
+//! `twin`).
 
 use std::sync::{Arc, Mutex};
 
@@ -10,143 +11,95 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use crate::bridge::{self, OnCancel};
 use crate::error::IntoPyResult;
-use crate::lock::{release_in_background, LockShared, PyDistributedLock, PySyncDistributedLock};
-use crate::manager::{loop_notifier, thread_notifier, ManagerShared, Request};
+use crate::lock::{release_in_background, LockShared};
+use crate::manager::{ManagerShared, Request};
+use crate::twin::{twins, Async, Blocking, Flavour};
 
-/// `async with manager.lock(resource) as lock:` (from `LockManager.lock`).
-#[pyclass(name = "LockContext", module = "txcoord", frozen)]
-pub(crate) struct PyLockContext {
-    manager: Arc<ManagerShared>,
-    request: Request,
-    // A std mutex: locks entered and not yet exited (a stack, for nested use of one context).
-    held: Mutex<Vec<Arc<LockShared>>>,
-}
+twins! {
+    /// `async with manager.lock(resource) as lock:` (from `LockManager.lock`).
+    #[pyclass(name = "LockContext", module = "txcoord", frozen)]
+    pub(crate) struct PyLockContext: Async;
+    /// `with manager.lock(resource) as lock:` (from `txcoord.sync.LockManager.lock`).
+    #[pyclass(name = "LockContext", module = "txcoord.sync", frozen)]
+    pub(crate) struct PySyncLockContext: Blocking;
+    fields {
+        manager: Arc<ManagerShared>,
+        request: Request,
+        // A std mutex: locks entered and not yet exited (a stack, for nested use of one context).
+        held: Mutex<Vec<Arc<LockShared>>>,
+    }
+    flavour F;
+    methods {
+        @async { #[pyo3(name = "__aenter__")] }
+        @sync { #[pyo3(name = "__enter__")] }
+        fn enter<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+            let py = slf.py();
+            let ctx = slf.get();
+            let task = ctx
+                .manager
+                .enter_task(py, ctx.request.clone(), || F::notifier(py))?;
+            let me = slf.clone().unbind();
+            bridge::run_or_discard(
+                py,
+                F::RUN,
+                OnCancel::Abort,
+                task,
+                move |py, shared: Arc<LockShared>| {
+                    me.get()
+                        .held
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(shared.clone());
+                    F::lock(py, shared)
+                },
+                |shared| {
+                    if let Ok(l) = shared.lock() {
+                        release_in_background(l);
+                    }
+                },
+            )
+        }
 
-impl PyLockContext {
-    pub(crate) fn new(manager: Arc<ManagerShared>, request: Request) -> Self {
-        PyLockContext {
-            manager,
-            request,
-            held: Mutex::new(Vec::new()),
+        @async { #[pyo3(name = "__aexit__")] }
+        @sync { #[pyo3(name = "__exit__")] }
+        fn exit<'py>(
+            &self,
+            py: Python<'py>,
+            _exc_type: &Bound<'_, PyAny>,
+            _exc: &Bound<'_, PyAny>,
+            _tb: &Bound<'_, PyAny>,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            let shared = self.held.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let lock = shared.map(|s| s.lock()).transpose().into_py(py)?;
+            bridge::run(
+                py,
+                F::RUN,
+                OnCancel::Finish,
+                async move {
+                    match lock {
+                        Some(l) => l.release().await,
+                        None => Ok(()),
+                    }
+                },
+                |py, ()| Ok(py.None()),
+            )
+        }
+
+        fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+            self.request.traverse(&visit)
+        }
+
+        fn __clear__(&self) {
+            self.request.clear();
         }
     }
-}
-
-#[pymethods]
-impl PyLockContext {
-    fn __aenter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        let ctx = slf.get();
-        let task = ctx
-            .manager
-            .enter_task(py, ctx.request.clone(), loop_notifier(py))?;
-        let me = slf.clone().unbind();
-        bridge::future_or_discard(
-            py,
-            OnCancel::Abort,
-            task,
-            move |py, shared: Arc<LockShared>| {
-                me.get()
-                    .held
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(shared.clone());
-                Ok(Py::new(py, PyDistributedLock { shared })?.into_any())
-            },
-            |shared| {
-                if let Ok(l) = shared.lock() {
-                    release_in_background(l);
-                }
-            },
-        )
-    }
-
-    fn __aexit__<'py>(
-        &self,
-        py: Python<'py>,
-        _exc_type: &Bound<'_, PyAny>,
-        _exc: &Bound<'_, PyAny>,
-        _tb: &Bound<'_, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let shared = self.held.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let lock = shared.map(|s| s.lock()).transpose().into_py(py)?;
-        bridge::future(
-            py,
-            OnCancel::Finish,
-            async move {
-                match lock {
-                    Some(l) => l.release().await,
-                    None => Ok(()),
-                }
-            },
-            |py, ()| Ok(py.None()),
-        )
-    }
-
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        self.request.traverse(&visit)
-    }
-
-    fn __clear__(&self) {
-        self.request.clear();
-    }
-}
-
-/// `with manager.lock(resource) as lock:` (from `txcoord.sync.LockManager.lock`).
-#[pyclass(name = "LockContext", module = "txcoord.sync", frozen)]
-pub(crate) struct PySyncLockContext {
-    manager: Arc<ManagerShared>,
-    request: Request,
-    // A std mutex: locks entered and not yet exited.
-    held: Mutex<Vec<Arc<LockShared>>>,
-}
-
-impl PySyncLockContext {
-    pub(crate) fn new(manager: Arc<ManagerShared>, request: Request) -> Self {
-        PySyncLockContext {
-            manager,
-            request,
-            held: Mutex::new(Vec::new()),
-        }
-    }
-}
-
-#[pymethods]
-impl PySyncLockContext {
-    fn __enter__(&self, py: Python<'_>) -> PyResult<PySyncDistributedLock> {
-        let task = self
-            .manager
-            .enter_task(py, self.request.clone(), thread_notifier)?;
-        let shared = bridge::block(py, task)?;
-        self.held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(shared.clone());
-        Ok(PySyncDistributedLock { shared })
-    }
-
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _exc_type: &Bound<'_, PyAny>,
-        _exc: &Bound<'_, PyAny>,
-        _tb: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        let shared = self.held.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let lock = shared.map(|s| s.lock()).transpose().into_py(py)?;
-        bridge::block(py, async move {
-            match lock {
-                Some(l) => l.release().await,
-                None => Ok(()),
+    impl {
+        pub(crate) fn new(manager: Arc<ManagerShared>, request: Request) -> Self {
+            Self {
+                manager,
+                request,
+                held: Mutex::new(Vec::new()),
             }
-        })
-    }
-
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        self.request.traverse(&visit)
-    }
-
-    fn __clear__(&self) {
-        self.request.clear();
+        }
     }
 }

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-// The Node examples (the README's quickstart is taken from them) run against a throwaway server.
+// The Node examples (the READMEs' quickstarts are taken from them) run against a throwaway server.
 'use strict'
 
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
 const path = require('node:path')
 
 const { ROOT, startRedis, rawRedis, compiledTs, keysOf } = require('./helpers.js')
@@ -50,4 +51,16 @@ test('examples/node/quickstart.js', async () => {
 test('examples/node/quickstart.ts (compiled by tsc)', async () => {
   const out = compiledTs()
   await runExample(path.join(out, 'examples', 'node', 'quickstart.js'))
+})
+
+test('bindings-node/README.md shows examples/node/quickstart.js verbatim', () => {
+  // (The root README's quickstarts are checked by examples/rust/tests/examples.rs.)
+  const readme = fs.readFileSync(path.join(ROOT, 'bindings-node', 'README.md'), 'utf8')
+  const example = fs
+    .readFileSync(path.join(ROOT, 'examples', 'node', 'quickstart.js'), 'utf8')
+    .split('\n')
+    .filter((line) => !line.startsWith('// SPDX'))
+    .join('\n')
+    .trim()
+  assert.ok(readme.includes(`\`\`\`js\n${example}\n\`\`\``), 'the README quotes the example in a js block')
 })

@@ -5,7 +5,7 @@
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 
-const { Client, DistributedLock, LockManager } = require('txcoord')
+const { Client, DistributedLock, LockManager, setLogger } = require('txcoord')
 const { startRedis, rawRedis, waitFor, nextEvent, aborted, aux, keysOf, nodeChild } = require('./helpers.js')
 
 let server
@@ -377,28 +377,26 @@ test('close() releases everything and refuses later acquisitions', async () => {
 })
 
 test('releaseAllLocks logs failures and never rejects', async () => {
-  const client = new Client(server.url)
-  const m = new LockManager(client)
-  const held = await m.acquireLock('fail1', 30000, 0)
-  assert.ok(held)
-  client.close() // every later command fails
+  // The log record (an `error`) is checked in logging.test.js.
   const logged = []
-  const original = console.error
-  console.error = (...args) => logged.push(args)
-  let failures
+  setLogger({ warn() {}, error: (message) => logged.push(message) })
   try {
-    failures = await m.releaseAllLocks()
+    const client = new Client(server.url)
+    const m = new LockManager(client)
+    const held = await m.acquireLock('fail1', 30000, 0)
+    assert.ok(held)
+    client.close() // every later command fails
+    const failures = await m.releaseAllLocks()
+    assert.equal(failures.length, 1)
+    assert.equal(failures[0].resource, 'fail1')
+    assert.equal(failures[0].code, 'TXCOORD_CLOSED')
+    assert.deepEqual(await new LockManager(new Client(server.url)).releaseAllLocks(), [])
+    await waitFor(() => logged.length > 0, { what: 'the error record' })
+    assert.match(logged[0], /failed to release lock for fail1/)
+    assert.equal(await raw.del(held.key), 1, 'the failed release left the key')
   } finally {
-    console.error = original
+    setLogger(null)
   }
-  assert.equal(failures.length, 1)
-  assert.equal(failures[0].resource, 'fail1')
-  assert.equal(failures[0].code, 'TXCOORD_CLOSED')
-  assert.deepEqual(await new LockManager(new Client(server.url)).releaseAllLocks(), [])
-  assert.equal(logged.length, 1)
-  assert.match(String(logged[0][0]), /Failed to release lock for fail1/)
-  assert.equal(logged[0][1].code, 'TXCOORD_CLOSED')
-  assert.equal(await raw.del(held.key), 1, 'the failed release left the key')
 })
 
 test('Redis unreachable: a connection error, not null', async () => {
@@ -441,4 +439,33 @@ test('a panic never aborts the process', async () => {
   const native = require('../../bindings-node/native.js')
   assert.throws(() => native.__panicForTests(true), /panic/)
   await assert.rejects(native.__panicForTests(false), { code: 'TXCOORD_INTERNAL', message: /panic/ })
+})
+
+test("napi-rs' plain async path (the benchmark's comparison) settles as the bridge does", async () => {
+  // bindings-node/benchmark/bridge.js compares the two paths on the same calls: both must give
+  // the same results, rejections (with their codes and classes) and panics.
+  const native = require('../../bindings-node/native.js')
+  const outcomes = async () => {
+    const client = new Client(server.url)
+    const m = new LockManager(client)
+    const lock = await m.acquireLock('plain-path', 5000, 0)
+    const out = [lock.key, lock.fencingToken > 0, await lock.extend(5000), await m.acquireLock('plain-path', 5000, 0)]
+    await m.releaseLock('plain-path')
+    out.push(await raw.exists(lock.key))
+    await assert.rejects(native.__panicForTests(false), { code: 'TXCOORD_INTERNAL', message: /panic/ })
+    client.close()
+    const e = await m.acquireLock('plain-path', 5000, 0).catch((err) => err)
+    out.push(e.constructor.name, e.code)
+    return out
+  }
+  const bridged = await outcomes()
+  native.__usePlainBridge(true)
+  let plain
+  try {
+    plain = await outcomes()
+  } finally {
+    native.__usePlainBridge(false)
+  }
+  assert.deepEqual(bridged, ['lock:plain-path', true, true, null, 0, 'Error', 'TXCOORD_CLOSED'])
+  assert.deepEqual(plain, bridged)
 })

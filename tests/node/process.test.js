@@ -130,8 +130,8 @@ test("ESM: import { LockManager } from 'txcoord'", async () => {
   const inline = await run([
     '--input-type=module',
     '-e',
-    "import { LockManager, DistributedLock, Client } from 'txcoord'; import * as all from 'txcoord'; console.log(typeof LockManager, typeof DistributedLock, typeof Client, typeof all.default)",
+    "import { LockManager, DistributedLock, Client, setLogger } from 'txcoord'; import * as all from 'txcoord'; console.log(typeof LockManager, typeof DistributedLock, typeof Client, typeof setLogger, typeof all.default)",
   ])
   assert.equal(inline.code, 0, inline.stderr)
-  assert.equal(inline.stdout.trim(), 'function function function object')
+  assert.equal(inline.stdout.trim(), 'function function function function object')
 })

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // Compile-time checks of index.d.ts (tsc --noEmit fails if an expectation breaks).
-import { Client, DistributedLock, LockManager } from 'txcoord'
-import type { ClientStats, LockLostError, LossReason, TxcoordError } from 'txcoord'
+import { Client, DistributedLock, LockManager, setLogger } from 'txcoord'
+import type { ClientStats, LockLostError, Logger, LogLevel, LossReason, TxcoordError } from 'txcoord'
 import { Redis as Redis5 } from 'ioredis5'
 import { Redis as Redis6 } from 'ioredis6'
 
@@ -60,4 +60,16 @@ export async function typeChecks(url: string): Promise<void> {
   new LockManager(6379)
   // @ts-expect-error acquire takes no arguments
   await direct.acquire(1000)
+
+  setLogger(console)
+  setLogger(console, { level: 'debug' })
+  setLogger({ warn: (m: string) => void m, error: (m: string) => void m })
+  setLogger(null)
+  const custom: Logger = { warn() {}, error() {}, debug(message: string) { void message } }
+  const level: LogLevel = 'silent'
+  setLogger(custom, { level })
+  // @ts-expect-error a logger needs warn() and error()
+  setLogger({ info() {} })
+  // @ts-expect-error unknown level
+  setLogger(console, { level: 'verbose' })
 }
