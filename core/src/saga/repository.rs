@@ -22,8 +22,8 @@ pub trait SagaRepository: Send + Sync {
     fn save<'a>(&'a self, saga: &'a SagaRecord) -> BoxFuture<'a, Result<()>>;
 
     /// A conditional save (version, leader term, finished guard). `None` when the repository
-    /// has no conditional form: the caller then falls back to `save` and the guarantees of the
-    /// condition do not hold (documented).
+    /// has no conditional form and wrote the record as given (the seed's `save`): the
+    /// guarantees of the condition then do not hold (documented).
     fn save_if<'a>(
         &'a self,
         saga: &'a SagaRecord,
