@@ -52,17 +52,21 @@ const MIN_STEPS: u64 = 10_000;
 const OP_LIMIT: Duration = Duration::from_secs(30);
 const MAX_HELD: usize = 14;
 /// Events and their weights: plain operations are common, slow faults rare.
-const EVENTS: [(&str, u64); 11] = [
+const EVENTS: [(&str, u64); 15] = [
     ("acquire", 4_200),
     ("release", 2_500),
     ("extend", 1_000),
     ("crash", 25),
-    ("sleep", 200),
-    ("renewal", 15),
+    ("sleep", 100),
+    ("renewal", 8),
     ("handoff", 800),
     ("release_all_locks", 150),
+    ("burst", 250),
+    ("expiry wait", 10),
+    ("extend meets renewal", 4),
     ("lost reply", 20),
-    ("DEBUG SLEEP", 6),
+    ("DEBUG SLEEP", 4),
+    ("late grant", 3),
     ("restart", 6),
 ];
 
@@ -187,6 +191,30 @@ struct World {
     counts: BTreeMap<&'static str, u64>,
     handoff_ms: Vec<u64>,
     time: BTreeMap<&'static str, (u64, Duration)>,
+}
+
+/// What the model knew when an acquisition was sent.
+#[derive(Clone, Copy)]
+struct Ctx {
+    /// The resource was certainly free.
+    free: bool,
+    /// A record of another owner held the resource before and after the call.
+    other: Option<usize>,
+    /// A record of the same owner held the resource before and after the call.
+    same: Option<usize>,
+    /// The hold count of a re-entry can be predicted (no concurrent acquisitions).
+    exact_count: bool,
+}
+
+impl Default for Ctx {
+    fn default() -> Self {
+        Ctx {
+            free: false,
+            other: None,
+            same: None,
+            exact_count: true,
+        }
+    }
 }
 
 fn short(v: &str) -> &str {
@@ -661,13 +689,17 @@ impl World {
                         self.recs[p].st = St::Abandoned;
                     }
                 }
-                self.granted(a, r, lock, ttl, direct, free, other, same)
-                    .await;
+                let ctx = Ctx {
+                    free,
+                    other,
+                    same,
+                    exact_count: true,
+                };
+                self.granted(a, r, lock, ttl, direct, ctx).await;
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn granted(
         &mut self,
         a: usize,
@@ -675,10 +707,14 @@ impl World {
         lock: DistributedLock,
         ttl: u64,
         direct: bool,
-        free: bool,
-        other: Option<usize>,
-        same: Option<usize>,
+        ctx: Ctx,
     ) {
+        let Ctx {
+            free,
+            other,
+            same,
+            exact_count,
+        } = ctx;
         let value = lock.value().unwrap_or_default();
         let token = lock.fencing_token().unwrap_or(0);
         let count = lock.hold_count();
@@ -711,7 +747,7 @@ impl World {
                     ));
                 }
             } else {
-                if !unknown && self.regs_exact(r, &value) {
+                if exact_count && !unknown && self.regs_exact(r, &value) {
                     let expected = self.regs(r, &value) as u64 + 1;
                     if count != expected {
                         self.fail(format!(
@@ -969,27 +1005,27 @@ impl World {
 
     /// A waiter of another owner queues; the holder releases every hold; the waiter must get
     /// the lock (woken by the release notice).
+    /// The holds of `r`'s key when releasing them all frees it for sure: every hold is known,
+    /// held, and of a client without faults.
+    fn all_holds(&self, r: usize) -> Option<Vec<u64>> {
+        let l = self.res[r].live.as_ref()?;
+        let holds: Vec<&Rec> = self
+            .recs
+            .iter()
+            .filter(|x| x.res == r && x.value == l.value)
+            .collect();
+        let ok = !self.unknown(r)
+            && !l.ghost_regs
+            && !holds.is_empty()
+            && holds.iter().all(|x| {
+                x.st == St::Held && x.current && !self.actors[x.actor].flaky && x.lock.is_held()
+            });
+        ok.then(|| holds.iter().map(|x| x.id).collect())
+    }
+
     async fn handoff(&mut self) {
         let candidates: Vec<usize> = (0..self.res.len())
-            .filter(|&r| !self.unknown(r))
-            .filter(|&r| {
-                let Some(l) = &self.res[r].live else {
-                    return false;
-                };
-                let holds: Vec<&Rec> = self
-                    .recs
-                    .iter()
-                    .filter(|x| x.res == r && x.value == l.value)
-                    .collect();
-                !l.ghost_regs
-                    && !holds.is_empty()
-                    && holds.iter().all(|x| {
-                        x.st == St::Held
-                            && x.current
-                            && !self.actors[x.actor].flaky
-                            && x.lock.is_held()
-                    })
-            })
+            .filter(|&r| self.all_holds(r).is_some())
             .collect();
         if candidates.is_empty() {
             return;
@@ -1002,15 +1038,7 @@ impl World {
         let w = self.rng.pick(&waiters);
         let fair = self.rng.chance(400);
         let ttl = self.rng.pick(&TTLS);
-        let holds: Vec<u64> = self
-            .recs
-            .iter()
-            .filter(|x| {
-                Some(x.value.as_str()) == self.res[r].live.as_ref().map(|l| l.value.as_str())
-            })
-            .filter(|x| x.res == r)
-            .map(|x| x.id)
-            .collect();
+        let holds = self.all_holds(r).unwrap_or_default();
         self.note(format!(
             "handoff of {} from {holds:?} to {} (fair {fair})",
             RESOURCES[r], self.actors[w].name
@@ -1047,8 +1075,7 @@ impl World {
             Ok(Some(lock)) => {
                 self.handoff_ms.push(waited);
                 self.bump("exact: handoff");
-                self.granted(w, r, lock, ttl, false, false, None, None)
-                    .await;
+                self.granted(w, r, lock, ttl, false, Ctx::default()).await;
             }
             other => self.fail(format!(
                 "the waiter was not handed {} after every hold was released: {other:?}",
@@ -1123,10 +1150,7 @@ impl World {
                 self.end_fault(sleeper).await;
                 self.note(format!("  -> {:?}", got.as_ref().map(|l| l.is_some())));
                 match got {
-                    Ok(Some(lock)) => {
-                        self.granted(a, r, lock, ttl, false, false, None, None)
-                            .await
-                    }
+                    Ok(Some(lock)) => self.granted(a, r, lock, ttl, false, Ctx::default()).await,
                     Ok(None) => {}
                     Err(_) => {
                         self.bump("lost reply: acquire");
@@ -1159,8 +1183,7 @@ impl World {
                     });
                 match got {
                     Ok(Some(lock)) if !kept => {
-                        self.granted(a, r, lock, ttl, false, false, None, None)
-                            .await;
+                        self.granted(a, r, lock, ttl, false, Ctx::default()).await;
                         self.mark_unknown(r, owner, ttl.max(WAITER_LEASE));
                     }
                     Ok(Some(lock)) => {
@@ -1172,8 +1195,7 @@ impl World {
                             ));
                         }
                         self.bump("exact: lost reply recognised by the retry");
-                        self.granted(a, r, lock, ttl, false, false, None, None)
-                            .await;
+                        self.granted(a, r, lock, ttl, false, Ctx::default()).await;
                     }
                     other if kept => {
                         self.fail(format!(
@@ -1208,6 +1230,276 @@ impl World {
                     self.bump("lost reply: release");
                 }
             }
+        }
+    }
+
+    /// Several actors acquire one resource at the same instant, some waiting a little, while
+    /// (sometimes) its holder releases it: mutual exclusion and tokens under real concurrency.
+    async fn burst(&mut self) {
+        let r = self.rng.index(RESOURCES.len());
+        let n = 2 + self.rng.index(3);
+        let mut actors: Vec<usize> = (0..self.actors.len()).collect();
+        let mut plans = Vec::new();
+        for _ in 0..n {
+            let a = actors.remove(self.rng.index(actors.len()));
+            let timeout = if self.rng.chance(300) {
+                self.rng.pick(&[20, 40])
+            } else {
+                0
+            };
+            plans.push((a, self.rng.pick(&TTLS), timeout, self.rng.chance(300)));
+        }
+        let releasing = if self.rng.chance(400) {
+            self.all_holds(r).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let free = self.is_free(r);
+        self.note(format!(
+            "burst on {}: {:?} (actor, ttl, timeout, fair), releasing {releasing:?}",
+            RESOURCES[r], plans
+        ));
+        let acquires = plans.iter().map(|&(a, ttl, timeout, fair)| {
+            let m = self.actors[a].manager.clone();
+            let opts = AcquireOptions::new()
+                .set_ttl(ms(ttl))
+                .set_timeout(ms(timeout))
+                .set_fair(fair);
+            async move {
+                let t0 = Instant::now();
+                let got = m.acquire_lock_with(RESOURCES[r], opts).await;
+                (got, t0.elapsed())
+            }
+        });
+        let releases = releasing.iter().map(|&id| {
+            let lock = self.recs[self.rec_index(id)].lock.clone();
+            async move { (id, lock.status(), lock.release().await) }
+        });
+        let both = futures_util::future::join(
+            futures_util::future::join_all(acquires),
+            futures_util::future::join_all(releases),
+        );
+        let (got, released) = self.bounded("burst", both).await;
+        let mut wins = Vec::new();
+        let mut errors = 0;
+        for (&(a, ttl, timeout, _), (result, elapsed)) in plans.iter().zip(got) {
+            match result {
+                Ok(Some(lock)) => wins.push((a, ttl, lock)),
+                Ok(None) => {}
+                Err(e) => {
+                    errors += 1;
+                    self.note(format!(
+                        "  -> {} error after {elapsed:?}: {e}",
+                        self.actors[a].name
+                    ));
+                    let slow_attempt = timeout > 0 && elapsed >= ms(50) && e.is_retryable();
+                    if !self.actors[a].flaky && !slow_attempt {
+                        self.fail(format!("unexpected acquire error in a burst: {e}"));
+                    }
+                    let owner = self.actors[a].owner;
+                    let lease = if timeout > 0 { WAITER_LEASE } else { 0 };
+                    self.mark_unknown(r, owner, ttl.max(lease));
+                }
+            }
+        }
+        if free && wins.is_empty() && errors == 0 {
+            self.fail(format!("nobody of a burst got the free {}", RESOURCES[r]));
+        }
+        // in the order Redis granted them: fresh grants before the re-entries that follow
+        wins.sort_by_key(|(_, _, l)| (l.fencing_token(), l.hold_count()));
+        let values: std::collections::BTreeSet<String> =
+            wins.iter().filter_map(|(_, _, l)| l.value()).collect();
+        self.note(format!("  -> {} acquired, values {values:?}", wins.len()));
+        for (a, ttl, lock) in wins {
+            let ctx = Ctx {
+                exact_count: false,
+                ..Ctx::default()
+            };
+            self.granted(a, r, lock, ttl, false, ctx).await;
+        }
+        for (id, pre, result) in released {
+            let i = self.rec_index(id);
+            self.released(i, pre, result);
+        }
+        self.bump("burst");
+    }
+
+    /// A waiter of another owner waits for a key nobody renews (its holders crashed or lost
+    /// it): it must get the lock once the key expires, woken at the holder's expiry.
+    async fn expiry_wait(&mut self) {
+        let r = self.rng.index(RESOURCES.len());
+        let short_lease = self.res[r].live.as_ref().is_some_and(|l| l.max_ms <= 1_000);
+        if let (true, Some(holds)) = (short_lease, self.all_holds(r)) {
+            // the holder's process dies
+            for id in holds {
+                let i = self.rec_index(id);
+                self.crash(i);
+            }
+        }
+        let Some(live) = self.res[r].live.as_ref() else {
+            return;
+        };
+        let (value, owner) = (live.value.clone(), live.owner.clone());
+        let renewed = self.recs.iter().any(|x| {
+            x.res == r
+                && x.value == value
+                && (x.lock.status() == LockStatus::Held || x.st == St::Releasing)
+        });
+        if renewed || self.unknown(r) {
+            return;
+        }
+        let key = self.res[r].key.clone();
+        let pttl: redis::RedisResult<i64> = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut self.conn)
+            .await;
+        let pttl = pttl.unwrap_or_else(|e| self.fail(format!("PTTL: {e}")));
+        if !(1..=1_000).contains(&pttl) {
+            return;
+        }
+        let waiters: Vec<usize> = (0..self.actors.len())
+            .filter(|&a| !self.actors[a].flaky && !same_owner(&owner, self.actors[a].owner))
+            .collect();
+        let w = self.rng.pick(&waiters);
+        let ttl = self.rng.pick(&TTLS);
+        let fair = self.rng.chance(300);
+        self.note(format!(
+            "{} waits for {} ({} expires in {pttl} ms, fair {fair})",
+            self.actors[w].name,
+            RESOURCES[r],
+            short(&value)
+        ));
+        let m = self.actors[w].manager.clone();
+        let opts = AcquireOptions::new()
+            .set_ttl(ms(ttl))
+            .set_timeout(ms(pttl as u64 + 2 * SLACK))
+            .set_fair(fair);
+        let t0 = Instant::now();
+        match self
+            .bounded("acquire", m.acquire_lock_with(RESOURCES[r], opts))
+            .await
+        {
+            Ok(Some(lock)) => {
+                self.note(format!("  -> after {} ms", t0.elapsed().as_millis()));
+                self.bump("exact: acquired at the holder's expiry");
+                self.granted(w, r, lock, ttl, false, Ctx::default()).await;
+            }
+            other => self.fail(format!(
+                "a key with {pttl} ms left and nobody renewing it was not acquired within \
+                 {} ms: {other:?}",
+                pttl as u64 + 2 * SLACK
+            )),
+        }
+    }
+
+    /// An extend queues for the handle's operation lock just as its renewal falls due (the
+    /// renewal queues behind it): afterwards the handle is held and renewed as before.
+    async fn extend_meets_renewal(&mut self) {
+        let held: Vec<usize> = (0..self.recs.len())
+            .filter(|&i| {
+                let x = &self.recs[i];
+                x.current && x.st == St::Held && x.ttl <= 1_000 && !self.actors[x.actor].flaky
+            })
+            .filter(|&i| self.recs[i].lock.is_held())
+            .collect();
+        if held.is_empty() {
+            return;
+        }
+        let i = self.rng.pick(&held);
+        let (id, ttl, lock) = (self.recs[i].id, self.recs[i].ttl, self.recs[i].lock.clone());
+        self.note(format!("extend of rec {id} while its renewal falls due"));
+        let guard = lock.test_hold_operation_lock().await;
+        let l2 = lock.clone();
+        let extend = tokio::spawn(async move { l2.extend(None).await });
+        tokio::time::sleep(ms(ttl / 3 + 20)).await;
+        drop(guard);
+        let got = self.bounded("extend", extend).await.expect("extend task");
+        match got {
+            Ok(true) => self.bump("extend met a due renewal"),
+            Ok(false) if !lock.is_held() => self.bump("extend refused (not held)"),
+            other => self.fail(format!("extend of held rec {id} gave {other:?}")),
+        }
+        // the renewal that waited has run (the operation lock is fair)
+        drop(lock.test_hold_operation_lock().await);
+        if let Some(d0) = deadline(&lock) {
+            let limit = d0 + ms(SLACK);
+            loop {
+                tokio::time::sleep(ms(3)).await;
+                match deadline(&lock) {
+                    Some(d) if d > d0 + ms(2) => break,
+                    None => break,
+                    Some(_) if Instant::now() > limit => {
+                        self.fail(format!("rec {id} is no longer renewed after the race"))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+
+    /// A normal client's grant whose reply arrives after the lease it grants (DEBUG SLEEP):
+    /// not trusted, given back before the call returns.
+    async fn late_grant(&mut self) {
+        let normal: Vec<usize> = (0..self.actors.len())
+            .filter(|&a| !self.actors[a].flaky)
+            .collect();
+        let a = self.rng.pick(&normal);
+        let free: Vec<usize> = (0..self.res.len()).filter(|&r| self.is_free(r)).collect();
+        if free.is_empty() {
+            return;
+        }
+        let r = self.rng.pick(&free);
+        let ttl = 300;
+        let secs = 0.5 + self.rng.below(300) as f64 / 1_000.0;
+        self.note(format!(
+            "{} acquire the free {} ttl {ttl} during DEBUG SLEEP {secs}",
+            self.actors[a].name, RESOURCES[r]
+        ));
+        let sleeper = tokio::task::block_in_place(|| debug_sleep(&self.server, secs));
+        let m = self.actors[a].manager.clone();
+        let opts = AcquireOptions::new().set_ttl(ms(ttl)).set_timeout(ms(0));
+        let t0 = Instant::now();
+        let got = self
+            .bounded("acquire", m.acquire_lock_with(RESOURCES[r], opts))
+            .await;
+        let elapsed = t0.elapsed();
+        self.end_fault(Some(sleeper)).await;
+        self.note(format!(
+            "  -> {:?} after {} ms",
+            got.as_ref().map(|l| l.is_some()),
+            elapsed.as_millis()
+        ));
+        let key = self.res[r].key.clone();
+        let now: redis::RedisResult<Option<String>> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut self.conn)
+            .await;
+        let now = now.unwrap_or_else(|e| self.fail(format!("GET: {e}")));
+        match got {
+            Ok(Some(lock)) => {
+                if elapsed > validity(ttl) + ms(20) {
+                    self.fail(format!(
+                        "a grant whose reply came after {} ms was trusted (ttl {ttl})",
+                        elapsed.as_millis()
+                    ));
+                }
+                let ctx = Ctx {
+                    free: true,
+                    ..Ctx::default()
+                };
+                self.granted(a, r, lock, ttl, false, ctx).await;
+            }
+            Ok(None) if elapsed >= validity(ttl) => {
+                if let Some(v) = now {
+                    self.fail(format!(
+                        "a late grant was not given back: {key} = {}",
+                        short(&v)
+                    ));
+                }
+                self.bump("exact: late grant given back");
+            }
+            Ok(None) => self.fail(format!("a free {} was refused", RESOURCES[r])),
+            Err(e) => self.fail(format!("unexpected acquire error: {e}")),
         }
     }
 
@@ -1467,6 +1759,10 @@ impl World {
                     self.released(i, pre, result);
                 }
             }
+            "burst" => self.burst().await,
+            "expiry wait" => self.expiry_wait().await,
+            "extend meets renewal" => self.extend_meets_renewal().await,
+            "late grant" => self.late_grant().await,
             "lost reply" => self.lost_reply(false).await,
             "DEBUG SLEEP" => self.lost_reply(true).await,
             _ => self.restart().await,
