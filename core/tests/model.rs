@@ -52,7 +52,7 @@ const MIN_STEPS: u64 = 10_000;
 const OP_LIMIT: Duration = Duration::from_secs(30);
 const MAX_HELD: usize = 14;
 /// Events and their weights: plain operations are common, slow faults rare.
-const EVENTS: [(&str, u64); 15] = [
+const EVENTS: [(&str, u64); 16] = [
     ("acquire", 4_200),
     ("release", 2_500),
     ("extend", 1_000),
@@ -64,6 +64,7 @@ const EVENTS: [(&str, u64); 15] = [
     ("burst", 250),
     ("expiry wait", 10),
     ("extend meets renewal", 4),
+    ("paused holder", 6),
     ("lost reply", 20),
     ("DEBUG SLEEP", 4),
     ("late grant", 3),
@@ -132,8 +133,6 @@ enum St {
     Released,
     /// `test_crash`: the hold stays recorded until the key expires.
     Crashed,
-    /// Its handle acquired again after a loss without releasing: the old hold stays until expiry.
-    Abandoned,
 }
 
 struct Rec {
@@ -398,7 +397,7 @@ impl World {
         self.recs
             .iter()
             .filter(|x| x.res == r && x.value == value)
-            .filter(|x| matches!(x.st, St::Held | St::Crashed | St::Abandoned))
+            .filter(|x| matches!(x.st, St::Held | St::Crashed))
             .count()
     }
 
@@ -545,7 +544,7 @@ impl World {
         self.recs.retain(|x| match x.st {
             St::Held | St::Releasing => true,
             St::Released => false,
-            St::MaybeReleased | St::Crashed | St::Abandoned => {
+            St::MaybeReleased | St::Crashed => {
                 unknown[x.res] || live[x.res].as_deref() == Some(x.value.as_str())
             }
         });
@@ -580,6 +579,7 @@ impl World {
             }
         }
         let prev = handle.as_ref().and_then(|_| self.current_direct(a, r));
+        let prev_status = prev.map(|p| self.recs[p].lock.status());
         let before = self.held_on(r);
         let free = self.is_free(r);
         self.note(format!(
@@ -617,11 +617,15 @@ impl World {
         };
         let elapsed = t0.elapsed();
         let t1 = Instant::now();
-        if let Some(p) = prev {
-            // acquire() sends the release a `Releasing` handle still owes before it acquires
-            if self.recs[p].st == St::Releasing && result.is_ok() {
-                self.recs[p].st = St::Released;
-            }
+        if let (Some(p), Some(LockStatus::Releasing | LockStatus::Lost(_))) = (prev, prev_status) {
+            // The handle still owes a release (`needs_release`): a release not confirmed, or a
+            // lock lost while its key may still exist, whose hold is still recorded. It must
+            // be sent before the handle takes a new hold, or the old hold outlives it.
+            self.recs[p].st = if result.is_ok() {
+                St::Released
+            } else {
+                St::MaybeReleased
+            };
         }
         let still: Vec<usize> = before
             .iter()
@@ -685,9 +689,6 @@ impl World {
             Ok(Some(lock)) => {
                 if let Some(p) = prev {
                     self.recs[p].current = false;
-                    if self.recs[p].st == St::Held {
-                        self.recs[p].st = St::Abandoned;
-                    }
                 }
                 let ctx = Ctx {
                     free,
@@ -1503,6 +1504,80 @@ impl World {
         }
     }
 
+    /// The process of a holder is paused past its deadline (its renewal waits for the
+    /// operation lock): the handle reports the loss, `deadline` while the key is still its
+    /// value, and half the time it acquires again at once.
+    async fn starved_renewal(&mut self) {
+        let held: Vec<usize> = (0..self.recs.len())
+            .filter(|&i| {
+                let x = &self.recs[i];
+                x.current && x.st == St::Held && !self.actors[x.actor].flaky
+            })
+            .filter(|&i| {
+                let left = self.recs[i].lock.remaining_validity();
+                !left.is_zero() && left < ms(600)
+            })
+            .collect();
+        if held.is_empty() {
+            return;
+        }
+        // rather an owned direct handle whose key other holds share
+        let shared: Vec<usize> = held
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let x = &self.recs[i];
+                x.direct && x.owner.is_some() && self.regs(x.res, &x.value) >= 2
+            })
+            .collect();
+        let i = if shared.is_empty() || self.rng.chance(300) {
+            self.rng.pick(&held)
+        } else {
+            self.rng.pick(&shared)
+        };
+        let rec = &self.recs[i];
+        let (id, a, r) = (rec.id, rec.actor, rec.res);
+        let (lock, value, direct) = (rec.lock.clone(), rec.value.clone(), rec.direct);
+        {
+            let paused = lock.test_hold_operation_lock().await;
+            let left = lock.remaining_validity();
+            self.note(format!("rec {id} paused past its deadline ({left:?} left)"));
+            tokio::time::sleep(left + ms(100)).await;
+            drop(paused);
+        }
+        let limit = Instant::now() + ms(5_000);
+        while lock.status() == LockStatus::Held {
+            if Instant::now() > limit {
+                self.fail(format!("rec {id} passed its deadline and reports no loss"));
+            }
+            tokio::time::sleep(ms(2)).await;
+        }
+        let status = lock.status();
+        // another hold of the key was held all along: the key still is this handle's value
+        let kept = self
+            .held_on(r)
+            .iter()
+            .any(|(j, _)| self.recs[*j].value == value);
+        self.note(format!(
+            "  -> {status:?} (key kept by another hold: {kept})"
+        ));
+        if kept && status != LockStatus::Lost(LossReason::Deadline) {
+            self.fail(format!(
+                "rec {id} lost while its key still held its value: {status:?}, expected \
+                 Lost(Deadline)"
+            ));
+        }
+        self.bump(match status {
+            LockStatus::Lost(LossReason::Deadline) => "paused holder: lost (deadline)",
+            LockStatus::Lost(LossReason::Expired) => "paused holder: lost (expired)",
+            LockStatus::Lost(LossReason::Taken) => "paused holder: lost (taken)",
+            _ => "paused holder: other",
+        });
+        if direct && self.recs[self.rec_index(id)].current && self.rng.chance(500) {
+            self.acquire(a, r, 0, false, true).await;
+        }
+    }
+
     fn live_value(&self, r: usize) -> &str {
         self.res[r].live.as_ref().map_or("", |l| l.value.as_str())
     }
@@ -1762,6 +1837,7 @@ impl World {
             "burst" => self.burst().await,
             "expiry wait" => self.expiry_wait().await,
             "extend meets renewal" => self.extend_meets_renewal().await,
+            "paused holder" => self.starved_renewal().await,
             "late grant" => self.late_grant().await,
             "lost reply" => self.lost_reply(false).await,
             "DEBUG SLEEP" => self.lost_reply(true).await,
