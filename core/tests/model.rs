@@ -4,7 +4,11 @@
 //! Six actors, each its own `Client` (two share the owner id `saga-a`, two `saga-b`, two are
 //! anonymous; one `saga-b` and one anonymous actor reach Redis through a fault proxy with short
 //! timeouts), acquire, re-enter, extend, release and crash locks on three resources, one event at
-//! a time, while a model of the protocol follows along. After every event:
+//! a time, while a model of the protocol follows along. Some events run several operations at
+//! once (bursts of acquisitions racing a release, a waiter handed the lock by a release notice or
+//! at the holder's expiry, an extend meeting a due renewal); faults are rare events: a reply
+//! dropped by the proxy, DEBUG SLEEP, a holder paused past its deadline, a Redis restart without
+//! persistence. After every event:
 //!
 //! - every handle that `is_held` finds the lock key holding its value, so no two owners (nor two
 //!   anonymous handles) are held at once. Exception, as PROTOCOL.md §6 documents: handles that
@@ -1895,4 +1899,48 @@ async fn the_lock_state_machine_follows_its_model() {
             "seed {seed}: the run never exercised '{what}'"
         );
     }
+}
+
+/// The sequence the model found, step by step: a handle of an owner-shared lock that lost it by
+/// its deadline (its process paused) while another hold kept the key still owes the release of
+/// its hold (`needs_release`); acquiring again must not leave that hold behind, or the key
+/// outlives the release of every live hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_lost_by_its_deadline_drops_its_old_hold_when_it_acquires_again() {
+    let server = RedisServer::start();
+    let c = client(&server);
+    let owned = |ttl| LockOptions::new().set_ttl(ms(ttl)).set_owner_id("saga");
+    let a = DistributedLock::with_options(&c, "shared", owned(300)).unwrap();
+    let b = DistributedLock::with_options(&c, "shared", owned(30_000)).unwrap();
+    assert!(a.acquire().await.unwrap());
+    assert!(b.acquire().await.unwrap());
+    assert_eq!(b.hold_count(), 2);
+    {
+        // A's process pauses past its deadline: its renewal cannot run
+        let _paused = a.test_hold_operation_lock().await;
+        tokio::time::sleep(ms(500)).await;
+    }
+    wait_until("A reports the loss", ms(5_000), || {
+        a.status() != LockStatus::Held
+    })
+    .await;
+    assert_eq!(
+        a.status(),
+        LockStatus::Lost(LossReason::Deadline),
+        "B kept the key"
+    );
+    assert!(a.acquire().await.unwrap(), "A re-enters the lock B holds");
+    assert_eq!(
+        a.hold_count(),
+        2,
+        "A re-entered without releasing the hold it lost"
+    );
+    a.release().await.unwrap();
+    b.release().await.unwrap();
+    assert_eq!(
+        get(&server, "shared"),
+        None,
+        "the key outlives the release of every live hold (pttl {} ms)",
+        pttl(&server, "shared")
+    );
 }
