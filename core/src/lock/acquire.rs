@@ -383,8 +383,10 @@ impl DistributedLock {
         match self.status() {
             // As the seed's SET NX on a key this instance holds: no second hold on one handle.
             LockStatus::Held => return Ok(false),
-            // Finish the release this handle still owes before it takes a new hold.
-            LockStatus::Releasing => self.release().await?,
+            // Finish the release this handle still owes before it takes a new hold: one not
+            // confirmed, or a lost one whose hold may still be recorded (another hold of the
+            // same owner kept the key alive).
+            LockStatus::Releasing | LockStatus::Lost(_) => self.release().await?,
             _ => {}
         }
         let mut acquisition = Acquisition::new(self, wait);

@@ -550,7 +550,7 @@ impl Drop for LockInner {
         if let Some(ticket) = st.ticket.take() {
             scheduler.cancel(ticket);
         }
-        if st.crashed || !matches!(st.status, LockStatus::Held | LockStatus::Releasing) {
+        if st.crashed || !st.status.needs_release() {
             return;
         }
         let (Some(value), Some(hold)) = (st.value.take(), st.hold_id.take()) else {
