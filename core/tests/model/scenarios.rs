@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use crate::common::*;
-use txcoord::AcquireOptions;
+use txcoord::{AcquireOptions, LockStatus};
 
 use crate::world::*;
 
