@@ -83,6 +83,20 @@ impl WaitForGraph {
         }
     }
 
+    /// One concrete cycle per deadlocked group of sagas (strongly connected component), in
+    /// the seed's shape (`["B", "C", "B"]`), found in O(V+E) without recursion.
+    pub fn cycles(&self) -> Vec<Vec<String>> {
+        let mut graph = self.clone();
+        graph.complete_nodes();
+        let ix = graph.indexed();
+        let none = vec![false; graph.edges.len()];
+        ix.cyclic_components(&none)
+            .iter()
+            .filter_map(|c| ix.cycle_in(c, &none))
+            .map(|c| c.sagas)
+            .collect()
+    }
+
     /// Adds the nodes named by edges but missing from `nodes` (priority 0, age 0).
     pub(crate) fn complete_nodes(&mut self) {
         let mut known: std::collections::HashSet<String> =
