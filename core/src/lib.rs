@@ -27,17 +27,20 @@
 
 #![forbid(unsafe_code)]
 
+mod alert;
 pub mod binding;
 mod client;
 mod deadlock;
 mod election;
 mod error;
 mod lock;
+mod monitor;
 pub mod protocol;
 pub mod registry;
 mod saga;
 mod scheduler;
 
+pub use alert::{Alert, AlertSink, LogAlertSink, Severity};
 pub use client::{Client, ClientOptions, ClientStats};
 pub use deadlock::{
     CycleEdge, DeadlockCycle, DeadlockMetrics, DeadlockResult, DetectorOptions, GraphEdge, Logger,
@@ -50,8 +53,11 @@ pub use lock::{
     LockStatus, LossWatch, ManagerOptions, DEFAULT_DEADLOCK_TIMEOUT, DEFAULT_FALLBACK_POLL,
     DEFAULT_TIMEOUT, DEFAULT_TTL, DEFAULT_WAITER_LEASE,
 };
+pub use monitor::{
+    MonitorMetrics, MonitorOptions, RecoveryHandlers, SagaMonitor, TickReport, DEFAULT_INTERVAL,
+};
 pub use protocol::PROTOCOL_VERSION;
 pub use saga::{
-    BoxFuture, RedisSagaRepository, SagaRecord, SagaRepository, SagaStatistics, SagaStatus,
-    SaveOptions, SaveOutcome, DEFAULT_FINISHED_RETENTION,
+    BoxFuture, FinishedSaga, RedisSagaRepository, SagaRecord, SagaRepository, SagaStatistics,
+    SagaStatus, SaveOptions, SaveOutcome, DEFAULT_FINISHED_RETENTION,
 };

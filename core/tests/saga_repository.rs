@@ -55,10 +55,15 @@ async fn the_seeds_interface_over_redis() {
         (stats.average_duration_ms - 1500.0).abs() < 1.0,
         "{stats:?}"
     );
-    let finished = repo.finished_since(None, 10).await.unwrap();
+    let finished = repo.finished(None, 10).await.unwrap();
     assert_eq!(finished.len(), 1, "counted when it first finished");
-    assert_eq!(finished[0].1, "o-1");
-    assert_eq!(finished[0].4, Duration::from_millis(1500));
+    assert_eq!(finished[0].id, "o-1");
+    assert_eq!(finished[0].duration, Duration::from_millis(1500));
+    assert!(repo
+        .finished(Some(&finished[0].cursor), 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

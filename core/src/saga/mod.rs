@@ -11,6 +11,7 @@ mod record;
 mod redis;
 mod repository;
 
+pub(crate) use self::redis::seed_limits;
 pub use self::redis::{RedisSagaRepository, DEFAULT_FINISHED_RETENTION};
-pub use record::{SagaRecord, SagaStatistics, SagaStatus, SaveOptions, SaveOutcome};
+pub use record::{FinishedSaga, SagaRecord, SagaStatistics, SagaStatus, SaveOptions, SaveOutcome};
 pub use repository::{BoxFuture, SagaRepository};

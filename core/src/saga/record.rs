@@ -169,6 +169,17 @@ impl SaveOutcome {
     }
 }
 
+/// A saga that finished, as the repository lists them for metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedSaga {
+    /// Where the listing is: pass it to get the sagas finished after this one.
+    pub cursor: String,
+    pub id: String,
+    pub saga_type: String,
+    pub status: SagaStatus,
+    pub duration: Duration,
+}
+
 /// The seed's `getStatistics()`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct SagaStatistics {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use redis::{Script, Value};
 
 use super::record::{
-    from_ms, to_ms, SagaRecord, SagaStatistics, SagaStatus, SaveOptions, SaveOutcome,
+    from_ms, to_ms, FinishedSaga, SagaRecord, SagaStatistics, SagaStatus, SaveOptions, SaveOutcome,
 };
 use super::repository::{BoxFuture, SagaRepository};
 use crate::client::Client;
@@ -256,13 +256,8 @@ impl RedisSagaRepository {
     }
 
     /// Finished sagas after the stream entry `after` (`None`: from the oldest kept), at most
-    /// `count`: `(entry id, saga id, type, status, duration)`. The monitor observes each
-    /// finished saga's duration from here.
-    pub async fn finished_since(
-        &self,
-        after: Option<&str>,
-        count: usize,
-    ) -> Result<Vec<(String, String, String, SagaStatus, Duration)>> {
+    /// `count`. The monitor observes each finished saga's duration from here.
+    pub async fn finished(&self, after: Option<&str>, count: usize) -> Result<Vec<FinishedSaga>> {
         let mut cmd = redis::cmd("XRANGE");
         cmd.arg(self.keys.finished())
             .arg(after.map(|a| format!("({a}")).unwrap_or_else(|| "-".into()))
@@ -284,13 +279,13 @@ impl RedisSagaRepository {
                 status,
                 fields.get("durationMs").and_then(|d| d.parse::<u64>().ok()),
             ) {
-                out.push((
-                    text(id)?,
-                    saga.clone(),
-                    t.clone(),
+                out.push(FinishedSaga {
+                    cursor: text(id)?,
+                    id: saga.clone(),
+                    saga_type: t.clone(),
                     status,
-                    Duration::from_millis(d),
-                ));
+                    duration: Duration::from_millis(d),
+                });
             }
         }
         Ok(out)
@@ -418,6 +413,14 @@ impl SagaRepository for RedisSagaRepository {
                 },
             })
         })
+    }
+
+    fn finished_since<'a>(
+        &'a self,
+        cursor: Option<&'a str>,
+        count: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<FinishedSaga>>>> {
+        Box::pin(async move { self.finished(cursor, count).await.map(Some) })
     }
 
     fn redis_client(&self) -> Option<Client> {

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use super::record::{SagaRecord, SagaStatistics, SaveOptions, SaveOutcome};
+use super::record::{FinishedSaga, SagaRecord, SagaStatistics, SaveOptions, SaveOutcome};
 use crate::client::Client;
 use crate::error::Result;
 
@@ -38,6 +38,17 @@ pub trait SagaRepository: Send + Sync {
 
     /// The seed's `getStatistics()`.
     fn get_statistics(&self) -> BoxFuture<'_, Result<SagaStatistics>>;
+
+    /// The sagas that finished after `cursor` (from the oldest kept when `None`), each once,
+    /// at most `count`: the monitor observes each one's duration. `None` when the repository
+    /// cannot list them (the monitor then records the seed's average).
+    fn finished_since<'a>(
+        &'a self,
+        _cursor: Option<&'a str>,
+        _count: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<FinishedSaga>>>> {
+        Box::pin(async { Ok(None) })
+    }
 
     /// The client of the Redis this repository keeps its sagas in, if it is a Redis-backed
     /// one: the detector reads the lock registry there unless told otherwise.
