@@ -3,12 +3,13 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 # Rust crates tested with `cargo test` (the binding crates are tested from Python and Node).
-RUST_PKGS := -p txcoord -p txcoord-testkit -p txcoord-examples
+RUST_PKGS := -p txcoord -p txcoord-cli -p txcoord-testkit -p txcoord-examples
 # Test and smoke runs start their own throwaway redis-server: a server named by an inherited
 # URL is never used, let alone flushed (`make demo` and the bench scripts say what they use).
 NO_URLS := env -u REDIS_URL -u BENCH_REDIS_URL -u BENCH_REDIS_FLUSH
 
-.PHONY: help deps demo test test-rust test-python test-node test-cross test-dist lint bench bench-rust bench-smoke soak dist
+
+.PHONY: cli help deps demo test test-rust test-python test-node test-cross test-dist lint bench bench-rust bench-smoke soak dist
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,6 +37,10 @@ test-node: deps ## the Node package: addon, declarations (tsc, native.d.ts diff)
 
 test-cross: deps ## cross-language tests and the API parity check (after test-python and test-node)
 	$(NO_URLS) scripts/test-cross.sh
+
+cli: ## the txcoord command: target/release/txcoord (or: cargo install --path cli)
+	$(CARGO) build --release --locked -p txcoord-cli
+	@echo "built target/release/txcoord"
 
 dist: ## release artifacts in dist/: abi3 wheel, sdist, npm tarball with the prebuilt linux-x64 addon
 	scripts/dist.sh

@@ -211,6 +211,43 @@ pub async fn inspect_locks(client: &Client, lock_keys: &[String]) -> Result<Vec<
         .collect()
 }
 
+/// Every lock held now whose key starts with `lock:` (the LockManager's keys) or
+/// `txcoord:election:`, after the client's prefix, with its holder and waiters — for operators
+/// (`txcoord locks`). Unlike the wait-for graph this walks the keyspace with `SCAN` (bounded to
+/// `limit` locks), so it costs in proportion to the database.
+pub async fn held_locks(client: &Client, limit: usize) -> Result<Vec<LockInfo>> {
+    let prefix = client.key_prefix();
+    let mut keys: Vec<String> = Vec::new();
+    for pattern in [
+        format!("{prefix}lock:*"),
+        format!("{prefix}txcoord:election:*"),
+    ] {
+        let mut cursor: u64 = 0;
+        for _ in 0..100_000 {
+            let mut cmd = redis::cmd("SCAN");
+            cmd.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .arg("TYPE")
+                .arg("string");
+            let (next, batch): (u64, Vec<String>) = client.query(cmd, client.op_budget()).await?;
+            keys.extend(batch);
+            cursor = next;
+            if cursor == 0 || keys.len() >= limit {
+                break;
+            }
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    keys.truncate(limit);
+    let mut locks = inspect_locks(client, &keys).await?;
+    locks.retain(|l| l.held);
+    Ok(locks)
+}
+
 /// Every lock that has live waiters, with its holder and waiters: two round trips (the index,
 /// then one pipeline of inspections), whatever the number of locks.
 pub async fn waiting_locks(client: &Client) -> Result<Vec<LockInfo>> {
