@@ -33,8 +33,8 @@ pub enum Driver {
     /// `SET NX PX` then the seed's compare-and-delete script, from concurrent tasks on one
     /// `ConnectionManager`.
     SeedTasks,
-    /// `LockManager::acquire_lock_with` + `release_lock` from concurrent tasks on one client,
-    /// with an owner id per cycle or without.
+    /// `LockManager::acquire_lock` (or `acquire_lock_with` an owner id per cycle) +
+    /// `release_lock`, from concurrent tasks on one client.
     Txcoord { owner: bool },
     /// The seed's commands, pipelined [`BATCH`] cycles per write.
     SeedPipelined,
@@ -250,14 +250,16 @@ async fn cycles(
                 let mgr = mgr.clone();
                 let resource = format!("{prefix}:{i}");
                 async move {
-                    let mut options = AcquireOptions::new()
-                        .set_ttl(AB_TTL)
-                        .set_timeout(AB_TIMEOUT);
-                    if owner {
-                        options = options.set_owner_id(format!("saga-{i}"));
-                    }
-                    mgr.acquire_lock_with(&resource, options)
-                        .await
+                    let acquired = if owner {
+                        let options = AcquireOptions::new()
+                            .set_ttl(AB_TTL)
+                            .set_timeout(AB_TIMEOUT)
+                            .set_owner_id(format!("saga-{i}"));
+                        mgr.acquire_lock_with(&resource, options).await
+                    } else {
+                        mgr.acquire_lock(&resource, AB_TTL, AB_TIMEOUT).await
+                    };
+                    acquired
                         .map_err(|e| format!("{resource}: acquire: {e}"))?
                         .ok_or_else(|| format!("{resource}: timed out on a free key"))?;
                     mgr.release_lock(&resource)
