@@ -235,17 +235,16 @@ def cost_section(doc: dict[str, Any]) -> str:
         f"{num(cost['cycles'])} cycles on distinct resources per run, {cost['reps']} runs per side run alternately "
         f"(median, and every run); {doc.get('machine', '?')}, Redis {doc.get('redis_version', '?')}.\n",
     ]
-    t = Table(["side", "how", "server CPU µs/cycle", "runs", "ratio", "cmds sent / run per cycle", "in-command µs/cycle"])
+    t = Table(["side", "server CPU µs/cycle (median)", "runs", "ratio", "cmds sent / run per cycle", "in-command µs/cycle"])
     for s in sides:
         ratio = s.get("ratio")
         base = "the seed" if s["baseline"] == "seed" else "the seed, pipelined"
         t.row(
             [
                 s["label"],
-                s["how"],
                 dash() if s.get("median_us") is None else f"{s['median_us']:.2f}",
                 " / ".join(f"{x:.2f}" for x in s.get("runs_us") or []) or dash(),
-                dash() if ratio is None else ("1.00 (baseline)" if s["id"] == s["baseline"] else f"{ratio:.2f}× {base}"),
+                dash() if ratio is None else ("1.00× (baseline)" if s["id"] == s["baseline"] else f"{ratio:.2f}× {base}"),
                 dash() if not s.get("sent_per_cycle") else f"{s['sent_per_cycle']:.0f} / {s['run_per_cycle']:.2f}" if s.get("run_per_cycle") else f"{s['sent_per_cycle']:.0f}",
                 dash() if s.get("in_command_us") is None else f"{s['in_command_us']:.2f}",
             ]
@@ -265,23 +264,23 @@ def cost_section(doc: dict[str, Any]) -> str:
         )
     lines = []
     for s in sides:
+        lines.append(f"- {s['label']}: {s['how']}")
         cmds = ", ".join(
             f"{c['name']}{'' if c['sent'] else ' (in a script)'} {c['calls_per_cycle']:.2f}× {c['usec_per_call']:.2f} µs"
             for c in s.get("per_command") or []
         )
         if cmds:
-            lines.append(f"- {s['label']}: {cmds}")
+            lines.append(f"  - INFO commandstats per cycle: {cmds}")
         for e in (s.get("errors") or [])[:3]:
-            lines.append(f"  error: {e}")
-    if lines:
-        out.append("INFO commandstats per cycle (calls × in-command µs per call; an EVALSHA's time includes its script's commands):\n")
-        out.append("\n".join(lines) + "\n")
+            lines.append(f"  - error: {e}")
+    out.append("\n".join(lines) + "\n")
     out.append(
         f"The client sides run {cost['tasks']} concurrent tasks on one connection (the seed's commands on a redis::aio::"
         f"ConnectionManager, txcoord through its LockManager); the pipelined sides write {cost['batch']} acquires, then "
         "their releases. cmds sent = what the client writes per cycle; run = every command INFO commandstats counted, "
         "with those the scripts ran; in-command µs = commandstats' own timing of the commands sent; the rest of the CPU "
-        "is reading, parsing, replying and the event loop.\n"
+        "is reading, parsing, replying and the event loop. commandstats per cycle: calls × in-command µs per call (an "
+        "EVALSHA's time includes its script's commands).\n"
     )
     captured = doc.get("captured") or []
     if captured:
