@@ -27,7 +27,7 @@ lint: deps ## rustfmt and clippy, warnings are errors
 test-rust: deps ## Rust unit, integration and example tests (the demo's tests run the Python and Node workers)
 	$(NO_URLS) scripts/demo.sh --prepare
 	$(NO_URLS) $(CARGO) test --locked $(RUST_PKGS)
-	$(NO_URLS) BENCH_QUICK=1 $(CARGO) test --locked -p txcoord --bench scenarios
+	$(NO_URLS) BENCH_QUICK=1 $(CARGO) test --locked -p txcoord-bench --lib --bench scenarios
 
 test-python: deps ## the Python package: .venv, maturin develop, stubtest, mypy, pytest
 	$(NO_URLS) scripts/test-python.sh
@@ -54,11 +54,11 @@ bench-smoke: deps ## the benchmark programs of all three languages on a short ru
 test: lint test-rust test-python test-node test-cross test-dist bench-smoke ## everything (what CI runs)
 	@echo "make test: all suites passed"
 
-bench: deps ## side-by-side tables: txcoord in Rust, Python and Node beside the libraries users have, one redis-server, ~5-6 min
+bench: deps ## server cost per lock cycle and ceiling beside the seed's, then A-D in Rust, Python and Node beside other libraries, one redis-server, ~7 min
 	scripts/bench.sh
 
-bench-rust: deps ## the Rust scenario tables only (txcoord, rslock, redis-benchmark), ~2 min
-	$(CARGO) bench --locked -p txcoord --bench scenarios
+bench-rust: deps ## the Rust program alone: server cost, redis-benchmark ceiling, A-D beside rslock, ~3 min
+	$(CARGO) bench --locked -p txcoord-bench --bench scenarios
 
 soak: deps ## 1e6 acquire/release cycles per language; fails unless RSS stays flat, ~2-3 min
 	scripts/soak.sh

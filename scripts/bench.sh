@@ -1,29 +1,31 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT OR Apache-2.0
-# `make bench` (issue 5, item 4): scenarios A, B, C, C2 and D plus peak RSS, side by side, on ONE
+# `make bench`: the server's cost per uncontended lock cycle and the pipelined ceiling beside the
+# seed's commands, then scenarios A, B, C, C2 and D plus peak RSS, side by side, on ONE
 # redis-server in ONE run, with release builds of txcoord:
-#   Rust    txcoord beside rslock (core/benches/scenarios.rs; also its redis-benchmark tables)
+#   Rust    txcoord beside rslock and the seed's commands (bench/, crate txcoord-bench: also the
+#           server-cost, redis-benchmark ceiling and MONITOR capture tables)
 #   Python  txcoord (asyncio) beside redis-py's redis.asyncio.lock.Lock and python-redis-lock
-#           (synchronous: run in threads)            (bindings-python/benchmark/scenarios.py)
+#           (synchronous: run in threads)                      (bench/python/scenarios.py)
 #   Node    txcoord beside redlock, @sesamecare-oss/redlock, redis-semaphore's Mutex and the
-#           seed's own DistributedLock/LockManager over ioredis     (tests/node/bench/scenarios.js)
-# then one combined markdown table per language and the targets table
-# (bindings-python/benchmark/report.py), also written to target/bench/summary.md.
+#           seed's own DistributedLock/LockManager over ioredis      (bench/node/scenarios.js)
+# then the combined markdown tables (bench/report.py), also written to target/bench/summary.md.
 #
-#   scripts/bench.sh                 full run, about 5–6 minutes (builds not counted)
-#   BENCH_QUICK=1 scripts/bench.sh   smoke run, under a minute once the builds are there
+#   scripts/bench.sh                 full run, about 6–7 minutes (builds not counted)
+#   BENCH_QUICK=1 scripts/bench.sh   smoke run, about a minute once the builds are there
 #   scripts/bench.sh --prepare-only  only the release builds and the bench virtualenv (soak.sh)
 #
 # Environment: BENCH_SECONDS (C, C2, D; default 5, 0.5 quick), BENCH_AB_SECONDS (A, B; default 3,
-# 0.5 quick), BENCH_LANGS (default rust,python,node), BENCH_OUT (default target/bench),
-# BENCH_WHEEL (a txcoord wheel to benchmark instead of building one, e.g. from `make dist`),
-# BENCH_NODE_ADDON (a prebuilt txcoord.node to benchmark instead of building one), PYTHON.
+# 0.5 quick), BENCH_COST_CYCLES (server cost; default 200,000, 3,000 quick), BENCH_LANGS (default
+# rust,python,node), BENCH_OUT (default target/bench), BENCH_WHEEL (a txcoord wheel to benchmark
+# instead of building one, e.g. from `make dist`), BENCH_NODE_ADDON (a prebuilt txcoord.node to
+# benchmark instead of building one), PYTHON, TXCOORD_REDIS_SERVER (the redis-server binary).
 # An inherited BENCH_REDIS_URL or REDIS_URL is ignored: the benchmarks flush the server between
 # runs, so they always run on the throwaway redis-server started here.
 #
 # What it builds, all under target/ (shared with every other build; nothing else is touched):
 # a release wheel (maturin build --release, target/bench/wheels) installed into its own
-# virtualenv target/bench/venv with bindings-python/benchmark/requirements.txt; a release addon
+# virtualenv target/bench/venv with bench/python/requirements.txt; a release addon
 # (cargo build --release -p txcoord-node) copied with bindings-node/index.js into target/bench/node
 # and loaded from there (TXCOORD_NODE), so the tests' .venv and debug addon are left alone.
 #
@@ -58,14 +60,14 @@ began=$SECONDS
 # ------------------------------------------------------------------------------------------
 # Release builds
 # ------------------------------------------------------------------------------------------
-for tool in cargo "$PYTHON" node npm redis-server; do
+for tool in cargo "$PYTHON" node npm "${TXCOORD_REDIS_SERVER:-redis-server}"; do
   command -v "$tool" >/dev/null 2>&1 || { log "$tool not found (make deps installs redis-server; Rust, Python and Node are needed)"; exit 2; }
 done
 mkdir -p "$BENCH_DIR" "$OUT"
 
 prepare_rust() {
   log "building the Rust benchmark (release)"
-  cargo bench --locked -q -p txcoord --bench scenarios --no-run >&2
+  cargo bench --locked -q -p txcoord-bench --bench scenarios --no-run >&2
 }
 
 prepare_python() {
@@ -73,7 +75,7 @@ prepare_python() {
     log "creating $VENV"
     "$PYTHON" -m venv "$VENV"
   fi
-  local req="bindings-python/benchmark/requirements.txt" stamp="$VENV/.requirements"
+  local req="bench/python/requirements.txt" stamp="$VENV/.requirements"
   if ! cmp -s "$req" "$stamp"; then
     log "installing $req into $VENV"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
@@ -134,53 +136,12 @@ log "builds ready ($((SECONDS - began)) s)"
 # ------------------------------------------------------------------------------------------
 # One redis-server for everything
 # ------------------------------------------------------------------------------------------
-REDIS_PID=""
-REDIS_DIR="$(mktemp -d "${TMPDIR:-/tmp}/txcoord-bench-redis.XXXXXX")"
-cleanup() {
-  if [ -n "$REDIS_PID" ]; then kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi
-  rm -rf "$REDIS_DIR"
-}
-trap cleanup EXIT
-
-# One command to the server over bash's /dev/tcp; prints the first line of the reply.
-redis_cmd() {
-  local port="$1" reply
-  shift
-  exec 9<>"/dev/tcp/127.0.0.1/$port" || return 1
-  printf '%s\r\n' "$*" >&9
-  IFS= read -r -t 5 reply <&9 || reply=""
-  exec 9>&-
-  printf '%s\n' "${reply%$'\r'}"
-}
-
-start_redis() {
-  local attempt port
-  for attempt in 1 2 3 4 5; do
-    port="$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$REDIS_DIR" \
-      --loglevel warning --logfile "$REDIS_DIR/redis.log" &
-    REDIS_PID=$!
-    for _ in $(seq 100); do
-      if [ "$(redis_cmd "$port" PING 2>/dev/null)" = "+PONG" ]; then
-        REDIS_PORT="$port"
-        return 0
-      fi
-      kill -0 "$REDIS_PID" 2>/dev/null || break
-      sleep 0.05
-    done
-    kill "$REDIS_PID" 2>/dev/null || true
-    wait "$REDIS_PID" 2>/dev/null || true
-    REDIS_PID=""
-  done
-  log "could not start redis-server: $(tail -n 20 "$REDIS_DIR/redis.log" 2>/dev/null)"
-  exit 2
-}
-
-start_redis
-URL="redis://127.0.0.1:$REDIS_PORT"
+# shellcheck source=scripts/redis-server.sh
+source "$ROOT/scripts/redis-server.sh"
+redis_start || exit 2
 # Ours, so the Rust program may flush it (it refuses to flush a server nobody vouched for).
-export BENCH_REDIS_URL="$URL" BENCH_REDIS_FLUSH=1
-log "redis-server $URL (pid $REDIS_PID); mode: $([ "$quick" = 1 ] && echo quick || echo full), A/B ${BENCH_AB_SECONDS} s, C/C2/D ${BENCH_SECONDS} s"
+export BENCH_REDIS_URL="$REDIS_SERVER_URL" BENCH_REDIS_FLUSH=1
+log "redis-server $REDIS_SERVER_URL (pid $REDIS_PID); mode: $([ "$quick" = 1 ] && echo quick || echo full), A/B ${BENCH_AB_SECONDS} s, C/C2/D ${BENCH_SECONDS} s"
 
 failed=()
 jsons=()
@@ -204,19 +165,19 @@ run_lang() { # name, json, log, command...
 
 if want rust; then
   run_lang rust "$OUT/rust.json" "$OUT/rust.txt" \
-    env BENCH_JSON="$OUT/rust.json" cargo bench --locked -q -p txcoord --bench scenarios
+    env BENCH_JSON="$OUT/rust.json" cargo bench --locked -q -p txcoord-bench --bench scenarios
 fi
 if want python; then
   run_lang python "$OUT/python.json" "$OUT/python.txt" \
-    env PYTHONUNBUFFERED=1 "$VENV/bin/python" bindings-python/benchmark/scenarios.py --json "$OUT/python.json"
+    env PYTHONUNBUFFERED=1 "$VENV/bin/python" bench/python/scenarios.py --json "$OUT/python.json"
 fi
 if want node; then
   run_lang node "$OUT/node.json" "$OUT/node.txt" \
-    env TXCOORD_NODE="$NODE_PKG/index.js" node tests/node/bench/scenarios.js --json "$OUT/node.json"
+    env TXCOORD_NODE="$NODE_PKG/index.js" node bench/node/scenarios.js --json "$OUT/node.json"
 fi
 
 echo
-"$PYTHON" bindings-python/benchmark/report.py bench "${jsons[@]}" | tee "$OUT/summary.md"
+"$PYTHON" bench/report.py bench "${jsons[@]}" | tee "$OUT/summary.md"
 echo "Each language's own output (every table, the redis-benchmark runs, per-scenario notes):"
 for f in rust python node; do want "$f" && echo "  $OUT/$f.txt"; done
 echo "bench: $((SECONDS - began)) s in all"

@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT OR Apache-2.0
-# `make soak` (issue 5, item 4): 1e6 acquire+release cycles per language through txcoord's
-# LockManager (50 concurrent tasks, one client, a new resource name each cycle), on one
-# throwaway redis-server, with the release builds scripts/bench.sh makes:
-#   Rust    BENCH_SOAK=cycles core/benches/scenarios.rs (also prints Client::scheduled_renewals())
-#   Python  bindings-python/benchmark/soak.py
-#   Node    tests/node/bench/soak.js (--expose-gc: RSS after a full GC; V8's young generation
-#           pinned at its full size, so V8 growing it mid-run is not mistaken for a leak)
+# `make soak`: 1e6 acquire+release cycles per language through txcoord's LockManager (50
+# concurrent tasks, one client, a new resource name each cycle), on one throwaway redis-server,
+# with the release builds scripts/bench.sh makes:
+#   Rust    BENCH_SOAK=cycles, the txcoord-bench program (also prints Client::scheduled_renewals())
+#   Python  bench/python/soak.py
+#   Node    bench/node/soak.js (--expose-gc: RSS after a full GC; V8's young generation pinned at
+#           its full size, so V8 growing it mid-run is not mistaken for a leak)
 # Each prints RSS every tenth of its run; then one table: RSS at 2e5 and at 1e6 cycles, open
-# fds, scheduled renewals. Exit status 1 when a soak failed or RSS was not flat (the end more than
-# max(5 %, 10 MiB) above the figure at 2e5 cycles).
+# fds, scheduled renewals, Redis keys left. Exit status 1 when a soak failed or RSS was not flat
+# (the end more than max(5 %, 10 MiB) above the figure at 2e5 cycles).
 #
 #   scripts/soak.sh                    1,000,000 cycles per language, about 3 minutes
 #   SOAK_CYCLES=100000 scripts/soak.sh a shorter run
-# Environment: SOAK_CYCLES, SOAK_LANGS (default rust,python,node), BENCH_OUT (target/bench).
+# Environment: SOAK_CYCLES, SOAK_LANGS (default rust,python,node), BENCH_OUT (target/bench),
+# TXCOORD_REDIS_SERVER (the redis-server binary).
 # An inherited BENCH_REDIS_URL or REDIS_URL is ignored: the soaks run on the throwaway
 # redis-server started here, flushed between languages.
 set -euo pipefail
@@ -32,40 +33,11 @@ began=$SECONDS
 BENCH_LANGS="$LANGS" scripts/bench.sh --prepare-only
 mkdir -p "$OUT"
 
-REDIS_PID=""
-REDIS_DIR="$(mktemp -d "${TMPDIR:-/tmp}/txcoord-soak-redis.XXXXXX")"
-cleanup() {
-  if [ -n "$REDIS_PID" ]; then kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi
-  rm -rf "$REDIS_DIR"
-}
-trap cleanup EXIT
-
-redis_cmd() {
-  local port="$1" reply
-  shift
-  exec 9<>"/dev/tcp/127.0.0.1/$port" || return 1
-  printf '%s\r\n' "$*" >&9
-  IFS= read -r -t 30 reply <&9 || reply=""
-  exec 9>&-
-  printf '%s\n' "${reply%$'\r'}"
-}
-
-for attempt in 1 2 3 4 5; do
-  port="$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$REDIS_DIR" \
-    --loglevel warning --logfile "$REDIS_DIR/redis.log" &
-  REDIS_PID=$!
-  for _ in $(seq 100); do
-    [ "$(redis_cmd "$port" PING 2>/dev/null)" = "+PONG" ] && break 2
-    kill -0 "$REDIS_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  kill "$REDIS_PID" 2>/dev/null || true
-  wait "$REDIS_PID" 2>/dev/null || true
-  REDIS_PID=""
-done
-[ -n "$REDIS_PID" ] || { log "could not start redis-server: $(tail -n 20 "$REDIS_DIR/redis.log" 2>/dev/null)"; exit 2; }
-export BENCH_REDIS_URL="redis://127.0.0.1:$port"
+# shellcheck source=scripts/redis-server.sh
+source "$ROOT/scripts/redis-server.sh"
+redis_start || exit 2
+port="$REDIS_PORT"
+export BENCH_REDIS_URL="$REDIS_SERVER_URL"
 log "redis-server $BENCH_REDIS_URL (pid $REDIS_PID), $CYCLES cycles per language"
 
 results=()
@@ -86,15 +58,15 @@ soak_lang() { # name, command...
   log "$name: $((SECONDS - t0)) s"
 }
 
-want rust && soak_lang rust env BENCH_SOAK="$CYCLES" cargo bench --locked -q -p txcoord --bench scenarios
-want python && soak_lang python env PYTHONUNBUFFERED=1 target/bench/venv/bin/python bindings-python/benchmark/soak.py "$CYCLES"
-# V8's young generation starts at the size it grows to anyway (see tests/node/bench/soak.js).
+want rust && soak_lang rust env BENCH_SOAK="$CYCLES" cargo bench --locked -q -p txcoord-bench --bench scenarios
+want python && soak_lang python env PYTHONUNBUFFERED=1 target/bench/venv/bin/python bench/python/soak.py "$CYCLES"
+# V8's young generation starts at the size it grows to anyway (see bench/node/soak.js).
 want node && soak_lang node env TXCOORD_NODE="$ROOT/target/bench/node/index.js" \
-  node --expose-gc --min-semi-space-size=16 --max-semi-space-size=16 tests/node/bench/soak.js "$CYCLES"
+  node --expose-gc --min-semi-space-size=16 --max-semi-space-size=16 bench/node/soak.js "$CYCLES"
 
 echo
 set +e
-"$PYTHON" bindings-python/benchmark/report.py soak "${results[@]}" | tee "$OUT/soak.md"
+"$PYTHON" bench/report.py soak "${results[@]}" | tee "$OUT/soak.md"
 rc="${PIPESTATUS[0]}"
 set -e
 for f in "${failed[@]}"; do log "FAILED: $f"; rc=1; done

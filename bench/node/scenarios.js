@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-// The Node side of the side-by-side benchmark (issue 5, item 4): scenarios A, B, C, C2 and D of
-// core/benches/scenarios.rs, plus peak RSS, for txcoord beside `redlock`, `@sesamecare-oss/redlock`,
+// The Node side of the side-by-side benchmark: scenarios A, B, C, C2 and D of the Rust program
+// (bench/), plus peak RSS, for txcoord beside `redlock`, `@sesamecare-oss/redlock`,
 // `redis-semaphore` (its Mutex) and the seed's own DistributedLock/LockManager over ioredis
-// (tests/node/bench/seed-lock.js), on one redis-server.
+// (bench/node/seed-lock.js), on one redis-server.
 //
-//   BENCH_REDIS_URL=redis://127.0.0.1:PORT node tests/node/bench/scenarios.js [--json out.json]
+//   BENCH_REDIS_URL=redis://127.0.0.1:PORT node bench/node/scenarios.js [--json out.json]
 //       [--libs txcoord,seed,redlock,sesame-redlock,redis-semaphore]
 //
 // scripts/bench.sh runs it beside the Rust and Python programs, with TXCOORD_NODE pointing at a
 // copy of the package whose addon is a release build (target/bench/node/); without TXCOORD_NODE
 // it loads `txcoord` from this checkout (the addon scripts/test-node.sh builds: debug). Without
-// BENCH_REDIS_URL (or REDIS_URL) it starts a throwaway redis-server. Keys: bench:js:*.
+// BENCH_REDIS_URL (or REDIS_URL) it starts a throwaway redis-server (bench/node/redis-server.js).
+// Keys: bench:js:*.
 //
 // Each library runs in its own child process (this file with --lib), so its peak RSS
 // (process.resourceUsage().maxRSS) is its own: node, the library and what it loads (ioredis for
@@ -25,7 +26,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { performance } = require('node:perf_hooks')
 
-const ROOT = path.resolve(__dirname, '..', '..', '..')
+const ROOT = path.resolve(__dirname, '..', '..')
 const AB_TTL = 30000
 const AB_TIMEOUT = 10000
 const B_TASKS = 50
@@ -70,11 +71,15 @@ function config() {
 // Redis facts
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * Commands txcoord's scripts call on the paths A, B and D take: the releases and the renewal.
+ * An uncontended acquisition without an owner id sends SET and TIME itself; the acquire script,
+ * which also calls them, runs only for contended, fair or owned acquisitions.
+ */
 function txcoordInner() {
   const out = new Set(['publish', 'spublish'])
-  const dir = path.join(ROOT, 'core', 'src', 'lua')
-  for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.lua'))) {
-    const src = fs.readFileSync(path.join(dir, f), 'utf8')
+  for (const f of ['release.lua', 'release_hold.lua', 'extend.lua']) {
+    const src = fs.readFileSync(path.join(ROOT, 'core', 'src', 'lua', f), 'utf8')
     for (const m of src.matchAll(/redis\.p?call\(\s*['"](\w+)['"]/g)) out.add(m[1].toLowerCase())
   }
   return out
@@ -483,7 +488,7 @@ const ADAPTERS = {
     return {
       label: `the seed's LockManager (ioredis ${version('ioredis5')})`,
       fairMode: false,
-      notes: ["the seed's DistributedLock/LockManager, transcribed to JS (tests/node/bench/seed-lock.js)"],
+      notes: ["the seed's DistributedLock/LockManager, transcribed to JS (bench/node/seed-lock.js)"],
       ab(tasks) {
         const redis = connect(url)
         const mgr = new LockManager(redis)
@@ -804,9 +809,8 @@ async function runLib(lib, url, outPath) {
   fs.writeFileSync(outPath, JSON.stringify(out))
 }
 
-async function startRedis() {
-  const { startRedis } = require('../helpers.js')
-  return startRedis()
+function startRedis() {
+  return require('./redis-server.js').startRedis()
 }
 
 function allErrors(lib) {
@@ -885,7 +889,7 @@ async function main() {
   else {
     const f = path.join(os.tmpdir(), `txcoord-node-bench-${process.pid}.json`)
     fs.writeFileSync(f, JSON.stringify(doc))
-    const r = spawnSync('python3', [path.join(ROOT, 'bindings-python', 'benchmark', 'report.py'), 'bench', f], { stdio: 'inherit' })
+    const r = spawnSync('python3', [path.join(ROOT, 'bench', 'report.py'), 'bench', f], { stdio: 'inherit' })
     if (r.status !== 0) console.log(JSON.stringify(doc, null, 2))
     fs.rmSync(f, { force: true })
   }

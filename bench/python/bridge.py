@@ -2,10 +2,11 @@
 """Acquire+release cycles per second from asyncio: txcoord (batching bridge and the plain
 `future_into_py` bridge) beside redis-py's asyncio Lock, on the same server.
 
-    REDIS_URL=redis://127.0.0.1:6379 python bindings-python/benchmark/bridge.py [seconds] [rounds]
+    python bench/python/bridge.py [seconds] [rounds]     (REDIS_URL=... to use another server)
 
 Each of N tasks loops on its own lock key (acquire, release), so the figure measures the
-client side (bridge, event loop, protocol) rather than contention. Not part of the test run.
+client side (bridge, event loop, protocol) rather than contention. Without REDIS_URL it starts a
+throwaway redis-server. Not part of the test run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Awaitable, Callable
 
 import txcoord
 from txcoord import _native
+
+from redis_server import RedisServer
 
 Cycle = Callable[[], Awaitable[None]]
 
@@ -77,10 +80,7 @@ def redis_py_cycles(url: str, tag: str) -> Callable[[int], Cycle] | None:
     return make
 
 
-async def main() -> None:
-    url = os.environ.get("REDIS_URL")
-    if not url:
-        sys.exit("set REDIS_URL to a redis-server you started for the benchmark")
+async def main(url: str) -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     print(f"{'tasks':>5} {'txcoord':>10} {'plain bridge':>13} {'redis-py Lock':>14} {'ratio':>6}   (medians of {rounds} interleaved rounds of {seconds} s)")
@@ -107,4 +107,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if os.environ.get("REDIS_URL"):
+        asyncio.run(main(os.environ["REDIS_URL"]))
+    else:
+        with RedisServer.start() as server:
+            asyncio.run(main(server.url))

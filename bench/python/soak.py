@@ -1,13 +1,14 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
-"""The Python soak of `make soak` (issue 5, item 4): acquire+release cycles through txcoord's
+"""The Python soak of `make soak`: acquire+release cycles through txcoord's
 asyncio LockManager (50 tasks, one Client, a new resource name each cycle), printing RSS every
 tenth of the run and, at the end, open fds and the client's counters.
 
-    BENCH_REDIS_URL=redis://127.0.0.1:PORT python bindings-python/benchmark/soak.py [cycles]
+    BENCH_REDIS_URL=redis://127.0.0.1:PORT python bench/python/soak.py [cycles]
 
 Default 1,000,000 cycles. RSS (VmRSS, after gc.collect()) must stay flat: at the end at most
 max(5 %, 10 MiB) above the figure at 1/5 of the cycles, else the exit status is 3 (1 on an error).
-The last line is `SOAK_RESULT {json}` (bindings-python/benchmark/report.py reads it).
+Without BENCH_REDIS_URL (or REDIS_URL) it starts a throwaway redis-server. The last line is
+`SOAK_RESULT {json}` (bench/report.py reads it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import time
 from typing import Any
 
 import txcoord
+
+from redis_server import RedisServer
 
 TASKS = 50
 TTL_MS = 30_000
@@ -101,8 +104,9 @@ async def soak(url: str, cycles: int) -> dict[str, Any]:
 def main() -> int:
     url = os.environ.get("BENCH_REDIS_URL") or os.environ.get("REDIS_URL")
     if not url:
-        print("set BENCH_REDIS_URL (scripts/soak.sh does)", file=sys.stderr)
-        return 2
+        with RedisServer.start() as server:
+            os.environ["BENCH_REDIS_URL"] = server.url
+            return main()
     cycles = max(int(float(sys.argv[1])), 1000) if len(sys.argv) > 1 else 1_000_000
     where = os.path.dirname(txcoord._native.__file__)
     print(

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-// The Node soak of `make soak` (issue 5, item 4): acquire+release cycles through txcoord's
+// The Node soak of `make soak`: acquire+release cycles through txcoord's
 // LockManager (50 concurrent promises, one Client, a new resource name each cycle), printing
 // RSS every tenth of the run and, at the end, open fds and the client's counters.
 //
 //   BENCH_REDIS_URL=redis://127.0.0.1:PORT node --expose-gc \
-//       --min-semi-space-size=16 --max-semi-space-size=16 tests/node/bench/soak.js [cycles]
+//       --min-semi-space-size=16 --max-semi-space-size=16 bench/node/soak.js [cycles]
 //
 // The semi-space flags (as scripts/soak.sh passes them) start V8's young generation at the size
 // it otherwise grows to under this allocation rate (16 MiB semi-spaces, heapTotal ≈ 36 MiB):
@@ -14,7 +14,8 @@
 // Default 1,000,000 cycles; TXCOORD_NODE as in scenarios.js (scripts/soak.sh points it at the
 // release addon). RSS (after a full GC when --expose-gc is given) must stay flat: at the end at
 // most max(5 %, 10 MiB) above the figure at 1/5 of the cycles, else the exit status is 3 (1 on
-// an error). The last line is `SOAK_RESULT {json}` (bindings-python/benchmark/report.py).
+// an error). Without BENCH_REDIS_URL (or REDIS_URL) it starts a throwaway redis-server. The last
+// line is `SOAK_RESULT {json}` (bench/report.py).
 'use strict'
 
 const fs = require('node:fs')
@@ -42,7 +43,18 @@ function openFds() {
 
 async function main() {
   const url = process.env.BENCH_REDIS_URL || process.env.REDIS_URL
-  if (!url) throw new Error('set BENCH_REDIS_URL (scripts/soak.sh does)')
+  if (!url) {
+    const server = await require('./redis-server.js').startRedis()
+    try {
+      return await soak(server.url)
+    } finally {
+      await server.stop()
+    }
+  }
+  return soak(url)
+}
+
+async function soak(url) {
   const cycles = process.argv[2] ? Math.max(Math.floor(Number(process.argv[2])), 1000) : 1_000_000
   const where = process.env.TXCOORD_NODE || 'txcoord'
   const { Client, LockManager } = require(where)

@@ -1,19 +1,21 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
-"""The combined tables of `make bench` and `make soak` (issue 5, item 4), from the JSON the
-three benchmark programs write. Standard library only.
+"""The combined tables of `make bench` and `make soak`, from the JSON the three benchmark
+programs write. Standard library only.
 
-    python3 bindings-python/benchmark/report.py bench rust.json python.json node.json
-    python3 bindings-python/benchmark/report.py soak rust.json python.json node.json
+    python3 bench/report.py bench rust.json python.json node.json
+    python3 bench/report.py soak rust.json python.json node.json
 
-bench: one markdown table per language (scenarios A, B, C, C2, D and peak RSS, one column per
-library), then the targets of the issue, met or missed, with the ratio. Exit status 0.
+bench: the server's CPU per uncontended lock cycle beside the seed's commands (with the target:
+txcoord at most 2× the seed, stretch 1.5×) and the pipelined ceiling (both from the Rust
+program), then one markdown table per language (scenarios A, B, C, C2, D and peak RSS, one column
+per library). Exit status 0.
 
-soak: one table (RSS at 1/5 of the cycles and at the end, open fds, scheduled renewals); exit
-status 1 when a soak failed or its RSS was not flat: the end more than max(5 %, 10 MiB) above the
-figure at 1/5 of the cycles.
+soak: one table (RSS at 1/5 of the cycles and at the end, open fds, scheduled renewals, Redis keys
+left); exit status 1 when a soak failed or its RSS was not flat: the end more than max(5 %, 10 MiB)
+above the figure at 1/5 of the cycles.
 
-The JSON of one language (core/benches/scenarios.rs with BENCH_JSON, scenarios.py --json,
-tests/node/bench/scenarios.js --json):
+The JSON of one language (the Rust program with BENCH_JSON, bench/python/scenarios.py --json,
+bench/node/scenarios.js --json):
 
     {"lang": "rust"|"python"|"node", "runtime": str, "server": url, "redis_version": str,
      "ab_secs": s, "secs": s, "rss_note": str, "notes": [str],
@@ -29,11 +31,26 @@ tests/node/bench/scenarios.js --json):
                      "renewal", "errors"},
                "peak_rss_kib": int}]}
 
+and in the Rust program's only:
+
+     "machine": str, "captured": [str],
+     "cost": {"cycles", "reps", "tasks", "batch", "target_ratio", "stretch_ratio",
+              "sides": [{"id", "label", "how", "baseline", "runs_us": [µs per cycle],
+                         "median_us", "min_us", "max_us", "ratio", "cycles_per_s",
+                         "sent_per_cycle", "sent_measured_per_cycle", "run_per_cycle",
+                         "in_command_us", "per_command": [{"name", "calls_per_cycle",
+                         "usec_per_call", "sent"}], "errors"}]},
+     "ceiling": {"clients", "pipeline", "reps",
+                 "sides": [{"id", "label", "cycles_per_s": [per repetition],
+                            "server_us_per_cycle": [per repetition],
+                            "commands": [{"step", "name", "command", "rps": [...],
+                                          "server_us": [...], "hit": [...], "errors"}]}]}
+
 A soak result (one JSON object, printed by each soak program after `SOAK_RESULT `):
 
     {"lang", "lib", "cycles", "seconds", "tasks", "rss_early_at", "rss_early_kib",
      "rss_end_kib", "marks": [[cycles, rss_kib], ...], "fds", "scheduled_renewals" (Rust),
-     "redis_keys_left", "errors": [str]}
+     "redis_keys_left" (Rust), "errors": [str]}
 """
 
 from __future__ import annotations
@@ -46,16 +63,6 @@ from typing import Any
 LANGS = {"rust": "Rust", "python": "Python", "node": "Node"}
 SOAK_SLACK_SHARE = 0.05
 SOAK_SLACK_KIB = 10 * 1024
-
-# The targets of issue 5, item 4: (language, scenario, txcoord ≥ ratio × baseline id).
-THROUGHPUT_TARGETS = [
-    ("python", "A", 1.5, "redis-py"),
-    ("python", "B", 3.0, "redis-py"),
-    ("node", "A", 1.2, "seed"),
-    ("node", "B", 1.5, "seed"),
-]
-C2_HANDOFF_P99_MS = 5.0
-C2_WAIT_P99_MS = 10.0
 
 
 def dash() -> str:
@@ -209,38 +216,113 @@ def lib_errors(l: dict[str, Any]) -> list[str]:
     return out
 
 
-def lib_of(doc: dict[str, Any] | None, lib_id: str) -> dict[str, Any] | None:
-    if not doc:
+def median(values: list[float]) -> float | None:
+    v = sorted(x for x in values if x is not None and math.isfinite(x))
+    if not v:
         return None
-    return next((l for l in doc.get("libs", []) if l.get("id") == lib_id), None)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
 
-def targets(docs: list[dict[str, Any]]) -> list[list[str]]:
-    by_lang = {d.get("lang"): d for d in docs}
-    rows: list[list[str]] = []
-    for lang, scen, want, base_id in THROUGHPUT_TARGETS:
-        doc = by_lang.get(lang)
-        tx, base = lib_of(doc, "txcoord"), lib_of(doc, base_id)
-        name = LANGS[lang]
-        target = f"txcoord ≥ {want:g}× {base['label'] if base else base_id} (cycles/s)"
-        a, b = get(tx, scen, "rate"), get(base, scen, "rate")
-        if not a or not b:
-            rows.append([name, scen, target, "not measured", dash(), "n/a"])
-            continue
-        q = a / b
-        rows.append([name, scen, target, f"{num(a)} vs {num(b)}", f"{q:.2f}×", "met" if q >= want else f"MISSED ({q / want:.0%} of the target)"])
-    for lang in ("rust", "python", "node"):
-        tx = lib_of(by_lang.get(lang), "txcoord")
-        for mode in ("default", "fair"):
-            st = get(tx, "C2", mode)
-            for measure, key, limit in (("handoff to a waiter p99", "handoff_p99_ms", C2_HANDOFF_P99_MS), ("wait p99", "wait_p99_ms", C2_WAIT_P99_MS)):
-                target = f"{measure} ≤ {limit:g} ms"
-                v = get(st, key)
-                if v is None:
-                    rows.append([LANGS[lang], f"C2 {mode}", target, "not measured", dash(), "n/a"])
-                    continue
-                rows.append([LANGS[lang], f"C2 {mode}", target, f"{ms(v)} ms", f"{v / limit:.2f} of the limit", "met" if v <= limit else "MISSED"])
-    return rows
+def cost_section(doc: dict[str, Any]) -> str:
+    cost = doc.get("cost")
+    if not cost or not cost.get("sides"):
+        return ""
+    sides = cost["sides"]
+    out = [
+        "## Server cost per uncontended lock cycle\n",
+        f"The redis-server's CPU time (Δ used_cpu_user + used_cpu_sys of INFO cpu) per acquire+release cycle, over "
+        f"{num(cost['cycles'])} cycles on distinct resources per run, {cost['reps']} runs per side run alternately "
+        f"(median, and every run); {doc.get('machine', '?')}, Redis {doc.get('redis_version', '?')}.\n",
+    ]
+    t = Table(["side", "server CPU µs/cycle (median)", "runs", "ratio", "cmds sent / run per cycle", "in-command µs/cycle"])
+    for s in sides:
+        ratio = s.get("ratio")
+        base = "the seed" if s["baseline"] == "seed" else "the seed, pipelined"
+        t.row(
+            [
+                s["label"],
+                dash() if s.get("median_us") is None else f"{s['median_us']:.2f}",
+                " / ".join(f"{x:.2f}" for x in s.get("runs_us") or []) or dash(),
+                dash() if ratio is None else ("1.00× (baseline)" if s["id"] == s["baseline"] else f"{ratio:.2f}× {base}"),
+                dash() if not s.get("sent_per_cycle") else f"{s['sent_per_cycle']:.0f} / {s['run_per_cycle']:.2f}" if s.get("run_per_cycle") else f"{s['sent_per_cycle']:.0f}",
+                dash() if s.get("in_command_us") is None else f"{s['in_command_us']:.2f}",
+            ]
+        )
+    out.append(t.render())
+    tx = next((s for s in sides if s["id"] == "txcoord"), None)
+    if tx and tx.get("ratio") is not None:
+        q = tx["ratio"]
+        lo, hi = tx.get("min_us"), tx.get("max_us")
+        seed = next((s for s in sides if s["id"] == "seed"), {})
+        verdict = lambda limit: "met" if q <= limit else f"MISSED by {q / limit - 1:.0%}"  # noqa: E731
+        out.append(
+            f"Target: txcoord ≤ {cost['target_ratio']:g}× the seed's server CPU per cycle — {q:.2f}× "
+            f"({tx['median_us']:.2f} vs {seed.get('median_us', float('nan')):.2f} µs; txcoord's runs {lo:.2f}–{hi:.2f}, "
+            f"the seed's {seed.get('min_us', float('nan')):.2f}–{seed.get('max_us', float('nan')):.2f}): {verdict(cost['target_ratio'])}; "
+            f"stretch ≤ {cost['stretch_ratio']:g}×: {verdict(cost['stretch_ratio'])}.\n"
+        )
+    lines = []
+    for s in sides:
+        lines.append(f"- {s['label']}: {s['how']}")
+        cmds = ", ".join(
+            f"{c['name']}{'' if c['sent'] else ' (in a script)'} {c['calls_per_cycle']:.2f}× {c['usec_per_call']:.2f} µs"
+            for c in s.get("per_command") or []
+        )
+        if cmds:
+            lines.append(f"  - INFO commandstats per cycle: {cmds}")
+        for e in (s.get("errors") or [])[:3]:
+            lines.append(f"  - error: {e}")
+    out.append("\n".join(lines) + "\n")
+    out.append(
+        f"The client sides run {cost['tasks']} concurrent tasks on one connection (the seed's commands on a redis::aio::"
+        f"ConnectionManager, txcoord through its LockManager); the pipelined sides write {cost['batch']} acquires, then "
+        "their releases. cmds sent = what the client writes per cycle; run = every command INFO commandstats counted, "
+        "with those the scripts ran; in-command µs = commandstats' own timing of the commands sent; the rest of the CPU "
+        "is reading, parsing, replying and the event loop. commandstats per cycle: calls × in-command µs per call (an "
+        "EVALSHA's time includes its script's commands).\n"
+    )
+    captured = doc.get("captured") or []
+    if captured:
+        out.append("What txcoord's client sends for one uncontended lock (captured with MONITOR):\n")
+        out.append("\n".join(f"- `{c}`" for c in captured) + "\n")
+    return "\n".join(out)
+
+
+def ceiling_section(doc: dict[str, Any]) -> str:
+    c = doc.get("ceiling")
+    if not c or not c.get("sides"):
+        return ""
+    seed = next((median(s["cycles_per_s"]) for s in c["sides"] if s["id"] == "seed"), None)
+    out = [
+        f"## Pipelined ceiling: redis-benchmark -c {c['clients']} -P {c['pipeline']}, each side's real commands\n",
+    ]
+    t = Table(["side", "commands (req/s, median)", "cycles/s (median)", "runs", "vs the seed", "server µs/cycle"])
+    for s in c["sides"]:
+        cyc = median(s["cycles_per_s"])
+        cmds = "; ".join(
+            f"{r['name']} {num(median(r['rps']))}" + (f" ({pct(median(r['hit']))} hit)" if r.get("hit") else "")
+            for r in s["commands"]
+        )
+        t.row(
+            [
+                s["label"],
+                cmds,
+                num(cyc),
+                " / ".join(num(x) for x in s["cycles_per_s"]) or dash(),
+                dash() if not cyc or not seed else f"{cyc / seed:.2f}×",
+                dash() if median(s["server_us_per_cycle"]) is None else f"{median(s['server_us_per_cycle']):.2f}",
+            ]
+        )
+    out.append(t.render())
+    out.append(
+        "One redis-benchmark run per command (txcoord's acquire is two commands, SET NX PX and TIME, so two runs); "
+        "cycles/s = 1/Σ(1/req/s) per repetition, median of "
+        f"{c['reps']} repetitions run alternately. Acquires run on fresh random keys; releases on a keyspace pre-filled "
+        "with held locks of the value they send ('hit' = the share that found one). redis-benchmark shares the cores "
+        "with the server; server µs = Δ CPU / requests, summed over a side's commands.\n"
+    )
+    return "\n".join(out)
 
 
 def bench(paths: list[str]) -> int:
@@ -253,22 +335,16 @@ def bench(paths: list[str]) -> int:
             print(f"(no figures from {p}: {e})\n")
     order = {"rust": 0, "python": 1, "node": 2}
     docs.sort(key=lambda d: order.get(d.get("lang", ""), 9))
-    print("## Side by side (issue 5, item 4)\n")
+    rust = next((d for d in docs if d.get("lang") == "rust"), None)
+    if rust:
+        for section in (cost_section(rust), ceiling_section(rust)):
+            if section:
+                print(section)
+    print("## Side by side\n")
     servers = sorted({d.get("server", "?") for d in docs})
     print(f"One redis-server for every language: {', '.join(servers)}; the languages ran one after another.\n")
     for d in docs:
         print(language_table(d))
-    print("## Targets (benchmark, not tests)\n")
-    t = Table(["language", "scenario", "target", "measured", "ratio", "result"])
-    for r in targets(docs):
-        t.row(r)
-    print(t.render())
-    print(
-        "Ratios: for throughput, txcoord's cycles/s over the baseline's (the target is the "
-        "minimum); for C2, the measured p99 over the limit (≤ 1.00 meets it). C2 handoff = from "
-        "the start of a release to the next acquisition by a task already waiting; wait = time "
-        "inside the acquire call.\n"
-    )
     return 0
 
 
@@ -335,8 +411,7 @@ def soak(paths: list[str]) -> int:
             print(f"- {LANGS.get(r.get('lang', ''), '?')}: RSS MiB every {num(marks[0][0])} cycles: {trail}")
     print(
         f"\nflat = RSS at the end at most max({SOAK_SLACK_SHARE:.0%}, {SOAK_SLACK_KIB // 1024} MiB) above RSS at 1/5 of "
-        "the cycles. Redis keys left: txcoord keeps a released lock's holder record (its fencing "
-        "counter) for the lock's TTL plus a grace period, so they expire on their own.\n"
+        "the cycles. Redis keys left: keys the soak's cycles left in Redis (a released lock leaves none).\n"
     )
     print("soak: " + ("FAILED" if failed else "RSS flat in every language"))
     return 1 if failed else 0

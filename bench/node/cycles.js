@@ -3,14 +3,16 @@
 // over one ioredis connection) against txcoord (LockManager.acquireLock + release, and
 // new DistributedLock + acquire + release, as the seed's callers do), 1 and 50 concurrent
 // promises, on a throwaway redis-server. Not part of the test run:
-//   node tests/node/bench/cycles.js            (REDIS_URL=... to use another server)
-// The addon must be built first (scripts/test-node.sh builds a debug one; for numbers use
+//   node bench/node/cycles.js            (REDIS_URL=... to use another server)
+// The addon must be built first (scripts/test-node.sh builds a debug one; TXCOORD_NODE=path/index.js
+// loads another copy, as scripts/bench.sh does; for numbers use
 // `npx napi build --release --manifest-path bindings-node/Cargo.toml --output-dir bindings-node --package-json-path package.json --dts native.d.ts`).
 'use strict'
 
 const path = require('node:path')
-const { LockManager, DistributedLock, Client } = require('txcoord')
-const { startRedis, ioredis, compiledTs } = require('../helpers.js')
+const { LockManager, DistributedLock, Client } = require(process.env.TXCOORD_NODE || 'txcoord')
+const { ioredis, compiledTs } = require('../../tests/node/helpers.js')
+const { startRedis } = require('./redis-server.js')
 
 const ROUNDS = Number(process.env.ROUNDS || 3)
 const TOTAL = { 1: Number(process.env.N1 || 10000), 50: Number(process.env.N50 || 50000) }

@@ -1,17 +1,17 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
-"""The Python side of the side-by-side benchmark (issue 5, item 4): scenarios A, B, C, C2 and D
-of core/benches/scenarios.rs, plus peak RSS, for txcoord (asyncio) beside redis-py's
+"""The Python side of the side-by-side benchmark: scenarios A, B, C, C2 and D of the Rust
+program (bench/), plus peak RSS, for txcoord (asyncio) beside redis-py's
 `redis.asyncio.lock.Lock` and python-redis-lock (`redis_lock.Lock`, synchronous: run in
 threads), on one redis-server.
 
-    BENCH_REDIS_URL=redis://127.0.0.1:PORT python bindings-python/benchmark/scenarios.py \\
+    BENCH_REDIS_URL=redis://127.0.0.1:PORT python bench/python/scenarios.py \\
         [--json out.json] [--libs txcoord,redis-py,python-redis-lock]
 
 scripts/bench.sh runs it (with the release wheel of txcoord in target/bench/venv, installed from
-bindings-python/benchmark/requirements.txt) beside the Rust and Node programs and prints the
-combined tables (bindings-python/benchmark/report.py). Without BENCH_REDIS_URL (or REDIS_URL) it
-starts a throwaway redis-server on a free loopback port. The server must be a throwaway one:
-keys named bench:py:* are written to it.
+bench/python/requirements.txt) beside the Rust and Node programs and prints the combined tables
+(bench/report.py). Without BENCH_REDIS_URL (or REDIS_URL) it starts a throwaway redis-server
+(bench/python/redis_server.py). The server must be a throwaway one: keys named bench:py:* are
+written to it.
 
 Each library runs in its own child process (this file with --lib), so its peak RSS
 (`ru_maxrss`) is its own: the interpreter, the library and what it imports (redis-py for the
@@ -37,7 +37,6 @@ import math
 import os
 import re
 import resource
-import shutil
 import socket
 import subprocess
 import sys
@@ -47,6 +46,8 @@ import time
 from array import array
 from pathlib import Path
 from typing import Any, Callable
+
+from redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -118,10 +119,14 @@ class Config:
 
 
 def txcoord_inner() -> set[str]:
-    """Commands txcoord's Lua scripts call (they count in commandstats, but are not sent)."""
+    """Commands txcoord's scripts call on the paths A, B and D take (they count in commandstats,
+    but are not sent): the releases and the renewal. An uncontended acquisition without an owner
+    id sends SET and TIME itself; the acquire script, which also calls them, runs only for
+    contended, fair or owned acquisitions."""
     out = {"publish", "spublish"}
-    for f in (ROOT / "core" / "src" / "lua").glob("*.lua"):
-        out.update(m.lower() for m in re.findall(r"redis\.p?call\(\s*['\"](\w+)['\"]", f.read_text()))
+    for name in ("release.lua", "release_hold.lua", "extend.lua"):
+        src = (ROOT / "core" / "src" / "lua" / name).read_text()
+        out.update(m.lower() for m in re.findall(r"redis\.p?call\(\s*['\"](\w+)['\"]", src))
     return out
 
 
@@ -851,36 +856,6 @@ def run_lib(lib: str, url: str, out_path: str) -> int:
     return 0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_redis() -> tuple[subprocess.Popen[bytes], str, str]:
-    bin_ = shutil.which(os.environ.get("TXCOORD_REDIS_SERVER", "redis-server"))
-    if not bin_:
-        raise SystemExit("redis-server not found (set BENCH_REDIS_URL, or install redis-server)")
-    d = tempfile.mkdtemp(prefix="txcoord-pybench-")
-    port = free_port()
-    proc = subprocess.Popen(
-        [bin_, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", d, "--loglevel", "warning"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    until = time.time() + 10
-    while time.time() < until:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return proc, f"redis://127.0.0.1:{port}", d
-        except OSError:
-            time.sleep(0.02)
-    proc.kill()
-    raise SystemExit("redis-server did not start within 10 s")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lib", help="run one library in this process (internal)")
@@ -897,8 +872,8 @@ def main() -> int:
 
     server = None
     if not url:
-        server = start_redis()
-        url = server[1]
+        server = RedisServer.start()
+        url = server.url
     cfg = Config()
     admin = Admin(url)
     redis_version = admin.info("server").get("redis_version", "?")
@@ -941,14 +916,12 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(doc))
     else:
-        sys.path.insert(0, str(HERE))
+        sys.path.insert(0, str(HERE.parent))
         import report
 
         print(report.language_table(doc))
     if server:
-        server[0].kill()
-        server[0].wait()
-        shutil.rmtree(server[2], ignore_errors=True)
+        server.stop()
     # A library's failure is a broken benchmark; txcoord's own problems are among them.
     txcoord_errors = [e for l in libs if l["id"] == "txcoord" for e in all_errors(l)]
     for e in txcoord_errors:
