@@ -177,10 +177,15 @@ pub(crate) fn validity(ms: u64) -> Duration {
     Duration::from_millis(ms.saturating_sub(ms / 100 + 2))
 }
 
+/// The observer's own connection. redis-rs gives up on a reply after 500 ms by default, shorter
+/// than the stalls a loaded shared machine shows; the observer must wait, not fail the model.
 pub(crate) async fn check_connection(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(30)))
+        .set_connection_timeout(Some(Duration::from_secs(5)));
     redis::Client::open(server.url())
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&config)
         .await
         .expect("check connection")
 }

@@ -191,6 +191,7 @@ impl Agent {
         timeout: Duration,
         fair: bool,
         owner_id: Option<&str>,
+        priority: Option<i32>,
     ) -> Res<Option<DistributedLock>> {
         let mut options = AcquireOptions::new()
             .set_ttl(ttl)
@@ -198,6 +199,9 @@ impl Agent {
             .set_fair(fair);
         if let Some(owner) = owner_id {
             options = options.set_owner_id(owner);
+        }
+        if let Some(p) = priority {
+            options = options.set_priority(p);
         }
         let lock = self.manager.acquire_lock_with(resource, options).await?;
         if let Some(lock) = &lock {
@@ -233,9 +237,16 @@ impl Agent {
                 let flags = args.get(3..).unwrap_or_default();
                 let fair = flags.contains(&"fair");
                 let owner = flags.iter().find_map(|a| a.strip_prefix("owner="));
+                let priority = flags
+                    .iter()
+                    .find_map(|a| a.strip_prefix("priority="))
+                    .map(str::parse::<i32>)
+                    .transpose()?;
                 let before = self.client.stats();
                 let t0 = now_us();
-                let lock = self.acquire(resource, ttl, timeout, fair, owner).await?;
+                let lock = self
+                    .acquire(resource, ttl, timeout, fair, owner, priority)
+                    .await?;
                 let t = now_us();
                 let after = self.client.stats();
                 emit(vec![
@@ -316,7 +327,10 @@ impl Agent {
                 let fair = args.get(5) == Some(&"fair");
                 let mut acquired = 0u32;
                 for i in 0..rounds {
-                    let Some(lock) = self.acquire(resource, ttl, timeout, fair, None).await? else {
+                    let Some(lock) = self
+                        .acquire(resource, ttl, timeout, fair, None, None)
+                        .await?
+                    else {
                         emit(vec![
                             ("id", id.into()),
                             ("ev", "round".into()),
@@ -387,8 +401,11 @@ async fn run(url: String, name: String, witness: redis::Script) -> Res<()> {
         &url,
         ClientOptions::new().set_client_name(format!("cross-rust-{name}")),
     )?;
+    // the witness store waits out machine stalls (redis-rs gives up after 500 ms by default)
+    let patient = redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(30)));
     let store = redis::Client::open(url.as_str())?
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&patient)
         .await?;
     let mut options = ManagerOptions::new();
     if let Ok(ms) = std::env::var("TXCOORD_FALLBACK_POLL_MS") {
@@ -443,10 +460,14 @@ async fn run(url: String, name: String, witness: redis::Script) -> Res<()> {
         tokio::spawn(async move {
             let args: Vec<&str> = rest.iter().map(String::as_str).collect();
             if let Err(e) = agent.handle(&id, &verb, &args).await {
+                let code = e
+                    .downcast_ref::<txcoord::Error>()
+                    .map(|t| t.kind().code().to_string());
                 emit(vec![
                     ("id", id.as_str().into()),
                     ("ev", "error".into()),
                     ("message", e.to_string().into()),
+                    ("code", code.into()),
                 ]);
             }
         });
