@@ -4,6 +4,24 @@
 
 import { EventEmitter } from 'node:events'
 
+// The core's constants (`binding::options::constants()`), exported by the Python package too.
+/** The wire protocol version this package speaks (PROTOCOL.md). */
+export declare const PROTOCOL_VERSION: number
+/** The default lock TTL, in ms. */
+export declare const DEFAULT_TTL_MS: number
+/** The default wait of `acquireLock`, in ms. */
+export declare const DEFAULT_TIMEOUT_MS: number
+/** The default `fallbackPoll` of a `LockManager`, in ms. */
+export declare const DEFAULT_FALLBACK_POLL_MS: number
+/** The default `waiterLease` of a `LockManager`, in ms. */
+export declare const DEFAULT_WAITER_LEASE_MS: number
+/** The default `deadlockTimeout` of a `LockManager`, in ms. */
+export declare const DEFAULT_DEADLOCK_TIMEOUT_MS: number
+/** The largest `fallbackPoll`, in ms. */
+export declare const MAX_FALLBACK_POLL_MS: number
+/** The largest duration any argument takes, in ms (2^31 − 1). */
+export declare const MAX_MS: number
+
 /** The stable error codes (`err.code`), one per error kind of the Rust core. */
 export type TxcoordErrorCode =
   | 'TXCOORD_INVALID_ARGUMENT'
@@ -81,9 +99,9 @@ export interface ClientOptions {
   keyPrefix?: string
   /** The name shown by `CLIENT LIST`. Default: `txcoord-<random id>`. */
   clientName?: string
-  /** How long one connection attempt may take, in ms. Default: 1000. */
+  /** How long one connection attempt may take, in ms. Default 1000. */
   connectTimeout?: number
-  /** How long one command may wait for its reply, in ms. Default: 2000. */
+  /** How long one command may wait for its reply, in ms. Default 2000. */
   responseTimeout?: number
 }
 
@@ -109,22 +127,27 @@ export declare class Client {
 
 /**
  * What an ioredis instance (ioredis 5 or 6) looks like to txcoord: its `options` are read
- * (host, port, username, password, db, tls, keyPrefix). Cluster and Sentinel instances are
- * refused for now.
+ * (host, port, username, password, db, tls, keyPrefix). Cluster and Sentinel instances, unix
+ * sockets and custom TLS material are refused for now (a `RangeError`,
+ * `TXCOORD_INVALID_ARGUMENT`, naming `redis`, as in Python).
  */
 export interface IoredisLike {
   options: object
   duplicate(...args: any[]): unknown
 }
 
-/** What the seed calls `redis`: a URL, a `Client`, or an ioredis instance. */
+/**
+ * What the seed calls `redis`: a URL, a `Client`, or an ioredis instance. A URL string is
+ * the process's shared client for that URL: managers and locks built from the same URL share
+ * one connection while any of them is in use, and it is closed once none is.
+ */
 export type RedisLike = string | Client | IoredisLike
 
 /** Options of a `DistributedLock`. */
 export interface LockOptions {
   /** An owner id (a saga id): acquisitions with the same owner re-enter the lock. */
   ownerId?: string
-  /** The priority recorded for the deadlock detector (32-bit integer; lowest is aborted first). */
+  /** The priority recorded for the deadlock detector (32-bit integer; lowest is aborted first). Default 0. */
   priority?: number
 }
 
@@ -136,10 +159,15 @@ export interface ManagerOptions {
   priority?: number
   /** FIFO fair waiting (no barging). Default false. */
   fair?: boolean
-  /** Longest pause between two checks of a busy lock, in ms (1–60000). Default 1000. */
+  /** Longest pause between two checks of a busy lock, in ms (1 to `MAX_FALLBACK_POLL_MS`). Default 1000. */
   fallbackPoll?: number
   /** Lifetime of a waiter's registry entry unless refreshed, in ms. Default 5000. */
   waiterLease?: number
+  /**
+   * How long an acquisition with an owner id waits before it probes for a deadlock through its
+   * saga and breaks it, in ms (0: never; a detector's sweep then does). Default 1000.
+   */
+  deadlockTimeout?: number
 }
 
 /** Per-call options of `acquireLock`. */

@@ -3,12 +3,14 @@
 // txcoord for Node.js: the seed's `DistributedLock` and `LockManager`, backed by the Rust core.
 //
 // This file is the thin layer N-API cannot express by itself:
-//   - `redis` may be a URL, a `Client` or an ioredis instance (its options are read; one
-//     native client per ioredis instance, however many locks are built on it);
+//   - `redis` may be a URL, a `Client` or an ioredis instance (its settings are read here; what
+//     is supported, and how a URL becomes a connection, is the core's decision: `clientFor`);
 //   - `lock.signal` (an AbortSignal aborted when the lock is lost) and the `'lost'` event;
 //   - `options.signal` (an AbortSignal) cancelling a wait;
 //   - where the core's log records go: `setLogger(logger)`, or process warnings.
-// Every argument is passed to the native part as it came: the core validates it.
+// Every argument is passed to the native part as it came: the core validates it. The few this
+// layer judges by identity (an AbortSignal, a function, a logger) are refused with errors the
+// native part builds (`wrongType`); codes, messages and constants all come from the core.
 'use strict'
 
 const { EventEmitter } = require('node:events')
@@ -23,31 +25,10 @@ const WRAP = Symbol('txcoord.wrap')
 // renewal) alive, as holding the lock does. Weak both ways: no entry outlives its signal.
 const signalLocks = new WeakMap()
 
-// One native client per ioredis instance, and per URL string.
+// One native client per ioredis instance (an identity question: the instance's own connection
+// is shared by its users). URL strings are the core's business: one client per URL while in
+// use (`clientFor`).
 const ioredisClients = new WeakMap()
-const urlClients = new Map()
-
-function describe(value) {
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return 'an array'
-  const t = typeof value
-  return t === 'object' ? 'an object' : `a ${t}`
-}
-
-// Errors decided in this layer (what `redis` is; `signal`; `fn`), shaped as the native ones.
-function typeError(arg, message) {
-  const e = new TypeError(`invalid type for \`${arg}\`: ${message}`)
-  e.code = 'TXCOORD_INVALID_TYPE'
-  e.argument = arg
-  return e
-}
-
-function rangeError(arg, message) {
-  const e = new RangeError(`invalid argument \`${arg}\`: ${message}`)
-  e.code = 'TXCOORD_INVALID_ARGUMENT'
-  e.argument = arg
-  return e
-}
 
 function looksLikeIoredis(value) {
   return (
@@ -59,81 +40,42 @@ function looksLikeIoredis(value) {
   )
 }
 
-// The URL and client options that reach the server an ioredis instance points at.
-function ioredisTarget(redis) {
-  if (redis.isCluster === true || (redis.constructor && redis.constructor.name === 'Cluster')) {
-    throw typeError(
-      'redis',
-      'is an ioredis Cluster instance; Redis Cluster is not supported yet. Pass an ioredis ' +
-        'instance, a txcoord Client or a redis:// URL of a single server.',
-    )
-  }
+// What an ioredis instance says about where it connects, for the core to judge.
+function ioredisSettings(redis) {
   const o = redis.options
-  if (Array.isArray(o.sentinels) && o.sentinels.length > 0) {
-    throw typeError(
-      'redis',
-      'is an ioredis instance in Sentinel mode; Sentinel is not supported yet. Pass an ioredis ' +
-        'instance, a txcoord Client or a redis:// URL of the current master.',
-    )
+  let topology = 'standalone'
+  if (redis.isCluster === true || (redis.constructor && redis.constructor.name === 'Cluster')) topology = 'cluster'
+  else if (Array.isArray(o.sentinels) && o.sentinels.length > 0) topology = 'sentinel'
+  else if (o.path) topology = 'unix'
+  const tls = o.tls !== undefined && o.tls !== null && o.tls !== false
+  const material = tls ? ['ca', 'cert', 'key', 'pfx'].find((k) => o.tls[k] !== undefined) : undefined
+  return {
+    className: redis.constructor ? redis.constructor.name : undefined,
+    topology,
+    host: o.host,
+    port: o.port,
+    db: o.db,
+    username: o.username || undefined,
+    password: o.password || undefined,
+    tls,
+    tlsInsecure: tls && o.tls.rejectUnauthorized === false,
+    tlsMaterial: material === undefined ? undefined : `tls.${material}`,
+    keyPrefix: typeof o.keyPrefix === 'string' ? o.keyPrefix : undefined,
   }
-  if (o.path) {
-    throw rangeError(
-      'redis',
-      `is an ioredis instance on the unix socket ${o.path}; only TCP connections are supported`,
-    )
-  }
-  let suffix = ''
-  const tls = o.tls
-  if (tls) {
-    for (const key of ['ca', 'cert', 'key', 'pfx']) {
-      if (tls[key] !== undefined) {
-        throw rangeError(
-          'redis',
-          `is an ioredis instance with tls.${key}; custom TLS material is not supported yet ` +
-            '(the system trust store is used)',
-        )
-      }
-    }
-    if (tls.rejectUnauthorized === false) suffix = '#insecure'
-  }
-  const host = String(o.host || '127.0.0.1')
-  const port = o.port === undefined || o.port === null ? 6379 : o.port
-  const db = o.db === undefined || o.db === null ? 0 : o.db
-  let auth = ''
-  if (o.username || o.password) {
-    auth = `${encodeURIComponent(o.username || '')}:${encodeURIComponent(o.password || '')}@`
-  }
-  const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
-  const url = `${tls ? 'rediss' : 'redis'}://${auth}${hostPart}:${port}/${db}${suffix}`
-  const options = {}
-  if (typeof o.keyPrefix === 'string' && o.keyPrefix !== '') options.keyPrefix = o.keyPrefix
-  return { url, options }
 }
 
 // The native Client for what the seed calls `redis`.
 function toClient(redis) {
   if (redis instanceof Client) return redis
-  if (typeof redis === 'string') {
-    let client = urlClients.get(redis)
-    if (client === undefined || client.isClosed) {
-      client = new Client(redis)
-      urlClients.set(redis, client)
-    }
-    return client
-  }
   if (looksLikeIoredis(redis)) {
     let client = ioredisClients.get(redis)
     if (client === undefined || client.isClosed) {
-      const { url, options } = ioredisTarget(redis)
-      client = new Client(url, options)
+      client = native.clientFor(redis, ioredisSettings(redis))
       ioredisClients.set(redis, client)
     }
     return client
   }
-  throw typeError(
-    'redis',
-    `must be a redis:// URL, a txcoord Client or an ioredis instance, got ${describe(redis)}`,
-  )
+  return native.clientFor(redis)
 }
 
 function wrapLock(nativeLock) {
@@ -145,9 +87,7 @@ function signalOf(options) {
   if (options === undefined || options === null || typeof options !== 'object') return undefined
   const signal = options.signal
   if (signal === undefined) return undefined
-  if (!(signal instanceof AbortSignal)) {
-    throw typeError('signal', `must be an AbortSignal, got ${describe(signal)}`)
-  }
+  if (!(signal instanceof AbortSignal)) throw native.wrongType('signal', 'an AbortSignal', signal)
   return signal
 }
 
@@ -410,7 +350,7 @@ class LockManager {
    * `TXCOORD_TIMEOUT` when the lock cannot be acquired within `options.timeout`.
    */
   async using(resource, fn, options) {
-    if (typeof fn !== 'function') throw typeError('fn', `must be a function, got ${describe(fn)}`)
+    if (typeof fn !== 'function') throw native.wrongType('fn', 'a function', fn)
     const signal = signalOf(options)
     if (signal !== undefined && signal.aborted) throw signal.reason
     let token
@@ -459,16 +399,13 @@ class LockManager {
 
 // -- logging ---------------------------------------------------------------------------------
 
-const LOG_LEVELS = ['silent', 'error', 'warn', 'info', 'debug']
-const WARNING_CODES = { error: 'TXCOORD_ERROR', warn: 'TXCOORD_WARNING' }
 let logger = null
 
-// The default destination: warnings and errors as process warnings, which Node prints unless
-// silenced (`--disable-warning=TxcoordWarning`, `--no-warnings`) and `process.on('warning')`
-// observes.
+// The default destination: warnings and errors as process warnings (each record carries its
+// code), which Node prints unless silenced (`--disable-warning=TxcoordWarning`,
+// `--no-warnings`) and `process.on('warning')` observes.
 function emitWarning(record, detail) {
-  const code = WARNING_CODES[record.level]
-  if (code !== undefined) process.emitWarning(record.message, { type: 'TxcoordWarning', code, detail })
+  if (record.code) process.emitWarning(record.message, { type: 'TxcoordWarning', code: record.code, detail })
 }
 
 // Called by the native part, on this thread, with the records queued since its last call.
@@ -505,25 +442,23 @@ function setLogger(newLogger, options) {
   if (newLogger === undefined) newLogger = null
   if (newLogger !== null) {
     if (typeof newLogger !== 'object' && typeof newLogger !== 'function') {
-      throw typeError('logger', `must be an object with error() and warn() methods, or null, got ${describe(newLogger)}`)
+      throw native.wrongType('logger', 'an object with error() and warn() methods, or null', newLogger)
     }
     for (const m of ['error', 'warn']) {
       if (typeof newLogger[m] !== 'function') {
-        throw typeError('logger', `must have an ${m}() method (console, pino and winston loggers do)`)
+        throw native.wrongType('logger', `an object with an ${m}() method (console, pino and winston loggers have one)`, newLogger)
       }
     }
   }
   if (options !== undefined && options !== null && typeof options !== 'object') {
-    throw typeError('options', `must be an object, got ${describe(options)}`)
+    throw native.wrongType('options', 'an object', options)
   }
-  let level = options ? options.level : undefined
-  if (level === undefined) level = newLogger === null ? 'warn' : 'info'
-  if (!LOG_LEVELS.includes(level)) {
-    throw rangeError('level', `must be one of ${LOG_LEVELS.map((l) => `'${l}'`).join(', ')}, got ${typeof level === 'string' ? JSON.stringify(level) : describe(level)}`)
-  }
-  if (newLogger === null && LOG_LEVELS.indexOf(level) > LOG_LEVELS.indexOf('warn')) level = 'warn'
+  native.setLogLevel(options ? options.level : undefined, newLogger !== null)
   logger = newLogger
-  native.setLogLevel(level)
 }
 
-module.exports = { Client, DistributedLock, LockManager, setLogger }
+// The core's constants (`PROTOCOL_VERSION`, `DEFAULT_TTL_MS`, `MAX_MS`, ...), by the names the
+// Python package uses too.
+const constants = native.constants()
+
+module.exports = { ...constants, Client, DistributedLock, LockManager, setLogger }

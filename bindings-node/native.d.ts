@@ -121,12 +121,12 @@ export type JsDistributedLock = DistributedLock
  */
 export declare class LockManager {
   /**
-   * The seed's `new LockManager(redis)` on a `Client`, with options `ownerId` (acquisitions
-   * with the same owner re-enter), `priority`, `fair` (FIFO), `fallbackPoll` and
-   * `waiterLease` (ms). Throws a `TypeError`/`RangeError` with a `TXCOORD_*` code for bad
-   * arguments.
+   * The seed's `new LockManager(redis)` on a `Client`, with the options of the core's
+   * manager table: `ownerId` (acquisitions with the same owner re-enter), `priority`, `fair`
+   * (FIFO), `fallbackPoll`, `waiterLease` and `deadlockTimeout` (ms). Throws a
+   * `TypeError`/`RangeError` with a `TXCOORD_*` code for bad arguments.
    */
-  constructor(client: Client, options?: { ownerId?: string, priority?: number, fair?: boolean, fallbackPoll?: number, waiterLease?: number })
+  constructor(client: Client, options?: { ownerId?: string, priority?: number, fair?: boolean, fallbackPoll?: number, waiterLease?: number, deadlockTimeout?: number })
   /**
    * The seed's `acquireLock(resource, ttl = 30000, timeout = 10000)`: the lock, or `null`
    * when `timeout` ms passed first (0 tries once) or `cancel` was cancelled. Options:
@@ -183,6 +183,15 @@ export declare function __panicForTests(sync: boolean): Promise<void> | void
  */
 export declare function __usePlainBridge(enabled: boolean): void
 
+/**
+ * The native client for a `redis` argument that is not a `Client` (`index.js` passes those
+ * through): a URL string becomes the core's shared client for that URL (one per URL while in
+ * use, closed once unused); an ioredis instance, described by `foreign` (its settings, read by
+ * `index.js`), a client of its own, or the core's refusal; anything else is refused. Throws a
+ * `TypeError`/`RangeError` with a `TXCOORD_*` code naming `redis`.
+ */
+export declare function clientFor(redis: unknown, foreign?: { className?: string, topology?: 'standalone' | 'cluster' | 'sentinel' | 'unix', host?: string, port?: number, db?: number, username?: string, password?: string, tls?: boolean, tlsInsecure?: boolean, tlsMaterial?: string, keyPrefix?: string }): Client
+
 /** A snapshot of a client's counters. */
 export interface ClientStats {
   /** Acquire attempts sent (one script call each). */
@@ -213,19 +222,56 @@ export interface ClientStats {
   unsubscribes: number
 }
 
+/**
+ * The constants both packages export (`PROTOCOL_VERSION`, `DEFAULT_TTL_MS`, `MAX_MS`, ...),
+ * by name.
+ */
+export declare function constants(): Record<string, number>
+
 /** One log record, as JavaScript receives it. */
 export interface LogRecord {
   /** `error`, `warn`, `info` or `debug`. */
   level: 'error' | 'warn' | 'info' | 'debug'
   /** The text, e.g. `txcoord: lock lock:order:42 lost (taken)`. */
   message: string
+  /**
+   * The code of the process warning the record becomes when no logger is set:
+   * `TXCOORD_ERROR`, `TXCOORD_WARNING`, or `null` (a record that never becomes a warning).
+   */
+  code?: string
 }
 
+/** One option of the core's tables (`binding::options::describe`). */
+export interface OptionInfo {
+  /** `acquire`, `manager`, `lock` or `client`. */
+  table: string
+  /** The core's (Rust) name. */
+  name: string
+  /** The Python keyword. */
+  python: string
+  /** The JavaScript property. */
+  js: string
+  /** `millis`, `priority`, `flag`, `owner_id` or `text`. */
+  kind: string
+  /** For `millis`: the accepted range, in ms. */
+  min?: number
+  max?: number
+  /** The default, as documentation shows it. */
+  default: string
+  doc: string
+}
+
+/** Every option of the core's tables. */
+export declare function optionTable(): Array<OptionInfo>
+
 /**
- * The most verbose level forwarded to the sink: `silent` (none), `error`, `warn` (the
- * default), `info` or `debug`. Events below it cost one atomic read.
+ * The most verbose level forwarded to the sink: `silent` (none), `error`, `warn`, `info` or
+ * `debug`, judged by the core (`level` names the argument in errors). Without a level, `info`
+ * when the records go to a logger and `warn` when they become process warnings, which are
+ * never more verbose than `warn`. Events below the level cost one atomic read. Throws a
+ * `RangeError`/`TypeError` with a `TXCOORD_*` code for a bad level.
  */
-export declare function setLogLevel(level: 'silent' | 'error' | 'warn' | 'info' | 'debug'): void
+export declare function setLogLevel(level: 'silent' | 'error' | 'warn' | 'info' | 'debug' | undefined, toLogger: boolean): void
 
 /**
  * Where log records go: `sink` is called on this JavaScript thread with arrays of records,
@@ -233,3 +279,11 @@ export declare function setLogLevel(level: 'silent' | 'error' | 'warn' | 'info' 
  * it once, at load.
  */
 export declare function setLogSink(sink: (arg: Array<LogRecord>) => void): void
+
+/**
+ * The error for an argument of the wrong type that `index.js` judged by identity (`signal`
+ * not an `AbortSignal`, `fn` not a function, a logger without its methods): "must be
+ * {expected}, got {the type of value}", built by the core, as a `TypeError` with code
+ * `TXCOORD_INVALID_TYPE` and `argument`. Returned, not thrown: the caller throws or rejects.
+ */
+export declare function wrongType(arg: string, expected: string, value: unknown): TypeError & { code: string, argument: string }

@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! `Client`: one Redis connection shared by every lock and manager built on it.
+//! `Client`: one Redis connection shared by every lock and manager built on it; and what a
+//! `redis` argument that is not a `Client` becomes (`clientFor`), as the core decides
+//! (`txcoord::binding::target`).
 
-use std::time::Duration;
+use std::ffi::CStr;
 
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
+use txcoord::binding::options::{Host as Lang, CLIENT};
+use txcoord::binding::target::{self, ForeignClient, Topology};
 use txcoord::binding::validate;
-use txcoord::ClientOptions;
 
 use crate::bridge::{self, Prep};
 use crate::error;
-use crate::raw::{self, Options};
+use crate::raw::{self, Host, Options};
 
 /// A snapshot of a client's counters.
 #[napi(object)]
@@ -63,25 +66,114 @@ fn build(url: &raw::Host, options: &Options) -> std::result::Result<txcoord::Cli
         arg: "url".into(),
         message: "is required (a redis:// or rediss:// URL)".into(),
     })?;
-    let mut opts = ClientOptions::new();
-    // SAFETY (all `get` calls): on the JavaScript thread, inside the calling #[napi] function.
-    let prefix = unsafe { options.get(c"keyPrefix") }?;
-    if let Some(p) = raw::optional_str("keyPrefix", &prefix)? {
-        opts = opts.set_key_prefix(p);
-    }
-    let name = unsafe { options.get(c"clientName") }?;
-    if let Some(n) = raw::optional_str("clientName", &name)? {
-        opts = opts.set_client_name(n);
-    }
-    let connect = unsafe { options.get(c"connectTimeout") }?;
-    if let Some(ms) = validate::millis("connectTimeout", connect.raw(), 1, validate::MAX_MS)? {
-        opts = opts.set_connect_timeout(Duration::from_millis(ms));
-    }
-    let response = unsafe { options.get(c"responseTimeout") }?;
-    if let Some(ms) = validate::millis("responseTimeout", response.raw(), 1, validate::MAX_MS)? {
-        opts = opts.set_response_timeout(Duration::from_millis(ms));
-    }
+    // SAFETY: on the JavaScript thread, inside the calling #[napi] function.
+    let opts = unsafe { options.read(CLIENT, &[]) }?;
     Ok(txcoord::Client::with_options(url, opts)?)
+}
+
+/// A foreign client's settings, from the description `index.js` read from an ioredis instance.
+fn foreign(description: &Options) -> std::result::Result<ForeignClient, Prep> {
+    let bad = |what: &str, host: &Host| {
+        Prep::Core(txcoord::Error::InvalidArgument {
+            arg: "redis".into(),
+            message: format!(
+                "has an ioredis option {what} txcoord cannot read ({})",
+                raw::type_name(host)
+            ),
+        })
+    };
+    // SAFETY (all `get` calls): on the JavaScript thread, inside the calling #[napi] function.
+    let text = |name: &'static CStr| -> std::result::Result<Option<String>, Prep> {
+        let host = unsafe { description.get(name) }?;
+        match &host {
+            Host::Absent | Host::Null => Ok(None),
+            Host::Str(s) => Ok(Some(s.clone())),
+            other => Err(bad(&name.to_string_lossy(), other)),
+        }
+    };
+    let flag = |name: &'static CStr| -> std::result::Result<bool, Prep> {
+        Ok(matches!(
+            unsafe { description.get(name) }?,
+            Host::Bool(true)
+        ))
+    };
+    let number = |name: &'static CStr| -> std::result::Result<Option<f64>, Prep> {
+        let host = unsafe { description.get(name) }?;
+        match &host {
+            Host::Absent | Host::Null => Ok(None),
+            Host::Num(n) => Ok(Some(*n)),
+            Host::Str(s) if s.parse::<f64>().is_ok() => Ok(s.parse().ok()),
+            other => Err(bad(&name.to_string_lossy(), other)),
+        }
+    };
+    let topology = match text(c"topology")?.as_deref() {
+        None | Some("standalone") => Topology::Standalone,
+        Some("cluster") => Topology::Cluster,
+        Some("sentinel") => Topology::Sentinel,
+        Some("unix") => Topology::UnixSocket,
+        Some(other) => {
+            return Err(Prep::Napi(napi::Error::from_reason(format!(
+                "txcoord: unknown topology {other:?}"
+            ))))
+        }
+    };
+    let port = match number(c"port")? {
+        None => None,
+        Some(p) if p.fract() == 0.0 && (0.0..=65535.0).contains(&p) => Some(p as u16),
+        Some(p) => return Err(bad(&format!("port ({p})"), &Host::Num(p))),
+    };
+    let db = match number(c"db")? {
+        None => None,
+        Some(d) if d.fract() == 0.0 && (0.0..1e15).contains(&d) => Some(d as i64),
+        Some(d) => return Err(bad(&format!("db ({d})"), &Host::Num(d))),
+    };
+    Ok(ForeignClient {
+        library: "ioredis",
+        class_name: text(c"className")?.unwrap_or_default(),
+        topology,
+        host: text(c"host")?,
+        port,
+        db,
+        username: text(c"username")?,
+        password: text(c"password")?,
+        tls: flag(c"tls")?,
+        tls_insecure: flag(c"tlsInsecure")?,
+        tls_material: text(c"tlsMaterial")?,
+        key_prefix: text(c"keyPrefix")?,
+    })
+}
+
+/// The native client for a `redis` argument that is not a `Client` (`index.js` passes those
+/// through): a URL string becomes the core's shared client for that URL (one per URL while in
+/// use, closed once unused); an ioredis instance, described by `foreign` (its settings, read by
+/// `index.js`), a client of its own, or the core's refusal; anything else is refused. Throws a
+/// `TypeError`/`RangeError` with a `TXCOORD_*` code naming `redis`.
+#[napi(
+    js_name = "clientFor",
+    catch_unwind,
+    ts_args_type = "redis: unknown, foreign?: { className?: string, topology?: 'standalone' | 'cluster' | 'sentinel' | 'unix', host?: string, port?: number, db?: number, username?: string, password?: string, tls?: boolean, tlsInsecure?: boolean, tlsMaterial?: string, keyPrefix?: string }"
+)]
+pub fn client_for(env: Env, redis: Unknown, foreign_description: Unknown) -> Result<JsClient> {
+    let env = env.raw();
+    let resolve = || -> std::result::Result<txcoord::Client, Prep> {
+        // SAFETY: on the JavaScript thread with live handles.
+        let description = unsafe { raw::read(env, foreign_description.raw()) }?;
+        if description != Host::Absent {
+            let description = unsafe { Options::new(env, foreign_description.raw(), "foreign") }??;
+            return Ok(target::foreign_client(&foreign(&description)?)?);
+        }
+        let redis = unsafe { raw::read(env, redis.raw()) }?;
+        match &redis {
+            Host::Str(url) => Ok(target::url_client(url)?),
+            Host::BadStr => Err(validate::bad_encoding("redis").into()),
+            other => Err(target::not_a_client(Lang::Node, raw::type_name(other)).into()),
+        }
+    };
+    match resolve() {
+        Ok(inner) => Ok(JsClient { inner }),
+        Err(Prep::Core(e)) => Err(error::throw(env, &e)),
+        Err(Prep::Napi(e)) => Err(e),
+    }
 }
 
 #[napi]

@@ -8,29 +8,22 @@
 //! (`taken`, `expired`, `renewal-failed`, `deadline`) and `key`, a timeout carries `key`.
 //! The message keeps the "Caused by:" chain of the Rust error.
 
+use std::borrow::Cow;
 use std::error::Error as _;
 use std::ffi::CStr;
 use std::ptr;
 
+use napi::bindgen_prelude::{Env, JsValue, Unknown};
 use napi::sys;
+use napi_derive::napi;
+use txcoord::binding::options::{host_argument, Host as Lang};
+use txcoord::binding::validate;
 use txcoord::{Error, ErrorKind};
 
-/// The JavaScript spelling of an argument name: the core names arguments in snake_case
-/// (`lock_key`), JavaScript users know them in camelCase (`lockKey`).
-pub(crate) fn js_name(arg: &str) -> String {
-    let mut out = String::with_capacity(arg.len());
-    let mut upper = false;
-    for c in arg.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
+/// The JavaScript spelling of an argument name (`lock_key` → `lockKey`, `fallback_poll` →
+/// `fallbackPoll`): the core's `binding::options::host_argument`.
+pub(crate) fn js_name(arg: &str) -> Cow<'_, str> {
+    host_argument(Lang::Node, arg)
 }
 
 /// The message of `e` as JavaScript shows it: argument names in their JavaScript spelling, and
@@ -124,6 +117,30 @@ pub(crate) fn throw(env: sys::napi_env, e: &Error) -> napi::Error {
     napi::Error::new(napi::Status::PendingException, message(e))
 }
 
+/// The error for an argument of the wrong type that `index.js` judged by identity (`signal`
+/// not an `AbortSignal`, `fn` not a function, a logger without its methods): "must be
+/// {expected}, got {the type of value}", built by the core, as a `TypeError` with code
+/// `TXCOORD_INVALID_TYPE` and `argument`. Returned, not thrown: the caller throws or rejects.
+#[napi(
+    js_name = "wrongType",
+    catch_unwind,
+    ts_return_type = "TypeError & { code: string, argument: string }"
+)]
+pub fn wrong_type<'env>(
+    env: &'env Env,
+    arg: String,
+    expected: String,
+    value: Unknown,
+) -> napi::Result<Unknown<'env>> {
+    let raw_env = env.raw();
+    // SAFETY: on the JavaScript thread with a live handle.
+    let host = unsafe { crate::raw::read(raw_env, value.raw()) }?;
+    let e = validate::wrong_type(arg, &expected, host.raw());
+    // SAFETY: on the JavaScript thread, inside this #[napi] function.
+    let js = unsafe { to_js(raw_env, &e) };
+    Ok(crate::client::unknown(raw_env, js))
+}
+
 /// A panic payload as text.
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -143,6 +160,7 @@ mod tests {
     fn argument_names_are_camel_cased() {
         assert_eq!(js_name("lock_key"), "lockKey");
         assert_eq!(js_name("additional_time"), "additionalTime");
+        assert_eq!(js_name("fallback_poll"), "fallbackPoll");
         assert_eq!(js_name("ttl"), "ttl");
         assert_eq!(js_name("ownerId"), "ownerId");
     }

@@ -9,8 +9,9 @@
 //! - The core's `tracing` events are queued for JavaScript (`logging`).
 //!
 //! The JavaScript layer (`index.js`) adds what N-API cannot express: reading an ioredis
-//! instance, the `'lost'` event, `lock.signal`, `AbortSignal` support, and where log records
-//! go (`setLogger`).
+//! instance's settings (what is supported is the core's decision: `clientFor`), the `'lost'`
+//! event, `lock.signal`, `AbortSignal` support, and where log records go (`setLogger`). Its
+//! errors are built here (`wrongType`), its constants come from the core (`constants`).
 
 mod bridge;
 mod client;
@@ -19,12 +20,15 @@ mod lock;
 mod logging;
 mod manager;
 mod raw;
+mod table;
 
 pub use bridge::use_plain_bridge;
-pub use client::{ClientStats, JsClient};
+pub use client::{client_for, ClientStats, JsClient};
+pub use error::wrong_type;
 pub use lock::JsDistributedLock;
 pub use logging::{log_for_tests, set_log_level, set_log_sink, LogRecord};
 pub use manager::{CancelToken, JsLockManager};
+pub use table::{constants, option_table, OptionInfo};
 
 /// For the test suite only: panics, synchronously (`sync = true`, caught and thrown as an
 /// `Error`) or inside a future (the promise rejects with code `TXCOORD_INTERNAL`), to show that

@@ -4,6 +4,7 @@
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
+use txcoord::binding::options::LOCK;
 use txcoord::binding::validate;
 use txcoord::LockOptions;
 
@@ -34,20 +35,13 @@ fn build(
     options: &Options,
 ) -> std::result::Result<txcoord::DistributedLock, Prep> {
     let key = validate::resource("lockKey", lock_key.text("lockKey")?)?;
-    let mut opts = LockOptions::new();
-    if let Some(ttl) = validate::ttl("ttl", ttl.raw())? {
+    let ttl = validate::ttl("ttl", ttl.raw())?;
+    // SAFETY: on the JavaScript thread, inside the calling #[napi] function.
+    let mut opts: LockOptions = unsafe { options.read(LOCK, &[]) }?;
+    if let Some(ttl) = ttl {
         opts = opts.set_ttl(ttl);
     }
-    // SAFETY: on the JavaScript thread, inside the calling #[napi] function.
-    let owner = unsafe { options.get(c"ownerId") }?;
-    if let Some(owner) = validate::owner_id("ownerId", owner.text("ownerId")?)? {
-        opts = opts.set_owner_id(owner);
-    }
-    let priority = unsafe { options.get(c"priority") }?;
-    if let Some(p) = validate::priority("priority", priority.raw())? {
-        opts = opts.set_priority(p);
-    }
-    // The core names this argument `lock_key`; error.rs spells it `lockKey`.
+    // The core names this argument `lock_key`; error.rs spells it as JavaScript does.
     Ok(txcoord::DistributedLock::with_options(client, key, opts)?)
 }
 

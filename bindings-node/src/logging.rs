@@ -33,6 +33,21 @@ pub struct LogRecord {
     pub level: String,
     /// The text, e.g. `txcoord: lock lock:order:42 lost (taken)`.
     pub message: String,
+    /// The code of the process warning the record becomes when no logger is set:
+    /// `TXCOORD_ERROR`, `TXCOORD_WARNING`, or `null` (a record that never becomes a warning).
+    pub code: Option<String>,
+}
+
+/// The levels, most severe first; `silent` forwards nothing.
+const LEVELS: [&str; 5] = ["silent", "error", "warn", "info", "debug"];
+
+/// The process-warning code of a record of `level`, if it may become a process warning.
+fn warning_code(level: &Level) -> Option<String> {
+    match *level {
+        Level::ERROR => Some("TXCOORD_ERROR".to_string()),
+        Level::WARN => Some("TXCOORD_WARNING".to_string()),
+        _ => None,
+    }
 }
 
 type Sink = ThreadsafeFunction<(), (), Vec<LogRecord>, Status, false, true>;
@@ -160,11 +175,13 @@ fn take() -> Vec<LogRecord> {
         .map(|(level, message)| LogRecord {
             level: level_name(&level).to_string(),
             message,
+            code: warning_code(&level),
         })
         .collect();
     if dropped > 0 {
         records.push(LogRecord {
             level: "warn".to_string(),
+            code: warning_code(&Level::WARN),
             message: format!(
                 "txcoord: {dropped} log records were dropped (JavaScript did not keep up)"
             ),
@@ -197,25 +214,27 @@ pub fn set_log_sink(sink: Function<Vec<LogRecord>, ()>) -> Result<()> {
     Ok(())
 }
 
-/// The most verbose level forwarded to the sink: `silent` (none), `error`, `warn` (the
-/// default), `info` or `debug`. Events below it cost one atomic read.
-#[napi(catch_unwind)]
-pub fn set_log_level(
-    #[napi(ts_arg_type = "'silent' | 'error' | 'warn' | 'info' | 'debug'")] level: String,
-) -> Result<()> {
-    let rank = match level.as_str() {
-        "silent" => 0,
-        "error" => 1,
-        "warn" => 2,
-        "info" => 3,
-        "debug" => 4,
-        other => {
-            return Err(Error::new(
-                Status::InvalidArg,
-                format!("unknown log level {other:?}"),
-            ))
-        }
+/// The most verbose level forwarded to the sink: `silent` (none), `error`, `warn`, `info` or
+/// `debug`, judged by the core (`level` names the argument in errors). Without a level, `info`
+/// when the records go to a logger and `warn` when they become process warnings, which are
+/// never more verbose than `warn`. Events below the level cost one atomic read. Throws a
+/// `RangeError`/`TypeError` with a `TXCOORD_*` code for a bad level.
+#[napi(
+    catch_unwind,
+    ts_args_type = "level: 'silent' | 'error' | 'warn' | 'info' | 'debug' | undefined, toLogger: boolean"
+)]
+pub fn set_log_level(env: Env, level: Unknown, to_logger: bool) -> Result<()> {
+    let env = env.raw();
+    // SAFETY: on the JavaScript thread with a live handle.
+    let host = unsafe { crate::raw::read(env, level.raw()) }?;
+    let level = match txcoord::binding::validate::one_of("level", host.raw(), &LEVELS) {
+        Ok(level) => level.unwrap_or(if to_logger { "info" } else { "warn" }),
+        Err(e) => return Err(crate::error::throw(env, &e)),
     };
+    let mut rank = LEVELS.iter().position(|l| *l == level).unwrap_or(2) as u8;
+    if !to_logger {
+        rank = rank.min(2);
+    }
     LEVEL.store(rank, Ordering::Relaxed);
     Ok(())
 }

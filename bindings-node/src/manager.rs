@@ -2,15 +2,14 @@
 //! `LockManager`: the seed's manager of locks by resource name, and the cancellation token the
 //! JavaScript layer ties to an `AbortSignal`.
 
-use std::time::Duration;
-
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
 use tokio::sync::watch;
+use txcoord::binding::options::{ACQUIRE, MANAGER};
 use txcoord::binding::validate;
-use txcoord::{AcquireOptions, ManagerOptions};
+use txcoord::AcquireOptions;
 
 use crate::bridge::{self, Prep, Settled};
 use crate::client::{unknown, JsClient};
@@ -72,33 +71,15 @@ pub struct JsLockManager {
     inner: txcoord::LockManager,
 }
 
-/// Reads the per-call options `ttl`/`timeout` (for `using`), `ownerId`, `priority`, `fair`.
+/// Reads the per-call options of the core's acquire table (`ttl`, `timeout`, `ownerId`,
+/// `priority`, `fair`, ...): `ttl` and `timeout` from the positional parameters when given
+/// (`acquireLock`), else from the options object (`using`).
 fn acquire_options(
-    ttl: &raw::Host,
-    timeout: &raw::Host,
     options: &Options,
+    positional: &[(&str, &raw::Host)],
 ) -> std::result::Result<AcquireOptions, Prep> {
-    let mut opts = AcquireOptions::new();
-    if let Some(ttl) = validate::ttl("ttl", ttl.raw())? {
-        opts = opts.set_ttl(ttl);
-    }
-    if let Some(timeout) = validate::timeout("timeout", timeout.raw())? {
-        opts = opts.set_timeout(timeout);
-    }
     // SAFETY: on the JavaScript thread, inside the calling #[napi] function.
-    let owner = unsafe { options.get(c"ownerId") }?;
-    if let Some(owner) = validate::owner_id("ownerId", owner.text("ownerId")?)? {
-        opts = opts.set_owner_id(owner);
-    }
-    let priority = unsafe { options.get(c"priority") }?;
-    if let Some(p) = validate::priority("priority", priority.raw())? {
-        opts = opts.set_priority(p);
-    }
-    let fair = unsafe { options.get(c"fair") }?;
-    if let Some(f) = validate::flag("fair", fair.raw())? {
-        opts = opts.set_fair(f);
-    }
-    Ok(opts)
+    unsafe { options.read(ACQUIRE, positional) }
 }
 
 fn options_arg(env: sys::napi_env, value: &Unknown) -> std::result::Result<Options, Prep> {
@@ -136,41 +117,21 @@ fn failures_settle(failures: Vec<(String, txcoord::Error)>) -> bridge::Settle {
 
 #[napi]
 impl JsLockManager {
-    /// The seed's `new LockManager(redis)` on a `Client`, with options `ownerId` (acquisitions
-    /// with the same owner re-enter), `priority`, `fair` (FIFO), `fallbackPoll` and
-    /// `waiterLease` (ms). Throws a `TypeError`/`RangeError` with a `TXCOORD_*` code for bad
-    /// arguments.
+    /// The seed's `new LockManager(redis)` on a `Client`, with the options of the core's
+    /// manager table: `ownerId` (acquisitions with the same owner re-enter), `priority`, `fair`
+    /// (FIFO), `fallbackPoll`, `waiterLease` and `deadlockTimeout` (ms). Throws a
+    /// `TypeError`/`RangeError` with a `TXCOORD_*` code for bad arguments.
     #[napi(
         constructor,
         catch_unwind,
-        ts_args_type = "client: Client, options?: { ownerId?: string, priority?: number, fair?: boolean, fallbackPoll?: number, waiterLease?: number }"
+        ts_args_type = "client: Client, options?: { ownerId?: string, priority?: number, fair?: boolean, fallbackPoll?: number, waiterLease?: number, deadlockTimeout?: number }"
     )]
     pub fn new(env: Env, client: &JsClient, options: Unknown) -> Result<Self> {
         let env = env.raw();
         let build = || -> std::result::Result<txcoord::LockManager, Prep> {
             let options = options_arg(env, &options)?;
-            let mut opts = ManagerOptions::new();
             // SAFETY: on the JavaScript thread, inside this #[napi] function.
-            let owner = unsafe { options.get(c"ownerId") }?;
-            if let Some(owner) = validate::owner_id("ownerId", owner.text("ownerId")?)? {
-                opts = opts.set_owner_id(owner);
-            }
-            let priority = unsafe { options.get(c"priority") }?;
-            if let Some(p) = validate::priority("priority", priority.raw())? {
-                opts = opts.set_priority(p);
-            }
-            let fair = unsafe { options.get(c"fair") }?;
-            if let Some(f) = validate::flag("fair", fair.raw())? {
-                opts = opts.set_fair(f);
-            }
-            let poll = unsafe { options.get(c"fallbackPoll") }?;
-            if let Some(ms) = validate::millis("fallbackPoll", poll.raw(), 1, 60_000)? {
-                opts = opts.set_fallback_poll(Duration::from_millis(ms));
-            }
-            let lease = unsafe { options.get(c"waiterLease") }?;
-            if let Some(ms) = validate::millis("waiterLease", lease.raw(), 1, validate::MAX_MS)? {
-                opts = opts.set_waiter_lease(Duration::from_millis(ms));
-            }
+            let opts = unsafe { options.read(MANAGER, &[]) }?;
             Ok(txcoord::LockManager::with_options(&client.inner, opts)?)
         };
         match build() {
@@ -210,7 +171,7 @@ impl JsLockManager {
                 )
             };
             let options = options_arg(raw_env, &options)?;
-            let opts = acquire_options(&ttl, &timeout, &options)?;
+            let opts = acquire_options(&options, &[("ttl", &ttl), ("timeout", &timeout)])?;
             Ok(async move {
                 let acquire = manager.acquire_lock_with(&resource, opts);
                 let result = tokio::select! {
@@ -298,9 +259,7 @@ impl JsLockManager {
         let p = bridge::promise(raw_env, true, || {
             let resource = resource_arg(raw_env, &resource)?;
             let options = options_arg(raw_env, &options)?;
-            // SAFETY: on the JavaScript thread, inside this #[napi] function.
-            let (ttl, timeout) = unsafe { (options.get(c"ttl")?, options.get(c"timeout")?) };
-            let opts = acquire_options(&ttl, &timeout, &options)?;
+            let opts = acquire_options(&options, &[])?;
             Ok(async move {
                 let scoped = manager.with_lock(&resource, opts, move |lock| async move {
                     match callback.call_async(JsDistributedLock::from(lock)).await {

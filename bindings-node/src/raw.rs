@@ -7,12 +7,15 @@
 //! refused (N-API's UTF-8 conversion would silently replace it with U+FFFD, so two different
 //! JavaScript strings would name the same lock).
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::ptr;
 
 use napi::sys;
+use txcoord::binding::options::{self, Host as Lang, Kind, Spec};
 use txcoord::binding::validate::Raw;
 use txcoord::Error;
+
+use crate::bridge::Prep;
 
 /// An owned copy of one JavaScript value, enough to build a [`Raw`] from.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,6 +174,44 @@ impl Options {
             &mut value,
         ))?;
         read(self.env, value)
+    }
+}
+
+impl Options {
+    /// Reads the options of `table` through the core (`binding::options::read`): each from the
+    /// property of its JavaScript name, or from `positional` (the method's own positional
+    /// parameters, by the option's core name).
+    ///
+    /// # Safety
+    /// As [`read`]; property getters may run JavaScript.
+    pub(crate) unsafe fn read<T: Default>(
+        &self,
+        table: &[Spec<T>],
+        positional: &[(&str, &Host)],
+    ) -> Result<T, Prep> {
+        let mut hosts = Vec::with_capacity(table.len());
+        for spec in table {
+            let host = match positional.iter().find(|(name, _)| *name == spec.name) {
+                Some((_, host)) => (*host).clone(),
+                None => {
+                    let name = CString::new(spec.js).map_err(|_| {
+                        napi::Error::from_reason(format!("option name {:?}", spec.js))
+                    })?;
+                    self.get(&name)?
+                }
+            };
+            // A string option with an unpaired surrogate is refused, not replaced.
+            if matches!(spec.kind, Kind::OwnerId | Kind::Text) {
+                host.text(spec.js)?;
+            }
+            hosts.push(host);
+        }
+        Ok(options::read(Lang::Node, table, |spec| {
+            table
+                .iter()
+                .position(|s| s.name == spec.name)
+                .map_or(Raw::Absent, |i| hosts[i].raw())
+        })?)
     }
 }
 

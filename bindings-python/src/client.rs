@@ -1,103 +1,72 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! `Client` (async and blocking, from one definition: see `twin`): one shared, lazily connected
 //! Redis connection; and the conversion of every `redis` argument (a URL, a `Client`, a
-//! redis-py client) into one.
+//! redis-py client) into one, as the core decides (`txcoord::binding::target`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString};
+use txcoord::binding::options::{self, Host, CLIENT};
+use txcoord::binding::target::{self, ForeignClient, Topology};
 use txcoord::binding::validate;
 
 use crate::bridge::{self, OnCancel};
-use crate::convert::{type_description, OwnedRaw};
-use crate::error::{guard, invalid_argument, invalid_type, IntoPyResult};
+use crate::convert::{type_description, Keywords, OwnedRaw};
+use crate::error::{guard, invalid_argument, IntoPyResult};
 use crate::runtime::ForkSafe;
 use crate::twin::{twins, Async, Blocking, Flavour};
 
-/// The core client of a Python `Client`, rebuilt with `Client::reopen` in a forked child.
+/// Where a client came from, to rebuild it in a forked child.
+enum Source {
+    /// A URL string given as `redis`: the core's shared client for that URL.
+    Url(String),
+    /// A `Client(...)` or a redis-py client: a client of its own.
+    Own,
+}
+
+/// The core client of a Python `Client`, rebuilt in a forked child.
 pub(crate) struct ClientHandle {
     client: ForkSafe<txcoord::Client>,
+    source: Source,
 }
 
 impl ClientHandle {
-    pub(crate) fn new(client: txcoord::Client) -> Arc<Self> {
+    fn new(client: txcoord::Client, source: Source) -> Arc<Self> {
         Arc::new(ClientHandle {
             client: ForkSafe::new(client),
+            source,
         })
     }
 
     /// The client for this process.
     pub(crate) fn get(&self) -> txcoord::Result<txcoord::Client> {
-        self.client.get(|parent| Ok(parent.reopen()))
+        self.client.get(|parent| match &self.source {
+            Source::Url(url) => target::url_client(url),
+            Source::Own => Ok(parent.reopen()),
+        })
     }
 }
 
-fn optional_str(
-    arg: &'static str,
-    value: Option<&Bound<'_, PyAny>>,
-) -> txcoord::Result<Option<String>> {
-    match value {
-        None => Ok(None),
-        Some(v) if v.is_none() => Ok(None),
-        Some(v) => match v.cast::<PyString>() {
-            Ok(s) => {
-                Ok(Some(s.to_cow().map(|c| c.into_owned()).map_err(|_| {
-                    invalid_argument(arg, "must be valid UTF-8 text")
-                })?))
-            }
-            Err(_) => Err(invalid_type(
-                arg,
-                format!("must be a string, got {}", type_description(v)),
-            )),
-        },
-    }
-}
-
+/// `Client(url, **options)`: a client of its own (the options are the core's `CLIENT` table).
 fn open(
     py: Python<'_>,
     url: &Bound<'_, PyAny>,
-    key_prefix: Option<&Bound<'_, PyAny>>,
-    client_name: Option<&Bound<'_, PyAny>>,
-    connect_timeout_ms: Option<&Bound<'_, PyAny>>,
-    response_timeout_ms: Option<&Bound<'_, PyAny>>,
+    options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Arc<ClientHandle>> {
-    let url = match url.cast::<PyString>() {
-        Ok(s) => s.to_cow()?.into_owned(),
-        Err(_) => {
-            return Err(invalid_type(
-                "url",
-                format!(
-                    "must be a redis:// or rediss:// URL string, got {}",
-                    type_description(url)
-                ),
-            ))
-            .into_py(py)
-        }
-    };
-    let mut options = txcoord::ClientOptions::new();
-    if let Some(prefix) = optional_str("key_prefix", key_prefix).into_py(py)? {
-        options = options.set_key_prefix(prefix);
-    }
-    if let Some(name) = optional_str("client_name", client_name).into_py(py)? {
-        options = options.set_client_name(name);
-    }
-    let connect = OwnedRaw::from_optional(connect_timeout_ms)?;
-    if let Some(ms) =
-        validate::millis("connect_timeout_ms", connect.raw(), 1, validate::MAX_MS).into_py(py)?
-    {
-        options = options.set_connect_timeout(Duration::from_millis(ms));
-    }
-    let response = OwnedRaw::from_optional(response_timeout_ms)?;
-    if let Some(ms) =
-        validate::millis("response_timeout_ms", response.raw(), 1, validate::MAX_MS).into_py(py)?
-    {
-        options = options.set_response_timeout(Duration::from_millis(ms));
-    }
+    let keywords = Keywords::new(options);
+    keywords.refuse_unknown("Client", |name| {
+        options::accepts(CLIENT, Host::Python, name)
+    })?;
+    let raw = OwnedRaw::from_value(url)?;
+    let url = validate::string("url", raw.raw())
+        .into_py(py)?
+        .unwrap_or_default()
+        .to_string();
+    let options = keywords.read(CLIENT, &[])?.into_py(py)?;
     let client = txcoord::Client::with_options(&url, options).into_py(py)?;
-    Ok(ClientHandle::new(client))
+    Ok(ClientHandle::new(client, Source::Own))
 }
 
 fn stats_dict<'py>(py: Python<'py>, s: txcoord::ClientStats) -> PyResult<Bound<'py, PyDict>> {
@@ -145,25 +114,15 @@ twins! {
     flavour F;
     methods {
         #[new]
-        #[pyo3(signature = (url, *, key_prefix=None, client_name=None, connect_timeout_ms=None, response_timeout_ms=None))]
+        #[pyo3(signature = (url, **options))]
         fn new(
             py: Python<'_>,
             url: &Bound<'_, PyAny>,
-            key_prefix: Option<&Bound<'_, PyAny>>,
-            client_name: Option<&Bound<'_, PyAny>>,
-            connect_timeout_ms: Option<&Bound<'_, PyAny>>,
-            response_timeout_ms: Option<&Bound<'_, PyAny>>,
+            options: Option<&Bound<'_, PyDict>>,
         ) -> PyResult<Self> {
             guard(py, || {
                 Ok(Self {
-                    handle: open(
-                        py,
-                        url,
-                        key_prefix,
-                        client_name,
-                        connect_timeout_ms,
-                        response_timeout_ms,
-                    )?,
+                    handle: open(py, url, options)?,
                 })
             })
         }
@@ -215,8 +174,9 @@ twins! {
     }
 }
 
-/// The client behind a `redis` argument: a `Client` (either flavour), a URL, or a redis-py
-/// client (sync or asyncio), whose connection settings are read.
+/// The client behind a `redis` argument: a `Client` (either flavour), a URL (the core's shared
+/// client for it), or a redis-py client (sync or asyncio), whose settings are read and judged
+/// by the core.
 pub(crate) fn resolve(py: Python<'_>, redis: &Bound<'_, PyAny>) -> PyResult<Arc<ClientHandle>> {
     if let Ok(c) = redis.cast::<PyClient>() {
         return Ok(c.get().handle.clone());
@@ -225,11 +185,13 @@ pub(crate) fn resolve(py: Python<'_>, redis: &Bound<'_, PyAny>) -> PyResult<Arc<
         return Ok(c.get().handle.clone());
     }
     if let Ok(s) = redis.cast::<PyString>() {
-        return open_url(py, &s.to_cow()?);
+        let url = s.to_cow()?.into_owned();
+        let client = target::url_client(&url).into_py(py)?;
+        return Ok(ClientHandle::new(client, Source::Url(url)));
     }
-    // A redis-py client: one txcoord client per redis-py client (as its own connection pool
-    // is shared), so the seed's `new DistributedLock(this.redis, ...)` per acquisition does
-    // not open a connection per lock.
+    // A redis-py client: one txcoord client per redis-py client object (its own connection
+    // pool is shared by its users), so the seed's `new DistributedLock(this.redis, ...)` per
+    // acquisition does not open a connection per lock.
     let cache = FOREIGN
         .get_or_try_init(py, || {
             py.import("weakref")?
@@ -243,8 +205,14 @@ pub(crate) fn resolve(py: Python<'_>, redis: &Bound<'_, PyAny>) -> PyResult<Arc<
             return Ok(c.get().handle.clone());
         }
     }
-    let url = redis_py_url(redis).into_py(py)?;
-    let handle = open_url(py, &url)?;
+    let foreign = match redis_py_client(redis).into_py(py)? {
+        Some(foreign) => foreign,
+        None => {
+            return Err(target::not_a_client(Host::Python, &type_description(redis))).into_py(py)
+        }
+    };
+    let client = target::foreign_client(&foreign).into_py(py)?;
+    let handle = ClientHandle::new(client, Source::Own);
     // Objects that cannot be weakly referenced simply get a client per use.
     let _ = cache.set_item(
         redis,
@@ -257,17 +225,6 @@ pub(crate) fn resolve(py: Python<'_>, redis: &Bound<'_, PyAny>) -> PyResult<Arc<
 
 static FOREIGN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-fn open_url(py: Python<'_>, url: &str) -> PyResult<Arc<ClientHandle>> {
-    let client = txcoord::Client::open(url)
-        .map_err(|e| match e {
-            // The Python parameter is `redis`, not `url`.
-            txcoord::Error::InvalidArgument { message, .. } => invalid_argument("redis", message),
-            other => other,
-        })
-        .into_py(py)?;
-    Ok(ClientHandle::new(client))
-}
-
 fn class_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
@@ -275,8 +232,9 @@ fn class_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_default()
 }
 
-/// A `redis://` URL from a redis-py client's `connection_pool.connection_kwargs`.
-fn redis_py_url(obj: &Bound<'_, PyAny>) -> txcoord::Result<String> {
+/// The settings of a redis-py client (`connection_pool.connection_kwargs`, its connection
+/// class, its type), or `None` if `obj` is not one. What is supported is the core's decision.
+fn redis_py_client(obj: &Bound<'_, PyAny>) -> txcoord::Result<Option<ForeignClient>> {
     let py_err = |e: PyErr| {
         invalid_argument(
             "redis",
@@ -285,33 +243,25 @@ fn redis_py_url(obj: &Bound<'_, PyAny>) -> txcoord::Result<String> {
     };
     let name = class_name(obj);
     let has = |attr: &str| obj.hasattr(attr).unwrap_or(false);
+    let mut foreign = ForeignClient {
+        library: "redis-py",
+        class_name: name.clone(),
+        ..ForeignClient::default()
+    };
     if name.contains("Cluster") || has("nodes_manager") {
-        return Err(invalid_argument(
-            "redis",
-            format!("a redis-py cluster client ({name}) is not supported yet: pass a redis:// URL of a single server"),
-        ));
+        foreign.topology = Topology::Cluster;
+        return Ok(Some(foreign));
     }
     if name.contains("Sentinel") || (has("sentinels") && has("master_for")) {
-        return Err(invalid_argument(
-            "redis",
-            format!("a redis-py Sentinel ({name}) is not supported yet: pass a redis:// URL of the master"),
-        ));
+        foreign.topology = Topology::Sentinel;
+        return Ok(Some(foreign));
     }
     let Ok(pool) = obj.getattr("connection_pool") else {
-        return Err(invalid_type(
-            "redis",
-            format!(
-                "must be a redis:// URL, a txcoord Client or a redis-py client, got {}",
-                type_description(obj)
-            ),
-        ));
+        return Ok(None);
     };
-    let pool_name = class_name(&pool);
-    if pool_name.contains("Sentinel") {
-        return Err(invalid_argument(
-            "redis",
-            format!("a redis-py Sentinel client ({pool_name}) is not supported yet: pass a redis:// URL of the master"),
-        ));
+    if class_name(&pool).contains("Sentinel") {
+        foreign.topology = Topology::Sentinel;
+        return Ok(Some(foreign));
     }
     let connection_class = pool
         .getattr("connection_class")
@@ -319,10 +269,8 @@ fn redis_py_url(obj: &Bound<'_, PyAny>) -> txcoord::Result<String> {
         .and_then(|n| n.extract::<String>())
         .unwrap_or_default();
     if connection_class.contains("Unix") {
-        return Err(invalid_argument(
-            "redis",
-            "a redis-py client on a unix socket is not supported: pass a redis:// URL",
-        ));
+        foreign.topology = Topology::UnixSocket;
+        return Ok(Some(foreign));
     }
     let kwargs = pool.getattr("connection_kwargs").map_err(py_err)?;
     let kwargs = kwargs.cast::<PyDict>().map_err(|_| {
@@ -341,80 +289,56 @@ fn redis_py_url(obj: &Bound<'_, PyAny>) -> txcoord::Result<String> {
             .map_err(py_err)?
             .into_owned())
     };
-    let host = match get("host") {
-        Some(h) => text(h)?,
-        None => "localhost".to_string(),
-    };
-    let port = match get("port") {
-        Some(p) => text(p)?,
-        None => "6379".to_string(),
-    };
-    let db = match get("db") {
-        Some(d) => text(d)?,
-        None => "0".to_string(),
-    };
-    let mut username = get("username").map(text).transpose()?;
-    let mut password = get("password").map(text).transpose()?;
+    foreign.host = get("host").map(text).transpose()?;
+    if let Some(port) = get("port") {
+        let port = text(port)?;
+        foreign.port = Some(port.parse().map_err(|_| {
+            invalid_argument(
+                "redis",
+                format!("the redis-py client's port {port:?} is not a port"),
+            )
+        })?);
+    }
+    if let Some(db) = get("db") {
+        let db = text(db)?;
+        foreign.db = Some(db.parse().map_err(|_| {
+            invalid_argument(
+                "redis",
+                format!("the redis-py client's db {db:?} is not a number"),
+            )
+        })?);
+    }
+    foreign.username = get("username").map(text).transpose()?;
+    foreign.password = get("password").map(text).transpose()?;
     if let Some(provider) = get("credential_provider") {
         let creds = provider.call_method0("get_credentials").map_err(py_err)?;
         let parts: Vec<String> = creds.extract().map_err(py_err)?;
         match parts.as_slice() {
-            [p] => password = Some(p.clone()),
+            [p] => foreign.password = Some(p.clone()),
             [u, p] => {
-                username = Some(u.clone());
-                password = Some(p.clone());
+                foreign.username = Some(u.clone());
+                foreign.password = Some(p.clone());
             }
             _ => {}
         }
     }
-    let tls = connection_class.contains("SSL");
-    let insecure = tls
-        && get("ssl_cert_reqs").is_some_and(|v| {
+    foreign.tls = connection_class.contains("SSL");
+    if foreign.tls {
+        foreign.tls_insecure = get("ssl_cert_reqs").is_some_and(|v| {
             v.extract::<String>()
                 .is_ok_and(|s| s.eq_ignore_ascii_case("none"))
                 || v.extract::<i64>().is_ok_and(|n| n == 0)
         });
-    let mut url = String::from(if tls { "rediss://" } else { "redis://" });
-    match (&username, &password) {
-        (Some(u), Some(p)) => {
-            url.push_str(&format!("{}:{}@", percent_encode(u), percent_encode(p)))
-        }
-        (Some(u), None) => url.push_str(&format!("{}@", percent_encode(u))),
-        (None, Some(p)) => url.push_str(&format!(":{}@", percent_encode(p))),
-        (None, None) => {}
+        foreign.tls_material = [
+            "ssl_ca_certs",
+            "ssl_ca_path",
+            "ssl_ca_data",
+            "ssl_certfile",
+            "ssl_keyfile",
+        ]
+        .into_iter()
+        .find(|key| get(key).is_some())
+        .map(str::to_string);
     }
-    if host.contains(':') && !host.starts_with('[') {
-        url.push_str(&format!("[{host}]"));
-    } else {
-        url.push_str(&host);
-    }
-    url.push_str(&format!(":{port}/{db}"));
-    if insecure {
-        url.push_str("#insecure");
-    }
-    Ok(url)
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percent_encode;
-
-    #[test]
-    fn credentials_are_percent_encoded() {
-        assert_eq!(percent_encode("p@ss:w/rd"), "p%40ss%3Aw%2Frd");
-        assert_eq!(percent_encode("plain-1.2_3~"), "plain-1.2_3~");
-        assert_eq!(percent_encode("é"), "%C3%A9");
-    }
+    Ok(Some(foreign))
 }

@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Python values → the core validator's [`Raw`] values, unconverted: `True` stays a boolean,
 //! `1.5` a float, `2**70` a big integer, a `timedelta` a duration, so the core decides (and
-//! names the Python parameter) instead of a silent integer conversion here.
+//! names the Python parameter) instead of a silent integer conversion here. Options gathered as
+//! keyword arguments are read through the core's tables ([`Keywords`]).
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyFloat, PyInt, PyString, PyType};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString, PyType};
 use pyo3::Borrowed;
+use txcoord::binding::options::{self, Host, Spec};
 use txcoord::binding::validate::Raw;
 
 /// A Python argument that distinguishes "not given" from an explicit `None`.
@@ -118,4 +121,79 @@ static TIMEDELTA: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 fn timedelta(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     TIMEDELTA.import(py, "datetime", "timedelta")
+}
+
+/// The keyword arguments a method gathered (`**options`): looked up by each option's Python
+/// name in the core's tables, unknown ones refused as Python refuses them.
+pub(crate) struct Keywords<'py> {
+    dict: Option<Bound<'py, PyDict>>,
+}
+
+impl<'py> Keywords<'py> {
+    pub(crate) fn new(dict: Option<&Bound<'py, PyDict>>) -> Self {
+        Keywords {
+            dict: dict.cloned(),
+        }
+    }
+
+    /// Removes a keyword the binding handles itself (`on_lost`); `None` counts as not given.
+    pub(crate) fn take(&mut self, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(dict) = &self.dict else {
+            return Ok(None);
+        };
+        let value = dict.get_item(name)?;
+        if value.is_some() {
+            // A copy: the caller's dict (`**kwargs` of a Python caller) is left alone.
+            let copy = dict.copy()?;
+            copy.del_item(name)?;
+            self.dict = Some(copy);
+        }
+        Ok(value.filter(|v| !v.is_none()))
+    }
+
+    /// A `TypeError` for the first keyword `known` does not accept, worded as Python's own.
+    pub(crate) fn refuse_unknown(
+        &self,
+        function: &str,
+        known: impl Fn(&str) -> bool,
+    ) -> PyResult<()> {
+        let Some(dict) = &self.dict else {
+            return Ok(());
+        };
+        for key in dict.keys() {
+            let name: String = key.extract()?;
+            if !known(&name) {
+                return Err(PyTypeError::new_err(format!(
+                    "{function}() got an unexpected keyword argument '{name}'"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the options of `table` through the core (`binding::options::read`): each option
+    /// from the keyword of its Python name (`None` counts as not given), or from `positional`
+    /// (the method's own positional parameters, by the option's core name).
+    pub(crate) fn read<T: Default>(
+        &self,
+        table: &[Spec<T>],
+        positional: &[(&str, &Arg<'_>)],
+    ) -> PyResult<txcoord::Result<T>> {
+        let mut raws = Vec::with_capacity(table.len());
+        for spec in table {
+            let raw = match positional.iter().find(|(name, _)| *name == spec.name) {
+                Some((_, arg)) => OwnedRaw::from_arg(arg)?,
+                None => match &self.dict {
+                    Some(dict) => OwnedRaw::from_optional(dict.get_item(spec.python)?.as_ref())?,
+                    None => OwnedRaw::Absent,
+                },
+            };
+            raws.push((spec.name, raw));
+        }
+        Ok(options::read(Host::Python, table, |spec| {
+            raws.iter()
+                .find(|(name, _)| *name == spec.name)
+                .map_or(Raw::Absent, |(_, raw)| raw.raw())
+        }))
+    }
 }

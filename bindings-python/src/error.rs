@@ -3,7 +3,8 @@
 //!
 //! Every class derives from `txcoord.TxcoordError` and carries `code` (the core's
 //! `ErrorKind::code()`, the same string JS puts in `err.code`); bad-argument errors also carry
-//! `argument` (the Python parameter name), and lost-lock errors `reason`.
+//! `argument` (the Python parameter name: the core renames its own argument names with
+//! `binding::options::for_host`), and lost-lock errors `reason`.
 
 use std::any::Any;
 
@@ -11,6 +12,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
+use txcoord::binding::options::{for_host, Host};
 use txcoord::{Error, ErrorKind};
 
 /// The builtin exception a class also derives from, so `except ValueError:` keeps working.
@@ -141,8 +143,9 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// The Python exception for a core error.
+/// The Python exception for a core error (its argument named as Python names it).
 pub(crate) fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
+    let e = for_host(Host::Python, e);
     match build(py, &e) {
         Ok(err) => err,
         Err(err) => err,
@@ -184,46 +187,11 @@ impl<T> IntoPyResult<T> for txcoord::Result<T> {
     }
 }
 
-/// An `InvalidType` error for a Python value the core's validator has no raw form for
-/// (a callback that is not callable, a `redis` argument of an unknown kind).
-pub(crate) fn invalid_type(arg: &'static str, message: impl Into<String>) -> Error {
-    Error::InvalidType {
-        arg: arg.into(),
-        message: message.into(),
-    }
-}
-
 /// An `InvalidArgument` error found while reading a foreign client's settings.
 pub(crate) fn invalid_argument(arg: &'static str, message: impl Into<String>) -> Error {
     Error::InvalidArgument {
         arg: arg.into(),
         message: message.into(),
-    }
-}
-
-/// Renames the argument of an argument error from the core's option name to the Python
-/// parameter name (`fallback_poll` → `fallback_poll_ms`).
-pub(crate) fn python_names(e: Error, names: &[(&str, &'static str)]) -> Error {
-    match e {
-        Error::InvalidArgument { arg, message } => Error::InvalidArgument {
-            arg: rename(arg, names),
-            message,
-        },
-        Error::InvalidType { arg, message } => Error::InvalidType {
-            arg: rename(arg, names),
-            message,
-        },
-        other => other,
-    }
-}
-
-fn rename(
-    arg: std::borrow::Cow<'static, str>,
-    names: &[(&str, &'static str)],
-) -> std::borrow::Cow<'static, str> {
-    match names.iter().find(|(from, _)| *from == arg) {
-        Some((_, to)) => std::borrow::Cow::Borrowed(to),
-        None => arg,
     }
 }
 

@@ -78,6 +78,36 @@ fn test_log(level: &str, message: &str) {
     }
 }
 
+/// The core's tables, for the parity test: `{"constants": {name: value}, "options": [{"table",
+/// "name", "python", "js", "kind", "min", "max", "default", "doc"}]}`.
+#[pyfunction]
+#[pyo3(name = "_binding_table")]
+fn binding_table(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
+    use pyo3::types::{PyDict, PyList};
+    let constants = PyDict::new(py);
+    for (name, value) in txcoord::binding::options::constants() {
+        constants.set_item(name, value)?;
+    }
+    let options = PyList::empty(py);
+    for o in txcoord::binding::options::describe() {
+        let d = PyDict::new(py);
+        d.set_item("table", o.table)?;
+        d.set_item("name", o.name)?;
+        d.set_item("python", o.python)?;
+        d.set_item("js", o.js)?;
+        d.set_item("kind", o.kind)?;
+        d.set_item("min", o.min)?;
+        d.set_item("max", o.max)?;
+        d.set_item("default", o.default)?;
+        d.set_item("doc", o.doc)?;
+        options.append(d)?;
+    }
+    let out = PyDict::new(py);
+    out.set_item("constants", constants)?;
+    out.set_item("options", options)?;
+    Ok(out)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -101,13 +131,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SyncLockContext", py.get_type::<scope::PySyncLockContext>())?;
 
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add("PROTOCOL_VERSION", txcoord::protocol::PROTOCOL_VERSION)?;
-    m.add("DEFAULT_TTL_MS", txcoord::DEFAULT_TTL.as_millis() as u64)?;
-    m.add(
-        "DEFAULT_TIMEOUT_MS",
-        txcoord::DEFAULT_TIMEOUT.as_millis() as u64,
-    )?;
-    m.add("MAX_MS", txcoord::binding::validate::MAX_MS)?;
+    for (name, value) in txcoord::binding::options::constants() {
+        m.add(name, value)?;
+    }
+    m.add_function(wrap_pyfunction!(binding_table, m)?)?;
 
     m.add_function(wrap_pyfunction!(bridge::use_plain_bridge, m)?)?;
     m.add_function(wrap_pyfunction!(test_panic, m)?)?;

@@ -7,15 +7,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::PyBool;
+use pyo3::types::{PyBool, PyDict};
 use pyo3::{PyTraverseError, PyVisit};
 use tokio::task::AbortHandle;
+use txcoord::binding::options::{self, Host, LOCK};
 use txcoord::binding::validate;
 use txcoord::{DistributedLock, LockOptions, LockStatus, LossReason};
 
 use crate::bridge::{self, OnCancel};
 use crate::client::{resolve, ClientHandle};
-use crate::convert::{Arg, OwnedRaw};
+use crate::convert::{Arg, Keywords, OwnedRaw};
 use crate::error::{guard, IntoPyResult};
 use crate::on_lost::{callback, Notifier, Slot, Watch};
 use crate::runtime::{self, ForkSafe};
@@ -54,6 +55,17 @@ impl Drop for LockShared {
             }
         }
     }
+}
+
+/// How an acquisition of a standalone lock waits.
+#[derive(Clone, Copy)]
+enum Attempt {
+    /// One attempt (`acquire()`).
+    Once,
+    /// Up to a timeout (`acquire(timeout_ms)`): false if it passes.
+    Wait(Duration),
+    /// The scoped form: up to a timeout, which fails with the timeout error kind.
+    Scoped(Duration),
 }
 
 /// A lock of the parent, as a fresh (not held) handle of the child's client.
@@ -102,36 +114,29 @@ impl LockShared {
         })
     }
 
-    /// `DistributedLock(redis, lock_key, ttl_ms=30000, *, owner_id=None, priority=None, on_lost=None)`.
-    #[allow(clippy::too_many_arguments)]
+    /// `DistributedLock(redis, lock_key, ttl_ms=30000, **options)`: `on_lost` is the
+    /// binding's, every other option the core's `LOCK` table.
     fn construct(
         py: Python<'_>,
         redis: &Bound<'_, PyAny>,
         lock_key: &Bound<'_, PyAny>,
         ttl_ms: &Arg<'_>,
-        owner_id: Option<&Bound<'_, PyAny>>,
-        priority: Option<&Bound<'_, PyAny>>,
-        on_lost: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Arc<Self>> {
+        let mut keywords = Keywords::new(options);
+        let on_lost = keywords.take("on_lost")?;
+        keywords.refuse_unknown("DistributedLock", |name| {
+            options::accepts(LOCK, Host::Python, name)
+        })?;
         let key = OwnedRaw::from_value(lock_key)?;
         let key = validate::resource("lock_key", key.raw()).into_py(py)?;
         let ttl = OwnedRaw::from_arg(ttl_ms)?;
         let ttl = validate::ttl("ttl_ms", ttl.raw()).into_py(py)?;
-        let owner = OwnedRaw::from_optional(owner_id)?;
-        let owner = validate::owner_id("owner_id", owner.raw()).into_py(py)?;
-        let prio = OwnedRaw::from_optional(priority)?;
-        let prio = validate::priority("priority", prio.raw()).into_py(py)?;
-        let on_lost = callback(py, on_lost)?.map(Slot::new);
-        let mut options = LockOptions::new();
+        let mut options = keywords.read(LOCK, &[])?.into_py(py)?;
         if let Some(ttl) = ttl {
             options = options.set_ttl(ttl);
         }
-        if let Some(owner) = owner {
-            options = options.set_owner_id(owner);
-        }
-        if let Some(prio) = prio {
-            options = options.set_priority(prio);
-        }
+        let on_lost = callback(py, on_lost.as_ref())?.map(Slot::new);
         let client = resolve(py, redis)?;
         let lock =
             DistributedLock::with_options(&client.get().into_py(py)?, key, options).into_py(py)?;
@@ -196,14 +201,17 @@ impl LockShared {
         impl Future<Output = txcoord::Result<bool>> + Send + 'static,
     )> {
         let raw = OwnedRaw::from_arg(timeout_ms)?;
-        let timeout = validate::timeout("timeout_ms", raw.raw()).into_py(py)?;
-        self.acquire_with(py, timeout, notifier)
+        let attempt = match validate::timeout("timeout_ms", raw.raw()).into_py(py)? {
+            None => Attempt::Once,
+            Some(t) => Attempt::Wait(t),
+        };
+        self.acquire_with(py, attempt, notifier)
     }
 
     fn acquire_with(
         self: &Arc<Self>,
         py: Python<'_>,
-        timeout: Option<Duration>,
+        attempt: Attempt,
         notifier: impl FnOnce() -> PyResult<Notifier>,
     ) -> PyResult<(
         DistributedLock,
@@ -214,9 +222,13 @@ impl LockShared {
         let me = self.clone();
         let l = lock.clone();
         Ok((lock, async move {
-            let acquired = match timeout {
-                None => l.acquire().await?,
-                Some(t) => l.acquire_timeout(t).await?,
+            let acquired = match attempt {
+                Attempt::Once => l.acquire().await?,
+                Attempt::Wait(t) => l.acquire_timeout(t).await?,
+                Attempt::Scoped(t) => {
+                    txcoord::binding::scope::acquire(&l, t).await?;
+                    true
+                }
             };
             if acquired {
                 if let Some(w) = watch {
@@ -227,25 +239,16 @@ impl LockShared {
         }))
     }
 
-    /// The scoped acquisition of `with lock:`: waits up to the core's default timeout and
-    /// fails with the timeout error kind.
+    /// The scoped acquisition of `with lock:` (the core's `binding::scope::acquire`): waits up
+    /// to the default timeout and fails with the timeout error kind.
     fn enter_task(
         self: &Arc<Self>,
         py: Python<'_>,
         notifier: impl FnOnce() -> PyResult<Notifier>,
     ) -> PyResult<impl Future<Output = txcoord::Result<bool>> + Send + 'static> {
-        let (lock, acquire) = self.acquire_with(py, Some(txcoord::DEFAULT_TIMEOUT), notifier)?;
-        Ok(async move {
-            let started = tokio::time::Instant::now();
-            if acquire.await? {
-                Ok(true)
-            } else {
-                Err(txcoord::Error::Timeout {
-                    key: lock.key().to_string(),
-                    waited_ms: started.elapsed().as_millis() as u64,
-                })
-            }
-        })
+        let (_, acquire) =
+            self.acquire_with(py, Attempt::Scoped(txcoord::DEFAULT_TIMEOUT), notifier)?;
+        Ok(acquire)
     }
 
     fn extend_task(
@@ -299,23 +302,19 @@ twins! {
     methods {
         #[new]
         #[pyo3(
-            signature = (redis, lock_key, ttl_ms=Arg::Absent, *, owner_id=None, priority=None, on_lost=None),
-            text_signature = "(redis, lock_key, ttl_ms=30000, *, owner_id=None, priority=0, on_lost=None)"
+            signature = (redis, lock_key, ttl_ms=Arg::Absent, **options),
+            text_signature = "(redis, lock_key, ttl_ms=30000, **options)"
         )]
         fn new(
             py: Python<'_>,
             redis: &Bound<'_, PyAny>,
             lock_key: &Bound<'_, PyAny>,
             ttl_ms: Arg<'_>,
-            owner_id: Option<&Bound<'_, PyAny>>,
-            priority: Option<&Bound<'_, PyAny>>,
-            on_lost: Option<&Bound<'_, PyAny>>,
+            options: Option<&Bound<'_, PyDict>>,
         ) -> PyResult<Self> {
             guard(py, || {
                 Ok(Self {
-                    shared: LockShared::construct(
-                        py, redis, lock_key, &ttl_ms, owner_id, priority, on_lost,
-                    )?,
+                    shared: LockShared::construct(py, redis, lock_key, &ttl_ms, options)?,
                 })
             })
         }

@@ -4,18 +4,18 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
+use txcoord::binding::options::{self, Host, ACQUIRE, MANAGER};
 use txcoord::binding::validate;
-use txcoord::{AcquireOptions, LockKeys, LockManager, ManagerOptions};
+use txcoord::{AcquireOptions, LockManager, ManagerOptions};
 
 use crate::bridge::{self, OnCancel, Run};
 use crate::client::{resolve, ClientHandle};
-use crate::convert::{Arg, OwnedRaw};
-use crate::error::{guard, python_names, to_pyerr, IntoPyResult};
+use crate::convert::{Arg, Keywords, OwnedRaw};
+use crate::error::{guard, to_pyerr, IntoPyResult};
 use crate::lock::{release_in_background, LockShared};
 use crate::on_lost::{callback, Notifier, Slot, Slots, Spend, Watch};
 use crate::runtime::ForkSafe;
@@ -38,62 +38,34 @@ pub(crate) struct Request {
     on_lost: Option<Arc<Slot>>,
 }
 
-/// `owner_id`, `priority` and `fair`, validated: what a manager and each of its calls take.
-fn owner_priority_fair(
-    py: Python<'_>,
-    owner_id: Option<&Bound<'_, PyAny>>,
-    priority: Option<&Bound<'_, PyAny>>,
-    fair: Option<&Bound<'_, PyAny>>,
-) -> PyResult<(Option<String>, Option<i32>, Option<bool>)> {
-    let raw = OwnedRaw::from_optional(owner_id)?;
-    let owner = validate::owner_id("owner_id", raw.raw()).into_py(py)?;
-    let owner = owner.map(str::to_string);
-    let raw = OwnedRaw::from_optional(priority)?;
-    let priority = validate::priority("priority", raw.raw()).into_py(py)?;
-    let raw = OwnedRaw::from_optional(fair)?;
-    let fair = validate::flag("fair", raw.raw()).into_py(py)?;
-    Ok((owner, priority, fair))
-}
-
 impl Request {
-    #[allow(clippy::too_many_arguments)]
+    /// `resource, ttl_ms, timeout_ms, **options` of `acquire_lock` and `lock` (`function`, for
+    /// the message about an unknown keyword): `on_lost` is the binding's, every other option
+    /// the core's `ACQUIRE` table.
     fn parse(
         py: Python<'_>,
+        function: &str,
         resource: &Bound<'_, PyAny>,
         ttl_ms: &Arg<'_>,
         timeout_ms: &Arg<'_>,
-        owner_id: Option<&Bound<'_, PyAny>>,
-        priority: Option<&Bound<'_, PyAny>>,
-        fair: Option<&Bound<'_, PyAny>>,
-        on_lost: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Request> {
+        let mut keywords = Keywords::new(options);
+        let on_lost = keywords.take("on_lost")?;
+        keywords.refuse_unknown(function, |name| {
+            options::accepts(ACQUIRE, Host::Python, name)
+        })?;
         let raw = OwnedRaw::from_value(resource)?;
         let resource = validate::resource("resource", raw.raw())
             .into_py(py)?
             .to_string();
-        let mut options = AcquireOptions::new();
-        let raw = OwnedRaw::from_arg(ttl_ms)?;
-        if let Some(ttl) = validate::ttl("ttl_ms", raw.raw()).into_py(py)? {
-            options = options.set_ttl(ttl);
-        }
-        let raw = OwnedRaw::from_arg(timeout_ms)?;
-        if let Some(timeout) = validate::timeout("timeout_ms", raw.raw()).into_py(py)? {
-            options = options.set_timeout(timeout);
-        }
-        let (owner, priority, fair) = owner_priority_fair(py, owner_id, priority, fair)?;
-        if let Some(owner) = owner {
-            options = options.set_owner_id(owner);
-        }
-        if let Some(p) = priority {
-            options = options.set_priority(p);
-        }
-        if let Some(f) = fair {
-            options = options.set_fair(f);
-        }
+        let options = keywords
+            .read(ACQUIRE, &[("ttl", ttl_ms), ("timeout", timeout_ms)])?
+            .into_py(py)?;
         Ok(Request {
             resource,
             options,
-            on_lost: callback(py, on_lost)?.map(Slot::new),
+            on_lost: callback(py, on_lost.as_ref())?.map(Slot::new),
         })
     }
 
@@ -114,52 +86,20 @@ impl Request {
 }
 
 impl ManagerShared {
-    #[allow(clippy::too_many_arguments)]
+    /// `LockManager(redis, **options)`: the options are the core's `MANAGER` table.
     fn construct(
         py: Python<'_>,
         redis: &Bound<'_, PyAny>,
-        owner_id: Option<&Bound<'_, PyAny>>,
-        priority: Option<&Bound<'_, PyAny>>,
-        fair: Option<&Bound<'_, PyAny>>,
-        fallback_poll_ms: Option<&Bound<'_, PyAny>>,
-        waiter_lease_ms: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Arc<Self>> {
-        let mut options = ManagerOptions::new();
-        let (owner, priority, fair) = owner_priority_fair(py, owner_id, priority, fair)?;
-        if let Some(owner) = owner {
-            options = options.set_owner_id(owner);
-        }
-        if let Some(p) = priority {
-            options = options.set_priority(p);
-        }
-        if let Some(f) = fair {
-            options = options.set_fair(f);
-        }
-        // Type checks here; the ranges are the core's (which names them without `_ms`).
-        let raw = OwnedRaw::from_optional(fallback_poll_ms)?;
-        if let Some(ms) =
-            validate::millis("fallback_poll_ms", raw.raw(), 1, validate::MAX_MS).into_py(py)?
-        {
-            options = options.set_fallback_poll(Duration::from_millis(ms));
-        }
-        let raw = OwnedRaw::from_optional(waiter_lease_ms)?;
-        if let Some(ms) =
-            validate::millis("waiter_lease_ms", raw.raw(), 1, validate::MAX_MS).into_py(py)?
-        {
-            options = options.set_waiter_lease(Duration::from_millis(ms));
-        }
+        let keywords = Keywords::new(options);
+        keywords.refuse_unknown("LockManager", |name| {
+            options::accepts(MANAGER, Host::Python, name)
+        })?;
+        let options = keywords.read(MANAGER, &[])?.into_py(py)?;
         let client = resolve(py, redis)?;
-        let manager = LockManager::with_options(&client.get().into_py(py)?, options.clone())
-            .map_err(|e| {
-                python_names(
-                    e,
-                    &[
-                        ("fallback_poll", "fallback_poll_ms"),
-                        ("waiter_lease", "waiter_lease_ms"),
-                    ],
-                )
-            })
-            .into_py(py)?;
+        let manager =
+            LockManager::with_options(&client.get().into_py(py)?, options.clone()).into_py(py)?;
         Ok(Arc::new(ManagerShared {
             client,
             manager: ForkSafe::new(manager),
@@ -180,13 +120,16 @@ impl ManagerShared {
             .get(|_| LockManager::with_options(&self.client.get()?, self.options.clone()))
     }
 
-    /// One acquisition: the wrapped lock, or None on timeout. With `adopt`, the request's
-    /// callback slot is the manager's for this acquisition and hold only.
+    /// One acquisition: the wrapped lock, or None on timeout (`acquire_lock`); or, `scoped`,
+    /// the core's scoped acquisition (`LockManager::lock`: the lock or the timeout error kind).
+    /// With `adopt`, the request's callback slot is the manager's for this acquisition and hold
+    /// only.
     fn acquire_task(
         &self,
         py: Python<'_>,
         request: Request,
         adopt: Option<&Slots>,
+        scoped: bool,
         notifier: impl FnOnce() -> PyResult<Notifier>,
     ) -> PyResult<impl Future<Output = txcoord::Result<Option<Arc<LockShared>>>> + Send + 'static>
     {
@@ -214,7 +157,12 @@ impl ManagerShared {
         };
         drop(on_lost);
         Ok(async move {
-            let Some(lock) = manager.acquire_lock_with(&resource, options).await? else {
+            let acquired = if scoped {
+                Some(manager.lock(&resource, options).await?)
+            } else {
+                manager.acquire_lock_with(&resource, options).await?
+            };
+            let Some(lock) = acquired else {
                 return Ok(None);
             };
             let Some((own, acquirer, spend, notifier)) = watch else {
@@ -230,27 +178,19 @@ impl ManagerShared {
         })
     }
 
-    /// The scoped acquisition: the lock, or the timeout error kind.
+    /// The scoped acquisition (`manager.lock(...)`): the core's `LockManager::lock`, which
+    /// registers the lock in the manager's table, or fails with the timeout error kind.
     pub(crate) fn enter_task(
         &self,
         py: Python<'_>,
         request: Request,
         notifier: impl FnOnce() -> PyResult<Notifier>,
     ) -> PyResult<impl Future<Output = txcoord::Result<Arc<LockShared>>> + Send + 'static> {
-        let client = self.client.get().into_py(py)?;
-        let key = LockKeys::for_resource(client.key_prefix(), &request.resource)
-            .into_py(py)?
-            .lock;
-        let acquire = self.acquire_task(py, request, None, notifier)?;
+        let acquire = self.acquire_task(py, request, None, true, notifier)?;
         Ok(async move {
-            let started = tokio::time::Instant::now();
-            match acquire.await? {
-                Some(lock) => Ok(lock),
-                None => Err(txcoord::Error::Timeout {
-                    key,
-                    waited_ms: started.elapsed().as_millis() as u64,
-                }),
-            }
+            acquire.await?.ok_or_else(|| {
+                txcoord::Error::Internal("the scoped acquisition returned no lock".into())
+            })
         })
     }
 
@@ -310,66 +250,46 @@ twins! {
     flavour F;
     methods {
         #[new]
-        #[pyo3(
-            signature = (redis, *, owner_id=None, priority=None, fair=None, fallback_poll_ms=None, waiter_lease_ms=None),
-            text_signature = "(redis, *, owner_id=None, priority=0, fair=False, fallback_poll_ms=None, waiter_lease_ms=None)"
-        )]
+        #[pyo3(signature = (redis, **options))]
         fn new(
             py: Python<'_>,
             redis: &Bound<'_, PyAny>,
-            owner_id: Option<&Bound<'_, PyAny>>,
-            priority: Option<&Bound<'_, PyAny>>,
-            fair: Option<&Bound<'_, PyAny>>,
-            fallback_poll_ms: Option<&Bound<'_, PyAny>>,
-            waiter_lease_ms: Option<&Bound<'_, PyAny>>,
+            options: Option<&Bound<'_, PyDict>>,
         ) -> PyResult<Self> {
             guard(py, || {
                 Ok(Self {
-                    shared: ManagerShared::construct(
-                        py,
-                        redis,
-                        owner_id,
-                        priority,
-                        fair,
-                        fallback_poll_ms,
-                        waiter_lease_ms,
-                    )?,
+                    shared: ManagerShared::construct(py, redis, options)?,
                     on_lost: Slots::default(),
                 })
             })
         }
 
         /// The seed's `acquireLock`: the lock, or None when `timeout_ms` passed first (0 tries once).
+        /// Options: `owner_id`, `priority`, `fair` (the core's acquire table), `on_lost`.
         #[pyo3(
-            signature = (resource, ttl_ms=Arg::Absent, timeout_ms=Arg::Absent, *, owner_id=None, priority=None, fair=None, on_lost=None),
-            text_signature = "($self, resource, ttl_ms=30000, timeout_ms=10000, *, owner_id=None, priority=None, fair=None, on_lost=None)"
+            signature = (resource, ttl_ms=Arg::Absent, timeout_ms=Arg::Absent, **options),
+            text_signature = "($self, resource, ttl_ms=30000, timeout_ms=10000, **options)"
         )]
-        #[allow(clippy::too_many_arguments)]
         fn acquire_lock<'py>(
             &self,
             py: Python<'py>,
             resource: &Bound<'_, PyAny>,
             ttl_ms: Arg<'_>,
             timeout_ms: Arg<'_>,
-            owner_id: Option<&Bound<'_, PyAny>>,
-            priority: Option<&Bound<'_, PyAny>>,
-            fair: Option<&Bound<'_, PyAny>>,
-            on_lost: Option<&Bound<'_, PyAny>>,
+            options: Option<&Bound<'_, PyDict>>,
         ) -> PyResult<Bound<'py, PyAny>> {
             let request = Request::parse(
                 py,
+                "LockManager.acquire_lock",
                 resource,
                 &ttl_ms,
                 &timeout_ms,
-                owner_id,
-                priority,
-                fair,
-                on_lost,
+                options,
             )?;
             let notifier = || F::notifier(py);
             let task = self
                 .shared
-                .acquire_task(py, request, Some(&self.on_lost), notifier)?;
+                .acquire_task(py, request, Some(&self.on_lost), false, notifier)?;
             bridge::run_or_discard(
                 py,
                 F::RUN,
@@ -398,30 +318,24 @@ twins! {
             /// LockTimeoutError when it cannot) and always releases.
         }
         #[pyo3(
-            signature = (resource, ttl_ms=Arg::Absent, timeout_ms=Arg::Absent, *, owner_id=None, priority=None, fair=None, on_lost=None),
-            text_signature = "($self, resource, ttl_ms=30000, timeout_ms=10000, *, owner_id=None, priority=None, fair=None, on_lost=None)"
+            signature = (resource, ttl_ms=Arg::Absent, timeout_ms=Arg::Absent, **options),
+            text_signature = "($self, resource, ttl_ms=30000, timeout_ms=10000, **options)"
         )]
-        #[allow(clippy::too_many_arguments)]
         fn lock(
             &self,
             py: Python<'_>,
             resource: &Bound<'_, PyAny>,
             ttl_ms: Arg<'_>,
             timeout_ms: Arg<'_>,
-            owner_id: Option<&Bound<'_, PyAny>>,
-            priority: Option<&Bound<'_, PyAny>>,
-            fair: Option<&Bound<'_, PyAny>>,
-            on_lost: Option<&Bound<'_, PyAny>>,
+            options: Option<&Bound<'_, PyDict>>,
         ) -> PyResult<Py<PyAny>> {
             let request = Request::parse(
                 py,
+                "LockManager.lock",
                 resource,
                 &ttl_ms,
                 &timeout_ms,
-                owner_id,
-                priority,
-                fair,
-                on_lost,
+                options,
             )?;
             F::context(py, self.shared.clone(), request)
         }

@@ -20,7 +20,7 @@ use txcoord::{DistributedLock, LossReason};
 
 use crate::bridge::LoopQueue;
 use crate::convert::type_description;
-use crate::error::{invalid_type, IntoPyResult};
+use crate::error::IntoPyResult;
 
 /// Checks an `on_lost=` argument: a callable or `None`.
 pub(crate) fn callback(
@@ -31,12 +31,10 @@ pub(crate) fn callback(
         None => Ok(None),
         Some(cb) if cb.is_none() => Ok(None),
         Some(cb) if cb.is_callable() => Ok(Some(cb.clone().unbind())),
-        Some(cb) => Err(invalid_type(
+        Some(cb) => Err(txcoord::binding::validate::wrong_type(
             "on_lost",
-            format!(
-                "must be a callable taking the loss reason, got {}",
-                type_description(cb)
-            ),
+            "a callable taking the loss reason",
+            txcoord::binding::validate::Raw::Other(&type_description(cb)),
         ))
         .into_py(py),
     }

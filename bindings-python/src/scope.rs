@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The scoped form of `LockManager`: `manager.lock(resource)`, a context manager that
-//! acquires on entry (raising `LockTimeoutError` when it cannot) and always releases on exit
-//! (async `LockContext` and blocking `txcoord.sync.LockContext`, from one definition: see
-//! `twin`).
+//! acquires on entry with the core's `LockManager::lock` (which registers the lock in the
+//! manager's table, or fails with the timeout error kind: `LockTimeoutError`) and always
+//! releases on exit (async `LockContext` and blocking `txcoord.sync.LockContext`, from one
+//! definition: see `twin`).
 
 use std::sync::{Arc, Mutex};
 
@@ -25,7 +26,9 @@ twins! {
     fields {
         manager: Arc<ManagerShared>,
         request: Request,
-        // A std mutex: locks entered and not yet exited (a stack, for nested use of one context).
+        // A std mutex: the locks this context entered and has not exited yet, each released by
+        // its own exit (a stack, for nested use of one context). The manager's table, not
+        // this, is what `held_resources` reads.
         held: Mutex<Vec<Arc<LockShared>>>,
     }
     flavour F;

@@ -2,10 +2,13 @@
 // Prints, as JSON, the public surface a TypeScript declaration file declares, read with the
 // TypeScript compiler's own parser (the project's dev dependency): exported classes with their
 // constructors, methods (with parameters, options objects expanded) and properties, exported
-// interfaces, and type aliases that are unions of string literals. Used by test_parity.py.
+// interfaces (their fields with their doc comments), type aliases that are unions of string
+// literals, and exported constants. Used by test_parity.py.
 //
 //   node dts_surface.js <file.d.ts>              the declared surface
 //   node dts_surface.js --runtime <module.js>    the members the module's classes have at runtime
+//   node dts_surface.js --constants <module.js>  the module's constants, and the core's tables as
+//                                                its native part (native.js beside it) gives them
 'use strict'
 
 const fs = require('node:fs')
@@ -16,6 +19,11 @@ const ts = require(require.resolve('typescript', { paths: [ROOT] }))
 
 function isExported(node) {
   return (ts.getCombinedModifierFlags(node) & ts.ModifierFlags.Export) !== 0
+}
+
+// The text of a node's doc comment(s), or ''.
+function docOf(node) {
+  return (node.jsDoc || []).map((d) => ts.getTextOfJSDocComment(d.comment) || '').join('\n')
 }
 
 function hasModifier(node, kind) {
@@ -97,6 +105,7 @@ function surface(file) {
         optional: Boolean(m.questionToken),
         type: m.type ? m.type.getText(sf) : 'any',
         literals: literals(m.type),
+        doc: docOf(m),
       }))
     return inherited.filter((f) => !own.some((o) => o.name === f.name)).concat(own)
   }
@@ -172,7 +181,12 @@ function surface(file) {
     const lits = literals(type)
     if (lits !== null) unions[name] = lits
   }
-  return { classes, interfaces: ifaces, unions }
+  const constants = []
+  for (const st of sf.statements) {
+    if (!ts.isVariableStatement(st) || !isExported(st)) continue
+    for (const d of st.declarationList.declarations) constants.push(d.name.getText(sf))
+  }
+  return { classes, interfaces: ifaces, unions, constants }
 }
 
 // The public members the classes a module exports have at runtime (own and inherited from
@@ -204,8 +218,22 @@ function runtime(file) {
   return out
 }
 
+// The module's constants (its upper-case exports that are numbers), and the core's tables as
+// the native part beside it gives them.
+function constants(file) {
+  const mod = require(path.resolve(file))
+  const native = require(path.join(path.dirname(path.resolve(file)), 'native.js'))
+  const exports = {}
+  for (const [name, value] of Object.entries(mod)) {
+    if (/^[A-Z][A-Z0-9_]*$/.test(name)) exports[name] = value
+  }
+  return { exports, table: { constants: native.constants(), options: native.optionTable() } }
+}
+
 const args = process.argv.slice(2)
-if (args[0] === '--runtime') {
+if (args[0] === '--constants') {
+  process.stdout.write(JSON.stringify(constants(args[1]), null, 1) + '\n')
+} else if (args[0] === '--runtime') {
   process.stdout.write(JSON.stringify(runtime(args[1]), null, 1) + '\n')
 } else {
   process.stdout.write(JSON.stringify(surface(args[0]), null, 1) + '\n')

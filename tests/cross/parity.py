@@ -19,9 +19,18 @@ Names are normalised before they are compared:
   `[Symbol.asyncDispose]`/`[Symbol.dispose]`; `<event:NAME>` is an EventEmitter event the JS
   class declares (`on('lost', ...)`), which Python has no counterpart of.
 
+Beyond the classes, the check compares both packages against the core's tables
+(`binding::options`, read from the native modules: `txcoord._native._binding_table()` and the
+Node addon's `constants()`/`optionTable()`): the module constants (Python attributes, JS named
+exports, their declarations in the stubs and index.d.ts, and their values), and each option of
+the acquire, manager, lock and client tables (declared in the stubs under its Python name and in
+index.d.ts under its JS name, with the core's default where that is a number or a boolean: the
+stub's default value, the "Default N." of the d.ts doc comment). The two builds must carry the
+same tables.
+
 Every difference is one line, `<surface>: <what>`, where the surface is `txcoord` (async
-classes), `txcoord.sync` (blocking twins; asyncness is not compared there) or `errors`. The
-reviewed ones are listed in parity-exceptions.toml.
+classes), `txcoord.sync` (blocking twins; asyncness is not compared there), `errors`,
+`constants` or `options`. The reviewed ones are listed in parity-exceptions.toml.
 """
 
 from __future__ import annotations
@@ -63,6 +72,7 @@ class Param:
     positional: bool  # else keyword-only (Python) / an options-object field (JS)
     required: bool
     literals: Optional[frozenset[str]] = None
+    default: Optional[str] = None  # a stub's literal default, as the core's table spells it
 
 
 @dataclass
@@ -95,11 +105,18 @@ class PythonStubs:
         tree = ast.parse(pyi.read_text(encoding="utf-8"))
         self.classes: dict[str, ast.ClassDef] = {}
         self.aliases: dict[str, ast.expr] = {}
+        self.constants: list[str] = []  # module-level upper-case names
         for node in tree.body:
             if isinstance(node, ast.ClassDef):
                 self.classes[node.name] = node
             elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
                 self.aliases[node.targets[0].id] = node.value
+            elif (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and re.fullmatch(r"[A-Z][A-Z0-9_]*", node.target.id)
+            ):
+                self.constants.append(node.target.id)
         self.async_exports = self._exports(init)
         self.sync_exports = self._exports(sync)
 
@@ -156,16 +173,32 @@ class PythonStubs:
             return True, not (isinstance(result, ast.Constant) and result.value is None)
         return False, not (node is None or (isinstance(node, ast.Constant) and node.value is None))
 
+    @staticmethod
+    def _default(node: Optional[ast.expr]) -> Optional[str]:
+        """A literal default as the core's table spells defaults (`30000`, `false`), else None."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+            return "true" if node.value else "false"
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return str(node.value)
+        if (
+            isinstance(node, ast.UnaryOp)
+            and isinstance(node.op, ast.USub)
+            and isinstance(node.operand, ast.Constant)
+            and isinstance(node.operand.value, int)
+        ):
+            return f"-{node.operand.value}"
+        return None
+
     def _params(self, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> list[Param]:
         a = fn.args
         positional = a.posonlyargs + a.args
         defaults: list[Optional[ast.expr]] = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)
         out = [
-            Param(py_key(p.arg), p.arg, True, d is None, self.literals(p.annotation))
+            Param(py_key(p.arg), p.arg, True, d is None, self.literals(p.annotation), self._default(d))
             for p, d in zip(positional[1:], defaults[1:])  # self / cls
         ]
         out += [
-            Param(py_key(p.arg), p.arg, False, d is None, self.literals(p.annotation))
+            Param(py_key(p.arg), p.arg, False, d is None, self.literals(p.annotation), self._default(d))
             for p, d in zip(a.kwonlyargs, a.kw_defaults)
         ]
         return out
@@ -231,6 +264,22 @@ def read_dts(dts: Path) -> dict[str, Any]:
     )
     if out.returncode != 0:
         raise RuntimeError(f"dts_surface.js failed on {dts}:\n{out.stderr}")
+    data: dict[str, Any] = json.loads(out.stdout)
+    return data
+
+
+def read_node_constants(index_js: Path) -> dict[str, Any]:
+    """`{"exports": {name: value}, "table": {"constants": ..., "options": [...]}}` of the Node
+    package: its constant exports, and the core's tables as its native addon gives them."""
+    out = subprocess.run(
+        ["node", str(HERE / "dts_surface.js"), "--constants", str(index_js)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"dts_surface.js --constants failed on {index_js}:\n{out.stderr}")
     data: dict[str, Any] = json.loads(out.stdout)
     return data
 
@@ -451,6 +500,108 @@ def compare_values(
     return diffs
 
 
+# Where each core option table is declared: the Python stub members (class, member key) and the
+# d.ts options interface.
+OPTION_PLACES: dict[str, tuple[list[tuple[str, str]], str]] = {
+    "acquire": ([("LockManager", "acquire_lock"), ("LockManager", "lock")], "UsingOptions"),
+    "manager": ([("LockManager", "<constructor>")], "ManagerOptions"),
+    "lock": ([("DistributedLock", "<constructor>")], "LockOptions"),
+    "client": ([("Client", "<constructor>")], "ClientOptions"),
+}
+
+
+def _comparable(default: str) -> bool:
+    """A core default both declarations must spell: a number or a boolean."""
+    return re.fullmatch(r"-?\d+|true|false", default) is not None
+
+
+def _doc_default(doc: str) -> Optional[str]:
+    """The `Default N.` of a d.ts doc comment."""
+    m = re.search(r"\bDefault:?\s+`?([-\w.<> ]+?)`?\.?(?:\s|$)", doc)
+    return m.group(1) if m else None
+
+
+def compare_options(stubs: PythonStubs, dts: dict[str, Any], options: list[dict[str, Any]]) -> list[str]:
+    """Each option of the core's tables, declared by both packages with the core's default."""
+    diffs: list[str] = []
+    surfaces = [("txcoord", stubs.async_exports, True), ("txcoord.sync", stubs.sync_exports, False)]
+    for o in options:
+        places, interface = OPTION_PLACES[o["table"]]
+        core = f"{o['table']}.{o['name']}"
+        for surface, exports, is_async in surfaces:
+            classes = stubs.surface(exports, is_async)
+            for cls, member_key in places:
+                member = classes.get(cls, {}).get(member_key)
+                if member is None:
+                    continue
+                label = _label(cls, member)
+                params = {p.name: p for p in member.params}
+                param = params.get(o["python"])
+                if param is None:
+                    diffs.append(f"options: {surface}: {label}: no {o['python']} (core option {core})")
+                elif _comparable(o["default"]) and param.default != o["default"]:
+                    diffs.append(
+                        f"options: {surface}: {_call(cls, member, param)}: default {param.default}, "
+                        f"the core's {o['default']}"
+                    )
+        fields = {f["name"]: f for f in dts["interfaces"].get(interface, {}).get("fields", [])}
+        field_ = fields.get(o["js"])
+        if field_ is None:
+            diffs.append(f"options: index.d.ts: {interface}: no {o['js']} (core option {core})")
+        elif _comparable(o["default"]):
+            documented = _doc_default(field_.get("doc", ""))
+            if documented != o["default"]:
+                diffs.append(
+                    f"options: index.d.ts: {interface}.{o['js']}: default {documented or 'undocumented'}, "
+                    f"the core's {o['default']}"
+                )
+    return diffs
+
+
+def _table_key(table: dict[str, Any]) -> tuple[Any, ...]:
+    options = sorted(
+        tuple(sorted((k, json.dumps(v)) for k, v in o.items())) for o in table["options"]
+    )
+    return (tuple(sorted(table["constants"].items())), tuple(options))
+
+
+def compare_constants(
+    stubs: PythonStubs, dts: dict[str, Any], python: dict[str, Any], node: dict[str, Any]
+) -> list[str]:
+    """The module constants: declared in the stubs (exported by `txcoord`) and in index.d.ts,
+    exported at runtime by both packages with the core's values; and the two builds' tables.
+    `python`/`node`: `{"exports": {name: value}, "table": {"constants", "options"}}`."""
+    diffs: list[str] = []
+    core = python["table"]["constants"]
+    # An option without a range has `min`/`max` None in Python, absent in JS.
+    py_options = [{k: v for k, v in o.items() if v is not None} for o in python["table"]["options"]]
+    js_options = [{k: v for k, v in o.items() if v is not None} for o in node["table"]["options"]]
+    if _table_key({"constants": core, "options": py_options}) != _table_key(
+        {"constants": node["table"]["constants"], "options": js_options}
+    ):
+        changed = sorted(
+            {f"{o['table']}.{o['name']}" for o in py_options if o not in js_options}
+            | {f"{o['table']}.{o['name']}" for o in js_options if o not in py_options}
+            | {n for n in set(core) | set(node["table"]["constants"]) if core.get(n) != node["table"]["constants"].get(n)}
+        )
+        diffs.append(f"constants: the core tables of the Python and Node builds differ ({', '.join(changed)})")
+    declared_py = {n for n in stubs.constants if n in stubs.async_exports}
+    sides = {
+        "python": declared_py,
+        "js": set(dts.get("constants", [])),
+        "core": set(core),
+    }
+    for name in sorted(set().union(*sides.values())):
+        present = [side for side, names in sides.items() if name in names]
+        if len(present) != len(sides):
+            diffs.append(f"constants: {name}: only in {' and '.join(present)}")
+    for side, exported in (("python", python["exports"]), ("node", node["exports"])):
+        for name, value in sorted(core.items()):
+            if exported.get(name) != value:
+                diffs.append(f"constants: {name}: {exported.get(name)} in {side}, {value} in the core")
+    return diffs
+
+
 @dataclass
 class Inputs:
     pyi: Path = PYI
@@ -461,6 +612,8 @@ class Inputs:
     core_client: Path = CORE_CLIENT
     python_codes: Optional[dict[str, Optional[str]]] = None  # default: from the imported module
     python_stats: Optional[list[str]] = None  # default: from the imported module
+    python_constants: Optional[dict[str, Any]] = None  # default: runtime_python_constants()
+    node_constants: Optional[dict[str, Any]] = None  # default: read_node_constants(index.js)
 
 
 def runtime_python_codes(names: list[str]) -> dict[str, Optional[str]]:
@@ -476,6 +629,15 @@ def runtime_python_stats() -> list[str]:
     return sorted(txcoord.Client("redis://127.0.0.1:1").stats())
 
 
+def runtime_python_constants() -> dict[str, Any]:
+    """As read_node_constants, for the Python package."""
+    import txcoord
+
+    table: dict[str, Any] = txcoord._native._binding_table()
+    exports = {n: getattr(txcoord, n) for n in dir(txcoord) if re.fullmatch(r"[A-Z][A-Z0-9_]*", n)}
+    return {"exports": exports, "table": table}
+
+
 def differences(inputs: Inputs) -> list[str]:
     stubs = PythonStubs(inputs.pyi, inputs.init, inputs.sync)
     dts = read_dts(inputs.dts)
@@ -488,6 +650,10 @@ def differences(inputs: Inputs) -> list[str]:
     diffs += compare_errors(stubs, dts, codes, core_error_codes(inputs.core_errors))
     stats = inputs.python_stats if inputs.python_stats is not None else runtime_python_stats()
     diffs += compare_values(stubs, dts, stats, core_stats_fields(inputs.core_client))
+    python = inputs.python_constants if inputs.python_constants is not None else runtime_python_constants()
+    node = inputs.node_constants if inputs.node_constants is not None else read_node_constants(NODE_INDEX)
+    diffs += compare_constants(stubs, dts, python, node)
+    diffs += compare_options(stubs, dts, python["table"]["options"])
     return diffs
 
 

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
 """API parity between the Python and Node packages: see parity.py for what is
-compared and how names are normalised, and parity-exceptions.toml for the reviewed
-differences. Also checks that the check itself fails on injected differences, and that
-index.d.ts declares what index.js has at runtime (the Node counterpart of stubtest)."""
+compared and how names are normalised (classes, errors, counters, and both packages against the
+core's constants and option tables), and parity-exceptions.toml for the reviewed differences.
+Also checks that the check itself fails on injected differences, and that index.d.ts declares
+what index.js has at runtime (the Node counterpart of stubtest)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,15 @@ def test_the_reviewed_list_is_well_formed() -> None:
     accepted = parity.load_exclusions()
     assert accepted, "the list is read"
     for difference, reason in accepted.items():
-        assert difference.split(":", 1)[0] in ("txcoord", "txcoord.sync", "errors", "stats", "values"), difference
+        assert difference.split(":", 1)[0] in (
+            "txcoord",
+            "txcoord.sync",
+            "errors",
+            "stats",
+            "values",
+            "constants",
+            "options",
+        ), difference
         assert len(reason) >= 20, (difference, reason)
 
 
@@ -81,7 +90,8 @@ INJECTIONS: list[tuple[str, tuple[str, str, str], set[str]]] = [
     (
         "an option dropped from index.d.ts",
         ("dts", "  /** FIFO fair waiting (no barging). Default false. */\n  fair?: boolean\n", ""),
-        {f"{s}: LockManager(fair): python only" for s in BOTH},
+        {f"{s}: LockManager(fair): python only" for s in BOTH}
+        | {"options: index.d.ts: ManagerOptions: no fair (core option manager.fair)"},
     ),
     (
         "an optional parameter made required in index.d.ts",
@@ -127,6 +137,35 @@ INJECTIONS: list[tuple[str, tuple[str, str, str], set[str]]] = [
          "from ._native import SyncLockManager as LockManager\nfrom ._native import SyncLockManager as Coordinator\n"),
         {"txcoord.sync: class Coordinator: python only"},
     ),
+    (
+        "a manager option dropped from index.d.ts",
+        ("dts", "  deadlockTimeout?: number\n", ""),
+        {
+            "options: index.d.ts: ManagerOptions: no deadlockTimeout (core option manager.deadlock_timeout)",
+            "txcoord: LockManager(deadlock_timeout_ms): python only",
+            "txcoord.sync: LockManager(deadlock_timeout_ms): python only",
+        },
+    ),
+    (
+        "a default changed in the stubs",
+        ("pyi", "        waiter_lease_ms: _Millis | None = 5000,\n", "        waiter_lease_ms: _Millis | None = 6000,\n"),
+        {"options: txcoord: LockManager(waiter_lease_ms): default 6000, the core's 5000"},
+    ),
+    (
+        "a default changed in the doc of index.d.ts",
+        ("dts", "in ms. Default 5000. */", "in ms. Default 6000. */"),
+        {"options: index.d.ts: ManagerOptions.waiterLease: default 6000, the core's 5000"},
+    ),
+    (
+        "a constant missing from index.d.ts",
+        ("dts", "export declare const MAX_MS: number\n", ""),
+        {"constants: MAX_MS: only in python and core"},
+    ),
+    (
+        "a constant missing from the stubs",
+        ("pyi", "DEFAULT_DEADLOCK_TIMEOUT_MS: Final[int]\n", ""),
+        {"constants: DEFAULT_DEADLOCK_TIMEOUT_MS: only in js and core"},
+    ),
 ]
 
 
@@ -157,6 +196,28 @@ def test_the_check_catches_a_changed_error_code(baseline: list[str]) -> None:
         "errors: code TXCOORD_INTERNAL: shared by python classes ClosedError, InternalError",
         "errors: code TXCOORD_CLOSED: only in js and core",
     }
+
+
+def test_the_check_catches_constants_that_are_not_the_cores(baseline: list[str]) -> None:
+    python = parity.runtime_python_constants()
+    node = parity.read_node_constants(parity.NODE_INDEX)
+    assert node["exports"] == python["exports"] == python["table"]["constants"], "both export the core's values"
+    changed = {**node, "exports": {**node["exports"], "DEFAULT_TTL_MS": 12345}}
+    found = parity.differences(Inputs(python_constants=python, node_constants=changed))
+    assert set(found) - set(baseline) == {"constants: DEFAULT_TTL_MS: 12345 in node, 30000 in the core"}
+    options = [dict(o, default="2000") if o["name"] == "fallback_poll" else o for o in node["table"]["options"]]
+    stale = {**node, "table": {**node["table"], "options": options}}
+    found = parity.differences(Inputs(python_constants=python, node_constants=stale))
+    assert set(found) - set(baseline) == {
+        "constants: the core tables of the Python and Node builds differ (manager.fallback_poll)"
+    }
+
+
+def test_every_option_of_the_core_is_compared(baseline: list[str]) -> None:
+    table = parity.runtime_python_constants()["table"]["options"]
+    assert {o["table"] for o in table} == set(parity.OPTION_PLACES)
+    assert any(o["table"] == "manager" and o["name"] == "deadlock_timeout" for o in table)
+    assert [d for d in baseline if d.startswith(("options:", "constants:"))] == []
 
 
 def test_the_check_catches_a_missing_stats_counter(baseline: list[str]) -> None:

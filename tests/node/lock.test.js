@@ -328,6 +328,36 @@ test('an AbortSignal cancels the wait and removes the waiter entry', async () =>
   await waiter.releaseAllLocks()
 })
 
+test('a scoped lock is in heldResources during its scope only', async () => {
+  const m = new LockManager(server.url)
+  assert.deepEqual(m.heldResources, [])
+  await m.using('scoped-held', async (lock) => {
+    assert.deepEqual(m.heldResources, ['scoped-held'], "the core's table lists a scoped lock")
+    assert.ok(lock.isHeld)
+    assert.equal(await raw.exists('lock:scoped-held'), 1)
+  })
+  assert.deepEqual(m.heldResources, [])
+  assert.equal(await raw.exists('lock:scoped-held'), 0)
+  // Also when the scope ends with an exception.
+  await assert.rejects(
+    m.using('scoped-held', async () => {
+      assert.deepEqual(m.heldResources, ['scoped-held'])
+      throw new Error('boom')
+    }),
+    /boom/,
+  )
+  assert.deepEqual(m.heldResources, [])
+  // A scope that cannot acquire fails with the core's timeout error and lists nothing.
+  const other = new LockManager(server.url)
+  assert.ok(await other.acquireLock('scoped-held', 5000, 0))
+  await assert.rejects(m.using('scoped-held', async () => 1, { ttl: 5000, timeout: 100 }), {
+    code: 'TXCOORD_TIMEOUT',
+    key: 'lock:scoped-held',
+  })
+  assert.deepEqual(m.heldResources, [])
+  await other.close()
+})
+
 test('using: returns the result, releases always, rejects with TXCOORD_TIMEOUT when busy', async () => {
   const m = new LockManager(server.url)
   let key

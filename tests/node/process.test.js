@@ -126,7 +126,7 @@ test("ESM: import { LockManager } from 'txcoord'", async () => {
   const out = compiledTs()
   const r = await run([path.join(out, 'tests', 'node', 'esm-import.mjs')])
   assert.equal(r.code, 0, r.stderr)
-  assert.deepEqual(JSON.parse(r.stdout), { held: true, isLock: true, sameClass: true, client: 'function' })
+  assert.deepEqual(JSON.parse(r.stdout), { held: true, isLock: true, sameClass: true, client: 'function', defaultTtl: 30000 })
   const inline = await run([
     '--input-type=module',
     '-e',

@@ -8,6 +8,7 @@ import ast
 import inspect
 import re
 from pathlib import Path
+from typing import Any
 
 import txcoord
 import txcoord.sync
@@ -93,3 +94,41 @@ def test_the_version_is_the_workspace_version() -> None:
 
 def test_the_package_is_typed() -> None:
     assert (Path(txcoord.__file__).parent / "py.typed").exists()
+
+
+def _sample(option: dict[str, Any]) -> Any:
+    """A valid value for an option of the core's table."""
+    kind = option["kind"]
+    if kind == "millis":
+        return int(option["default"])
+    samples: dict[str, Any] = {"priority": 7, "flag": True, "owner_id": "saga-1", "text": "t-1"}
+    return samples[kind]
+
+
+def test_the_module_constants_are_the_cores() -> None:
+    table = _native._binding_table()
+    assert len(table["constants"]) >= 8
+    for name, value in table["constants"].items():
+        assert getattr(txcoord, name) == value, name
+        assert name in txcoord.__all__, name
+    assert txcoord.DEFAULT_DEADLOCK_TIMEOUT_MS == 1000
+
+
+def test_every_option_of_the_core_is_a_keyword_by_its_python_name() -> None:
+    """Each row of the core's option tables is read by the binding (a new row needs no binding
+    code): accepted under its Python name, by the async class and its blocking twin."""
+    url = "redis://127.0.0.1:1/0"  # nothing connects
+    options = _native._binding_table()["options"]
+    assert {o["table"] for o in options} == {"acquire", "manager", "lock", "client"}
+    for o in options:
+        kw = {o["python"]: _sample(o)}
+        for mod in (txcoord, txcoord.sync):
+            if o["table"] == "manager":
+                mod.LockManager(url, **kw)
+            elif o["table"] == "client":
+                mod.Client(url, **kw)
+            elif o["table"] == "lock":
+                mod.DistributedLock(url, "k", **kw)
+            else:
+                mod.LockManager(url).lock("r", **kw)
+    assert txcoord.LockManager(url, owner_id="saga-1", deadlock_timeout_ms=0).owner_id == "saga-1"

@@ -356,6 +356,31 @@ async def test_scoped_lock_releases_always_and_raises_lock_timeout_error(url: st
     assert raw.exists(f"lock:{name}") == 0
 
 
+async def test_a_scoped_lock_is_in_held_resources_during_its_scope_only(url: str, raw: redis.Redis, name: str) -> None:
+    m = LockManager(url)
+    assert m.held_resources == []
+    async with m.lock(name, 5000, 1000) as lock:
+        assert m.held_resources == [name], "the core's table lists a scoped lock"
+        assert lock.is_held and raw.exists(f"lock:{name}") == 1
+    assert m.held_resources == []
+    assert raw.exists(f"lock:{name}") == 0
+    # Also when the scope ends with an exception.
+    with pytest.raises(RuntimeError):
+        async with m.lock(name, 5000, 1000):
+            assert m.held_resources == [name]
+            raise RuntimeError("boom")
+    assert m.held_resources == []
+    # A scope that cannot acquire fails with the core's timeout error and lists nothing.
+    other = LockManager(url)
+    assert await other.acquire_lock(name, 5000, 0) is not None
+    with pytest.raises(txcoord.LockTimeoutError) as info:
+        async with m.lock(name, 5000, 100):
+            pass
+    assert info.value.code == "TXCOORD_TIMEOUT" and info.value.key == f"lock:{name}"
+    assert m.held_resources == []
+    await other.aclose()
+
+
 async def test_async_with_manager_closes_it(url: str, raw: redis.Redis, name: str) -> None:
     async with LockManager(url) as m:
         for suffix in ("1", "2", "3"):

@@ -171,3 +171,20 @@ def test_ctrl_c_interrupts_a_blocking_wait_and_removes_the_waiter(url: str, raw:
     q, w = waiter_keys(name)
     wait_until(lambda: raw.exists(q, w) == 0, "the interrupted waiter's entry to be removed")
     holder.close()
+
+
+def test_a_scoped_lock_is_in_held_resources_during_its_scope_only(url: str, raw: redis.Redis, name: str) -> None:
+    m = LockManager(url)
+    assert m.held_resources == []
+    with m.lock(name, 5000, 1000) as lock:
+        assert m.held_resources == [name], "the core's table lists a scoped lock"
+        assert lock.is_held and raw.exists(f"lock:{name}") == 1
+    assert m.held_resources == []
+    assert raw.exists(f"lock:{name}") == 0
+    other = LockManager(url)
+    assert other.acquire_lock(name, 5000, 0) is not None
+    with pytest.raises(txcoord.LockTimeoutError):
+        with m.lock(name, 5000, 100):
+            pass
+    assert m.held_resources == []
+    other.close()

@@ -15,8 +15,12 @@ The blocking twins of every class live in :mod:`txcoord.sync`. Durations are mil
 """
 
 from ._native import (
+    DEFAULT_DEADLOCK_TIMEOUT_MS,
+    DEFAULT_FALLBACK_POLL_MS,
     DEFAULT_TIMEOUT_MS,
     DEFAULT_TTL_MS,
+    DEFAULT_WAITER_LEASE_MS,
+    MAX_FALLBACK_POLL_MS,
     MAX_MS,
     PROTOCOL_VERSION,
     Client,
@@ -39,8 +43,12 @@ from ._native import (
 from . import sync
 
 __all__ = [
+    "DEFAULT_DEADLOCK_TIMEOUT_MS",
+    "DEFAULT_FALLBACK_POLL_MS",
     "DEFAULT_TIMEOUT_MS",
     "DEFAULT_TTL_MS",
+    "DEFAULT_WAITER_LEASE_MS",
+    "MAX_FALLBACK_POLL_MS",
     "MAX_MS",
     "PROTOCOL_VERSION",
     "Client",

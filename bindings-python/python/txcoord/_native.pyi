@@ -10,9 +10,14 @@ from typing import Any, Final, Literal, Protocol, Union, final
 from typing_extensions import Self
 
 __version__: Final[str]
+# The core's constants (`binding::options::constants()`), exported by the Node package too.
 PROTOCOL_VERSION: Final[int]
 DEFAULT_TTL_MS: Final[int]
 DEFAULT_TIMEOUT_MS: Final[int]
+DEFAULT_FALLBACK_POLL_MS: Final[int]
+DEFAULT_WAITER_LEASE_MS: Final[int]
+DEFAULT_DEADLOCK_TIMEOUT_MS: Final[int]
+MAX_FALLBACK_POLL_MS: Final[int]
 MAX_MS: Final[int]
 
 __all__ = [
@@ -39,12 +44,19 @@ __all__ = [
     "PROTOCOL_VERSION",
     "DEFAULT_TTL_MS",
     "DEFAULT_TIMEOUT_MS",
+    "DEFAULT_FALLBACK_POLL_MS",
+    "DEFAULT_WAITER_LEASE_MS",
+    "DEFAULT_DEADLOCK_TIMEOUT_MS",
+    "MAX_FALLBACK_POLL_MS",
     "MAX_MS",
+    "_binding_table",
     "_use_plain_bridge",
     "_test_panic",
     "_test_log",
 ]
 
+def _binding_table() -> dict[str, Any]:
+    """The core's constants and option tables (for the parity test)."""
 def _use_plain_bridge(enabled: bool) -> None:
     """Benchmarks only: one event-loop wake-up per future (pyo3-async-runtimes)."""
 def _test_panic(where_: str) -> Any:
@@ -107,8 +119,8 @@ class Client:
         *,
         key_prefix: str | None = None,
         client_name: str | None = None,
-        connect_timeout_ms: _Millis | None = None,
-        response_timeout_ms: _Millis | None = None,
+        connect_timeout_ms: _Millis | None = 1000,
+        response_timeout_ms: _Millis | None = 2000,
     ) -> Self: ...
     def ping(self) -> Coroutine[Any, Any, None]: ...
     def stats(self) -> dict[str, int]: ...
@@ -195,8 +207,9 @@ class LockManager:
         owner_id: str | None = None,
         priority: int = 0,
         fair: bool = False,
-        fallback_poll_ms: _Millis | None = None,
-        waiter_lease_ms: _Millis | None = None,
+        fallback_poll_ms: _Millis | None = 1000,
+        waiter_lease_ms: _Millis | None = 5000,
+        deadlock_timeout_ms: _Millis | None = 1000,
     ) -> Self: ...
     def acquire_lock(
         self,
@@ -246,8 +259,8 @@ class SyncClient:
         *,
         key_prefix: str | None = None,
         client_name: str | None = None,
-        connect_timeout_ms: _Millis | None = None,
-        response_timeout_ms: _Millis | None = None,
+        connect_timeout_ms: _Millis | None = 1000,
+        response_timeout_ms: _Millis | None = 2000,
     ) -> Self: ...
     def ping(self) -> None: ...
     def stats(self) -> dict[str, int]: ...
@@ -328,8 +341,9 @@ class SyncLockManager:
         owner_id: str | None = None,
         priority: int = 0,
         fair: bool = False,
-        fallback_poll_ms: _Millis | None = None,
-        waiter_lease_ms: _Millis | None = None,
+        fallback_poll_ms: _Millis | None = 1000,
+        waiter_lease_ms: _Millis | None = 5000,
+        deadlock_timeout_ms: _Millis | None = 1000,
     ) -> Self: ...
     def acquire_lock(
         self,

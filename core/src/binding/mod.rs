@@ -6,12 +6,14 @@
 //!   `1.5`, `2**40` or `True` never slip through a silent conversion in a binding);
 //! - [`options`]: every option of the API declared once, with its name in each language, its
 //!   kind and default, read from the raw values a binding received;
-//! - [`target`]: a foreign client (redis-py, ioredis) turned into a URL and client options,
-//!   or refused, the same way in both languages.
+//! - [`target`]: what a `redis` argument becomes: a URL string the process's shared client
+//!   ([`crate::Client::shared`]), a foreign client (redis-py, ioredis) a URL and client
+//!   options, or refused, the same way in both languages;
+//! - [`scope`]: the scoped acquisition of a standalone lock.
 //!
-//! (URL strings become clients through [`crate::Client::shared`].) Nothing here is needed by a
-//! Rust user of the crate.
+//! Nothing here is needed by a Rust user of the crate.
 
 pub mod options;
+pub mod scope;
 pub mod target;
 pub mod validate;

@@ -8,14 +8,15 @@
 //! Naming, checked by a test: Python spells the Rust name and adds `_ms` to durations
 //! (`ttl_ms`); JavaScript camel-cases it and keeps milliseconds implicit (`ttl`), as the seed.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use super::validate::{self, Raw, MAX_MS};
 use crate::client::ClientOptions;
 use crate::error::{Error, Result};
 use crate::lock::{
-    AcquireOptions, LockOptions, ManagerOptions, DEFAULT_FALLBACK_POLL, DEFAULT_TIMEOUT,
-    DEFAULT_TTL, DEFAULT_WAITER_LEASE,
+    AcquireOptions, LockOptions, ManagerOptions, DEFAULT_DEADLOCK_TIMEOUT, DEFAULT_FALLBACK_POLL,
+    DEFAULT_TIMEOUT, DEFAULT_TTL, DEFAULT_WAITER_LEASE,
 };
 
 /// The language whose names an error should use.
@@ -355,41 +356,130 @@ pub fn read<'a, T: Default>(
     Ok(out)
 }
 
-/// Renames the argument of an error the core raised under its own option names (`ttl`,
-/// `fallback_poll`, ...) to the name `host` uses (`ttl_ms`, `fallbackPoll`, ...).
+/// The name `host` gives the argument the core calls `arg`: the option's name in that language
+/// (`fallback_poll` → `fallback_poll_ms` / `fallbackPoll`), a few other arguments' (`lock_key`
+/// → `lockKey`), and in JavaScript any other snake_case name camel-cased. A name that already
+/// is the host's is returned as it is.
+pub fn host_argument(host: Host, arg: &str) -> Cow<'_, str> {
+    let option = ACQUIRE
+        .iter()
+        .map(|s| (s.name, s.host_name(host)))
+        .chain(MANAGER.iter().map(|s| (s.name, s.host_name(host))))
+        .chain(LOCK.iter().map(|s| (s.name, s.host_name(host))))
+        .chain(CLIENT.iter().map(|s| (s.name, s.host_name(host))))
+        .chain(EXTRA.iter().map(|(core, py, js)| {
+            (
+                *core,
+                match host {
+                    Host::Python => *py,
+                    Host::Node => *js,
+                },
+            )
+        }))
+        .find(|(core, _)| *core == arg)
+        .map(|(_, h)| h);
+    match (option, host) {
+        (Some(name), _) => Cow::Borrowed(name),
+        (None, Host::Node) if arg.contains('_') => Cow::Owned(camel(arg)),
+        (None, _) => Cow::Borrowed(arg),
+    }
+}
+
+/// `snake_case` → `camelCase`.
+fn camel(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut up = false;
+    for c in snake.chars() {
+        if c == '_' {
+            up = true;
+        } else if up {
+            out.extend(c.to_uppercase());
+            up = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Renames the argument of an error the core raised under its own names (`ttl`,
+/// `fallback_poll`, `lock_key`, ...) to the name `host` uses (`ttl_ms`, `fallbackPoll`,
+/// `lockKey`, ...): see [`host_argument`].
 pub fn for_host(host: Host, e: Error) -> Error {
-    let rename = |arg: &str| -> Option<&'static str> {
-        let names = ACQUIRE
-            .iter()
-            .map(|s| (s.name, s.host_name(host)))
-            .chain(MANAGER.iter().map(|s| (s.name, s.host_name(host))))
-            .chain(LOCK.iter().map(|s| (s.name, s.host_name(host))))
-            .chain(CLIENT.iter().map(|s| (s.name, s.host_name(host))))
-            .chain(EXTRA.iter().map(|(core, py, js)| {
-                (
-                    *core,
-                    match host {
-                        Host::Python => *py,
-                        Host::Node => *js,
-                    },
-                )
-            }));
-        names
-            .into_iter()
-            .find(|(core, _)| *core == arg)
-            .map(|(_, h)| h)
+    let rename = |arg: Cow<'static, str>| -> Cow<'static, str> {
+        let renamed = host_argument(host, &arg).into_owned();
+        if renamed == arg {
+            arg
+        } else {
+            Cow::Owned(renamed)
+        }
     };
     match e {
         Error::InvalidArgument { arg, message } => Error::InvalidArgument {
-            arg: rename(&arg).map(Into::into).unwrap_or(arg),
+            arg: rename(arg),
             message,
         },
         Error::InvalidType { arg, message } => Error::InvalidType {
-            arg: rename(&arg).map(Into::into).unwrap_or(arg),
+            arg: rename(arg),
             message,
         },
         other => other,
     }
+}
+
+/// Whether `table` has an option `host` calls `name` (Python refuses unknown keywords).
+pub fn accepts<T>(table: &[Spec<T>], host: Host, name: &str) -> bool {
+    table.iter().any(|s| s.host_name(host) == name)
+}
+
+/// One option as the packages and their tests see it: [`describe`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionInfo {
+    /// `acquire`, `manager`, `lock` or `client`.
+    pub table: &'static str,
+    pub name: &'static str,
+    pub python: &'static str,
+    pub js: &'static str,
+    /// `millis`, `priority`, `flag`, `owner_id` or `text`.
+    pub kind: &'static str,
+    /// For `millis`: the accepted range, in ms.
+    pub min: Option<u64>,
+    pub max: Option<u64>,
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+fn info<T>(table: &'static str, specs: &'static [Spec<T>]) -> impl Iterator<Item = OptionInfo> {
+    specs.iter().map(move |s| {
+        let (kind, min, max) = match s.kind {
+            Kind::Millis { min, max } => ("millis", Some(min), Some(max)),
+            Kind::Priority => ("priority", None, None),
+            Kind::Flag => ("flag", None, None),
+            Kind::OwnerId => ("owner_id", None, None),
+            Kind::Text => ("text", None, None),
+        };
+        OptionInfo {
+            table,
+            name: s.name,
+            python: s.python,
+            js: s.js,
+            kind,
+            min,
+            max,
+            default: s.default,
+            doc: s.doc,
+        }
+    })
+}
+
+/// Every option of every table, for the packages to expose and their parity test to compare
+/// with their stubs and declarations.
+pub fn describe() -> Vec<OptionInfo> {
+    info("acquire", ACQUIRE)
+        .chain(info("manager", MANAGER))
+        .chain(info("lock", LOCK))
+        .chain(info("client", CLIENT))
+        .collect()
 }
 
 /// Arguments that are not options but that the core names in errors: `(Rust, Python, JS)`.
@@ -415,6 +505,10 @@ pub fn constants() -> Vec<(&'static str, u64)> {
             "DEFAULT_WAITER_LEASE_MS",
             DEFAULT_WAITER_LEASE.as_millis() as u64,
         ),
+        (
+            "DEFAULT_DEADLOCK_TIMEOUT_MS",
+            DEFAULT_DEADLOCK_TIMEOUT.as_millis() as u64,
+        ),
         ("MAX_FALLBACK_POLL_MS", MAX_FALLBACK_POLL_MS),
         ("MAX_MS", MAX_MS),
     ]
@@ -424,22 +518,6 @@ pub fn constants() -> Vec<(&'static str, u64)> {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
-
-    fn camel(snake: &str) -> String {
-        let mut out = String::new();
-        let mut up = false;
-        for c in snake.chars() {
-            if c == '_' {
-                up = true;
-            } else if up {
-                out.extend(c.to_uppercase());
-                up = false;
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    }
 
     fn check_names<T>(table: &[Spec<T>]) {
         for s in table {
@@ -479,6 +557,27 @@ mod tests {
         let a = |n: &str| ACQUIRE.iter().find(|s| s.name == n).unwrap().default;
         assert_eq!(a("ttl"), DEFAULT_TTL.as_millis().to_string());
         assert_eq!(a("timeout"), DEFAULT_TIMEOUT.as_millis().to_string());
+        assert_eq!(
+            by_name("deadlock_timeout"),
+            DEFAULT_DEADLOCK_TIMEOUT.as_millis().to_string()
+        );
+        let constants = constants();
+        for info in describe() {
+            if info.kind != "millis" {
+                continue;
+            }
+            let max = constants.iter().find(|(n, _)| *n == "MAX_MS").unwrap().1;
+            let poll = constants
+                .iter()
+                .find(|(n, _)| *n == "MAX_FALLBACK_POLL_MS")
+                .unwrap()
+                .1;
+            assert!(
+                info.max == Some(max) || info.max == Some(poll),
+                "{}: its cap is an exported constant",
+                info.name
+            );
+        }
     }
 
     #[test]
@@ -520,5 +619,25 @@ mod tests {
         assert_eq!(for_host(Host::Node, e).argument(), Some("waiterLease"));
         let e = Error::invalid_argument("resource", "x");
         assert_eq!(for_host(Host::Node, e).argument(), Some("resource"));
+        let e = Error::invalid_argument("lock_key", "x");
+        let e = for_host(Host::Node, e);
+        assert_eq!(e.argument(), Some("lockKey"));
+        assert!(e.to_string().contains("`lockKey`"), "{e}");
+        let e = Error::invalid_type("saga_id", "x");
+        assert_eq!(for_host(Host::Node, e).argument(), Some("sagaId"));
+        let e = Error::invalid_type("saga_id", "x");
+        assert_eq!(for_host(Host::Python, e).argument(), Some("saga_id"));
+        for host in [Host::Python, Host::Node] {
+            for info in describe() {
+                let own = match host {
+                    Host::Python => info.python,
+                    Host::Node => info.js,
+                };
+                assert_eq!(host_argument(host, own), own, "a host name stays as it is");
+            }
+        }
+        assert!(accepts(MANAGER, Host::Python, "deadlock_timeout_ms"));
+        assert!(!accepts(MANAGER, Host::Python, "deadlockTimeout"));
+        assert!(accepts(MANAGER, Host::Node, "deadlockTimeout"));
     }
 }

@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! A foreign Redis client (redis-py, ioredis) turned into a connection target: the bindings
-//! read its settings into a [`ForeignClient`]; the core decides what is supported and builds
-//! the URL and the client options, the same way for both languages.
+//! What a `redis` argument becomes, the same way in both languages:
+//!
+//! - a URL string: the process's shared client for it ([`url_client`], over
+//!   [`Client::shared`]);
+//! - a foreign Redis client (redis-py, ioredis): the bindings read its settings into a
+//!   [`ForeignClient`]; the core decides what is supported and builds the URL and the client
+//!   options ([`foreign_target`], [`foreign_client`]);
+//! - anything else: refused ([`not_a_client`]).
 
-use crate::client::ClientOptions;
+use super::options::Host;
+use crate::client::{Client, ClientOptions};
 use crate::error::{Error, Result};
 
 /// How a foreign client reaches Redis.
@@ -41,8 +47,9 @@ pub struct ForeignClient {
     /// With TLS: the server certificate is not verified.
     pub tls_insecure: bool,
     /// With TLS: the client names its own CA, certificate or key (not supported yet: the
-    /// system trust store is used). The field that does, for the message.
-    pub tls_material: Option<&'static str>,
+    /// system trust store is used). The setting that does (`tls.ca`, `ssl_certfile`, ...), for
+    /// the message.
+    pub tls_material: Option<String>,
     /// The client's key prefix (ioredis `keyPrefix`), if any.
     pub key_prefix: Option<String>,
 }
@@ -84,10 +91,10 @@ pub fn foreign_target(c: &ForeignClient) -> Result<Target> {
         }
         Topology::Standalone => {}
     }
-    if let Some(field) = c.tls_material {
+    if let Some(field) = &c.tls_material {
         return refuse(format!(
-            "is {what} with its own TLS {field}, which is not supported yet (the system trust \
-             store is used)"
+            "is {what} with custom TLS material ({field}), which is not supported yet (the \
+             system trust store is used): pass a rediss:// URL"
         ));
     }
     let mut url = String::from(if c.tls { "rediss://" } else { "redis://" });
@@ -118,6 +125,46 @@ pub fn foreign_target(c: &ForeignClient) -> Result<Target> {
         options = options.set_key_prefix(prefix);
     }
     Ok(Target { url, options })
+}
+
+/// The client of a foreign client object: a client of its own (the binding keeps one per
+/// foreign object, as the object's own connection pool is shared by its users), or the reason
+/// it is not supported.
+pub fn foreign_client(c: &ForeignClient) -> Result<Client> {
+    let target = foreign_target(c)?;
+    Client::with_options(&target.url, target.options).map_err(|e| match e {
+        Error::InvalidArgument { message, .. } => Error::invalid_argument(
+            "redis",
+            format!("gives settings txcoord cannot use: {message}"),
+        ),
+        other => other,
+    })
+}
+
+/// The client of a `redis` argument given as a URL string: the process's shared client for
+/// that URL ([`Client::shared`]: one per URL while in use, closed once nobody uses it, never
+/// a forked parent's), so that code building a manager or a lock per call does not open a
+/// connection per call. Errors name the argument `redis`.
+pub fn url_client(url: &str) -> Result<Client> {
+    Client::shared(url, ClientOptions::new()).map_err(|e| match e {
+        Error::InvalidArgument { arg, message } if arg == "url" => {
+            Error::invalid_argument("redis", message)
+        }
+        other => other,
+    })
+}
+
+/// The error for a `redis` argument that is none of what `host` accepts; `got` describes it
+/// (`a number`, `an object of type list`).
+pub fn not_a_client(host: Host, got: &str) -> Error {
+    let foreign = match host {
+        Host::Python => "a redis-py client (redis.Redis, redis.asyncio.Redis)",
+        Host::Node => "an ioredis instance",
+    };
+    Error::invalid_type(
+        "redis",
+        format!("must be a redis:// URL, a txcoord Client or {foreign}, got {got}"),
+    )
 }
 
 /// Percent-encodes what a URL's user-info part cannot hold as is.
@@ -187,10 +234,39 @@ mod tests {
         }
         let e = foreign_target(&ForeignClient {
             tls: true,
-            tls_material: Some("ca"),
+            tls_material: Some("tls.ca".into()),
             ..ioredis()
         })
         .unwrap_err();
-        assert!(e.to_string().contains("TLS ca"), "{e}");
+        assert!(e.to_string().contains("TLS material (tls.ca)"), "{e}");
+        assert_eq!(e.argument(), Some("redis"));
+        let e = foreign_client(&ForeignClient {
+            topology: Topology::Cluster,
+            ..ioredis()
+        })
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        let e = foreign_client(&ForeignClient {
+            key_prefix: Some("a\0b".into()),
+            ..ioredis()
+        })
+        .unwrap_err();
+        assert_eq!(e.argument(), Some("redis"), "{e}");
+    }
+
+    #[test]
+    fn urls_are_shared_and_named_redis() {
+        let a = url_client("redis://127.0.0.1:1/7").unwrap();
+        let b = url_client("redis://127.0.0.1:1/7").unwrap();
+        assert_eq!(a.name(), b.name(), "one client per URL while in use");
+        let e = url_client("http://localhost").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert_eq!(e.argument(), Some("redis"));
+        for host in [Host::Python, Host::Node] {
+            let e = not_a_client(host, "a number");
+            assert_eq!(e.kind(), ErrorKind::InvalidType);
+            assert_eq!(e.argument(), Some("redis"));
+            assert!(e.to_string().contains("got a number"), "{e}");
+        }
     }
 }

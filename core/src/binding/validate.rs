@@ -233,6 +233,45 @@ pub fn string<'a>(arg: &'static str, raw: Raw<'a>) -> Result<Option<&'a str>> {
     text(arg, raw, "a string")
 }
 
+/// The error for a value of the wrong type where the core has no raw form to judge (a callback,
+/// an `AbortSignal`, a logger): "must be {expected}, got {what `raw` is}".
+pub fn wrong_type(
+    arg: impl Into<std::borrow::Cow<'static, str>>,
+    expected: &str,
+    raw: Raw<'_>,
+) -> Error {
+    Error::invalid_type(arg, format!("must be {expected}, got {}", raw.type_name()))
+}
+
+/// One of a fixed set of strings (a log level): `Absent` gives `None`.
+pub fn one_of<'a>(
+    arg: &'static str,
+    raw: Raw<'a>,
+    allowed: &[&'static str],
+) -> Result<Option<&'static str>> {
+    let list = || {
+        allowed
+            .iter()
+            .map(|a| format!("'{a}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match raw {
+        Raw::Absent => Ok(None),
+        Raw::Str(s) => match allowed.iter().find(|a| **a == s) {
+            Some(a) => Ok(Some(a)),
+            None => Err(Error::invalid_argument(
+                arg,
+                format!("must be one of {}, got {s:?}", list()),
+            )),
+        },
+        other => Err(Error::invalid_type(
+            arg,
+            format!("must be one of {}, got {}", list(), other.type_name()),
+        )),
+    }
+}
+
 /// The error for a host string that is not valid Unicode (a JS string with a lone surrogate):
 /// refused rather than silently replaced, since a replaced name would lock something else.
 pub fn bad_encoding(arg: &'static str) -> Error {
@@ -458,6 +497,29 @@ mod tests {
         assert_eq!(
             resource("resource", Raw::Str("注文:🙂")).unwrap(),
             "注文:🙂"
+        );
+    }
+
+    #[test]
+    fn fixed_choices_and_foreign_types() {
+        let levels = ["silent", "error"];
+        assert_eq!(
+            one_of("level", Raw::Str("error"), &levels).unwrap(),
+            Some("error")
+        );
+        assert_eq!(one_of("level", Raw::Absent, &levels).unwrap(), None);
+        let e = one_of("level", Raw::Str("verbose"), &levels).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(e.to_string().contains("'silent', 'error'"), "{e}");
+        assert_eq!(
+            kind(one_of("level", Raw::Float(1.0), &levels)),
+            ErrorKind::InvalidType
+        );
+        let e = wrong_type("signal", "an AbortSignal", Raw::Str("x"));
+        assert_eq!(e.kind(), ErrorKind::InvalidType);
+        assert_eq!(
+            e.to_string(),
+            "invalid type for `signal`: must be an AbortSignal, got a string"
         );
     }
 }
