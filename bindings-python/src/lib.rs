@@ -15,6 +15,7 @@ mod error;
 mod lock;
 mod logging;
 mod manager;
+mod manager_set;
 mod on_lost;
 mod runtime;
 mod scope;

@@ -123,6 +123,7 @@ impl ManagerShared {
         fair: Option<&Bound<'_, PyAny>>,
         fallback_poll_ms: Option<&Bound<'_, PyAny>>,
         waiter_lease_ms: Option<&Bound<'_, PyAny>>,
+        deadlock_timeout_ms: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Arc<Self>> {
         let mut options = ManagerOptions::new();
         let (owner, priority, fair) = owner_priority_fair(py, owner_id, priority, fair)?;
@@ -148,6 +149,12 @@ impl ManagerShared {
         {
             options = options.set_waiter_lease(Duration::from_millis(ms));
         }
+        let raw = OwnedRaw::from_optional(deadlock_timeout_ms)?;
+        if let Some(ms) =
+            validate::millis("deadlock_timeout_ms", raw.raw(), 0, validate::MAX_MS).into_py(py)?
+        {
+            options = options.set_deadlock_timeout(Duration::from_millis(ms));
+        }
         let client = resolve(py, redis)?;
         let manager = LockManager::with_options(&client.get().into_py(py)?, options.clone())
             .map_err(|e| {
@@ -156,6 +163,7 @@ impl ManagerShared {
                     &[
                         ("fallback_poll", "fallback_poll_ms"),
                         ("waiter_lease", "waiter_lease_ms"),
+                        ("deadlock_timeout", "deadlock_timeout_ms"),
                     ],
                 )
             })
@@ -311,9 +319,10 @@ twins! {
     methods {
         #[new]
         #[pyo3(
-            signature = (redis, *, owner_id=None, priority=None, fair=None, fallback_poll_ms=None, waiter_lease_ms=None),
-            text_signature = "(redis, *, owner_id=None, priority=0, fair=False, fallback_poll_ms=None, waiter_lease_ms=None)"
+            signature = (redis, *, owner_id=None, priority=None, fair=None, fallback_poll_ms=None, waiter_lease_ms=None, deadlock_timeout_ms=None),
+            text_signature = "(redis, *, owner_id=None, priority=0, fair=False, fallback_poll_ms=None, waiter_lease_ms=None, deadlock_timeout_ms=None)"
         )]
+        #[allow(clippy::too_many_arguments)]
         fn new(
             py: Python<'_>,
             redis: &Bound<'_, PyAny>,
@@ -322,6 +331,7 @@ twins! {
             fair: Option<&Bound<'_, PyAny>>,
             fallback_poll_ms: Option<&Bound<'_, PyAny>>,
             waiter_lease_ms: Option<&Bound<'_, PyAny>>,
+            deadlock_timeout_ms: Option<&Bound<'_, PyAny>>,
         ) -> PyResult<Self> {
             guard(py, || {
                 Ok(Self {
@@ -333,6 +343,7 @@ twins! {
                         fair,
                         fallback_poll_ms,
                         waiter_lease_ms,
+                        deadlock_timeout_ms,
                     )?,
                     on_lost: Slots::default(),
                 })
@@ -441,6 +452,63 @@ twins! {
         fn release_all_locks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
             let manager = self.shared.manager().into_py(py)?;
             releases(py, F::RUN, async move { manager.release_all_locks().await })
+        }
+
+        /// Acquires several resources together, in one global order (sorted, duplicates
+        /// removed), so callers asking for overlapping sets cannot deadlock each other: the
+        /// locks, in that order, or None when `timeout_ms` (for the whole set) passed first,
+        /// and then none of them is held.
+        #[pyo3(
+            signature = (resources, ttl_ms=Arg::Absent, timeout_ms=Arg::Absent, *, owner_id=None, priority=None, fair=None),
+            text_signature = "($self, resources, ttl_ms=30000, timeout_ms=10000, *, owner_id=None, priority=None, fair=None)"
+        )]
+        #[allow(clippy::too_many_arguments)]
+        fn acquire_locks<'py>(
+            &self,
+            py: Python<'py>,
+            resources: &Bound<'_, PyAny>,
+            ttl_ms: Arg<'_>,
+            timeout_ms: Arg<'_>,
+            owner_id: Option<&Bound<'_, PyAny>>,
+            priority: Option<&Bound<'_, PyAny>>,
+            fair: Option<&Bound<'_, PyAny>>,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            let (resources, options) = crate::manager_set::acquire_args(
+                py, resources, &ttl_ms, &timeout_ms, owner_id, priority, fair,
+            )?;
+            let manager = self.shared.manager().into_py(py)?;
+            let client = self.shared.client.clone();
+            bridge::run_or_discard(
+                py,
+                F::RUN,
+                OnCancel::Abort,
+                async move {
+                    let names: Vec<&str> = resources.iter().map(String::as_str).collect();
+                    manager.acquire_locks(&names, options).await
+                },
+                move |py, locks| match locks {
+                    None => Ok(py.None()),
+                    Some(locks) => {
+                        let list = PyList::empty(py);
+                        for l in locks {
+                            list.append(F::lock(py, LockShared::new(client.clone(), l, None, false))?)?;
+                        }
+                        Ok(list.into_any().unbind())
+                    }
+                },
+                |locks| locks.into_iter().flatten().for_each(release_in_background),
+            )
+        }
+
+        /// Releases the locks this manager holds on `resources` together (as `acquire_locks`
+        /// took them); returns the failures as (resource, exception) pairs instead of raising.
+        fn release_locks<'py>(&self, py: Python<'py>, resources: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+            let resources = crate::manager_set::resources(py, resources)?;
+            let manager = self.shared.manager().into_py(py)?;
+            releases(py, F::RUN, async move {
+                let names: Vec<&str> = resources.iter().map(String::as_str).collect();
+                manager.release_locks(&names).await
+            })
         }
 
         /// Resources this manager currently holds locks on (sorted).

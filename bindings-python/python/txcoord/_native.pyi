@@ -2,7 +2,7 @@
 # Hand-written stubs for the native module `txcoord._native`, checked against the module by
 # `python -m mypy.stubtest txcoord._native` (scripts/test-python.sh).
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Final, Literal, Protocol, Union, final
@@ -197,6 +197,7 @@ class LockManager:
         fair: bool = False,
         fallback_poll_ms: _Millis | None = None,
         waiter_lease_ms: _Millis | None = None,
+        deadlock_timeout_ms: _Millis | None = None,
     ) -> Self: ...
     def acquire_lock(
         self,
@@ -221,6 +222,18 @@ class LockManager:
         fair: bool | None = None,
         on_lost: _OnLost | None = None,
     ) -> LockContext: ...
+    def acquire_locks(
+        self,
+        resources: Iterable[str],
+        ttl_ms: _Millis = 30000,
+        timeout_ms: _Millis = 10000,
+        *,
+        owner_id: str | None = None,
+        priority: int | None = None,
+        fair: bool | None = None,
+    ) -> Coroutine[Any, Any, list[DistributedLock] | None]:
+        """All the locks (in the global, sorted order) or None when timeout_ms passed first (none held then)."""
+    def release_locks(self, resources: Iterable[str]) -> Coroutine[Any, Any, _Failures]: ...
     def release_lock(self, resource: str) -> Coroutine[Any, Any, None]: ...
     def release_all_locks(self) -> Coroutine[Any, Any, _Failures]: ...
     @property
@@ -330,6 +343,7 @@ class SyncLockManager:
         fair: bool = False,
         fallback_poll_ms: _Millis | None = None,
         waiter_lease_ms: _Millis | None = None,
+        deadlock_timeout_ms: _Millis | None = None,
     ) -> Self: ...
     def acquire_lock(
         self,
@@ -353,6 +367,17 @@ class SyncLockManager:
         fair: bool | None = None,
         on_lost: _OnLost | None = None,
     ) -> SyncLockContext: ...
+    def acquire_locks(
+        self,
+        resources: Iterable[str],
+        ttl_ms: _Millis = 30000,
+        timeout_ms: _Millis = 10000,
+        *,
+        owner_id: str | None = None,
+        priority: int | None = None,
+        fair: bool | None = None,
+    ) -> list[SyncDistributedLock] | None: ...
+    def release_locks(self, resources: Iterable[str]) -> _Failures: ...
     def release_lock(self, resource: str) -> None: ...
     def release_all_locks(self) -> _Failures: ...
     @property
