@@ -6,11 +6,13 @@
 //! decision is the core's. `client`, `lock` and `manager` mirror the core modules of the same
 //! names; each defines the async class (`txcoord.X`) and its blocking twin (`txcoord.sync.X`)
 //! from one definition (`twin`), as does `scope` for `manager.lock(resource)`. `on_lost` keeps
-//! and calls the lost-lock callbacks.
+//! and calls the lost-lock callbacks. `saga` (records, the Redis repository, a user's own
+//! repository) and `deadlock` (the detector) mirror the core modules too.
 
 mod bridge;
 mod client;
 mod convert;
+mod deadlock;
 mod error;
 mod lock;
 mod logging;
@@ -18,6 +20,7 @@ mod manager;
 mod manager_set;
 mod on_lost;
 mod runtime;
+mod saga;
 mod scope;
 mod twin;
 
@@ -100,6 +103,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         py.get_type::<manager::PySyncLockManager>(),
     )?;
     m.add("SyncLockContext", py.get_type::<scope::PySyncLockContext>())?;
+    saga::register(m)?;
+    deadlock::register(m)?;
 
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("PROTOCOL_VERSION", txcoord::protocol::PROTOCOL_VERSION)?;

@@ -21,6 +21,7 @@ TWINS = {
     "DistributedLock": "SyncDistributedLock",
     "LockManager": "SyncLockManager",
     "LockContext": "SyncLockContext",
+    "RedisSagaRepository": "SyncRedisSagaRepository",
 }
 # Names that differ on purpose between an async class and its blocking twin.
 AS_SYNC = {"__aenter__": "__enter__", "__aexit__": "__exit__", "aclose": "close"}
@@ -49,7 +50,11 @@ def test_exports() -> None:
     for n in txcoord.sync.__all__:
         assert hasattr(txcoord.sync, n), n
     assert txcoord.sync.LockManager is _native.SyncLockManager
-    assert set(txcoord.sync.__all__) - {"Client", "DistributedLock", "LockManager", "LockContext"} <= set(txcoord.__all__)
+    twins = {"Client", "DistributedLock", "LockManager", "LockContext", "RedisSagaRepository"}
+    assert set(txcoord.sync.__all__) - twins <= set(txcoord.__all__)
+    # the value classes are shared by both flavours
+    for n in set(txcoord.sync.__all__) - twins:
+        assert getattr(txcoord.sync, n) is getattr(txcoord, n), n
 
 
 def test_the_sync_twins_mirror_the_async_classes() -> None:

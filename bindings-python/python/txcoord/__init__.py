@@ -10,7 +10,10 @@ speaking the same wire protocol as the Rust crate and the Node package.
         async with manager.lock("order:42") as lock:
             print(lock.fencing_token)
 
-The blocking twins of every class live in :mod:`txcoord.sync`. Durations are milliseconds
+Beyond locks: saga records (:class:`SagaRecord`, :class:`RedisSagaRepository`, or your own
+repository object) and the deadlock detector (:class:`SagaDeadlockDetector`).
+
+The blocking twins of the classes live in :mod:`txcoord.sync`. Durations are milliseconds
 (``ttl_ms``, ``timeout_ms``) or :class:`datetime.timedelta`.
 """
 
@@ -21,7 +24,11 @@ from ._native import (
     PROTOCOL_VERSION,
     Client,
     ClosedError,
+    CycleEdge,
+    DeadlockCycle,
+    DeadlockResult,
     DeadlockVictimError,
+    GraphEdge,
     ProtocolError,
     DistributedLock,
     InternalError,
@@ -33,7 +40,14 @@ from ._native import (
     LockTimeoutError,
     RedisConnectionError,
     RedisError,
+    RedisSagaRepository,
+    SagaDeadlockDetector,
+    SagaNode,
+    SagaRecord,
+    SagaStatistics,
+    SagaStatus,
     TxcoordError,
+    WaitForGraph,
     __version__,
 )
 from . import sync
@@ -45,7 +59,11 @@ __all__ = [
     "PROTOCOL_VERSION",
     "Client",
     "ClosedError",
+    "CycleEdge",
+    "DeadlockCycle",
+    "DeadlockResult",
     "DeadlockVictimError",
+    "GraphEdge",
     "ProtocolError",
     "DistributedLock",
     "InternalError",
@@ -57,7 +75,14 @@ __all__ = [
     "LockTimeoutError",
     "RedisConnectionError",
     "RedisError",
+    "RedisSagaRepository",
+    "SagaDeadlockDetector",
+    "SagaNode",
+    "SagaRecord",
+    "SagaStatistics",
+    "SagaStatus",
     "TxcoordError",
+    "WaitForGraph",
     "__version__",
     "sync",
 ]

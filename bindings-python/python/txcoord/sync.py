@@ -3,7 +3,9 @@
 
 Same names, arguments and semantics as the async classes in :mod:`txcoord`, without an event
 loop: calls block the calling thread (other Python threads keep running; Ctrl-C interrupts a
-wait), ``with`` replaces ``async with``, and ``on_lost`` callbacks run on a background thread.
+wait), ``with`` replaces ``async with``, and ``on_lost`` callbacks run on a
+background thread. The value classes (``SagaRecord``, ``SagaStatus``, ...)
+are the same as in :mod:`txcoord`.
 
 Objects created before ``os.fork()`` keep working in the child: the child gets its own
 connection, and locks held by the parent are not held by the child.
@@ -13,9 +15,14 @@ from ._native import SyncClient as Client
 from ._native import SyncDistributedLock as DistributedLock
 from ._native import SyncLockContext as LockContext
 from ._native import SyncLockManager as LockManager
+from ._native import SyncRedisSagaRepository as RedisSagaRepository
 from ._native import (
     ClosedError,
+    DeadlockCycle,
     DeadlockVictimError,
+    SagaRecord,
+    SagaStatistics,
+    SagaStatus,
     ProtocolError,
     InternalError,
     InvalidArgumentError,
@@ -30,6 +37,7 @@ from ._native import (
 __all__ = [
     "Client",
     "ClosedError",
+    "DeadlockCycle",
     "DeadlockVictimError",
     "ProtocolError",
     "DistributedLock",
@@ -42,5 +50,9 @@ __all__ = [
     "LockTimeoutError",
     "RedisConnectionError",
     "RedisError",
+    "RedisSagaRepository",
+    "SagaRecord",
+    "SagaStatistics",
+    "SagaStatus",
     "TxcoordError",
 ]
