@@ -7,12 +7,13 @@
 //! names; each defines the async class (`txcoord.X`) and its blocking twin (`txcoord.sync.X`)
 //! from one definition (`twin`), as does `scope` for `manager.lock(resource)`. `on_lost` keeps
 //! and calls the lost-lock callbacks. `saga` (records, the Redis repository, a user's own
-//! repository) and `deadlock` (the detector) mirror the core modules too.
+//! repository), `deadlock` (the detector) and `election` mirror the core modules too.
 
 mod bridge;
 mod client;
 mod convert;
 mod deadlock;
+mod election;
 mod error;
 mod lock;
 mod logging;
@@ -105,6 +106,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SyncLockContext", py.get_type::<scope::PySyncLockContext>())?;
     saga::register(m)?;
     deadlock::register(m)?;
+    election::register(m)?;
 
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("PROTOCOL_VERSION", txcoord::protocol::PROTOCOL_VERSION)?;

@@ -11,13 +11,15 @@ speaking the same wire protocol as the Rust crate and the Node package.
             print(lock.fencing_token)
 
 Beyond locks: saga records (:class:`SagaRecord`, :class:`RedisSagaRepository`, or your own
-repository object) and the deadlock detector (:class:`SagaDeadlockDetector`).
+repository object), the deadlock detector (:class:`SagaDeadlockDetector`) and leader
+election (:class:`LeaderElection`).
 
 The blocking twins of the classes live in :mod:`txcoord.sync`. Durations are milliseconds
 (``ttl_ms``, ``timeout_ms``) or :class:`datetime.timedelta`.
 """
 
 from ._native import (
+    DEFAULT_LEADER_TTL_MS,
     DEFAULT_TIMEOUT_MS,
     DEFAULT_TTL_MS,
     MAX_MS,
@@ -34,6 +36,8 @@ from ._native import (
     InternalError,
     InvalidArgumentError,
     InvalidTypeError,
+    Leader,
+    LeaderElection,
     LockContext,
     LockLostError,
     LockManager,
@@ -53,6 +57,7 @@ from ._native import (
 from . import sync
 
 __all__ = [
+    "DEFAULT_LEADER_TTL_MS",
     "DEFAULT_TIMEOUT_MS",
     "DEFAULT_TTL_MS",
     "MAX_MS",
@@ -69,6 +74,8 @@ __all__ = [
     "InternalError",
     "InvalidArgumentError",
     "InvalidTypeError",
+    "Leader",
+    "LeaderElection",
     "LockContext",
     "LockLostError",
     "LockManager",

@@ -15,6 +15,7 @@ __version__: Final[str]
 PROTOCOL_VERSION: Final[int]
 DEFAULT_TTL_MS: Final[int]
 DEFAULT_TIMEOUT_MS: Final[int]
+DEFAULT_LEADER_TTL_MS: Final[int]
 MAX_MS: Final[int]
 
 __all__ = [
@@ -49,10 +50,14 @@ __all__ = [
     "GraphEdge",
     "WaitForGraph",
     "SagaDeadlockDetector",
+    "Leader",
+    "LeaderElection",
+    "SyncLeaderElection",
     "__version__",
     "PROTOCOL_VERSION",
     "DEFAULT_TTL_MS",
     "DEFAULT_TIMEOUT_MS",
+    "DEFAULT_LEADER_TTL_MS",
     "MAX_MS",
     "_use_plain_bridge",
     "_test_panic",
@@ -709,3 +714,82 @@ class SagaDeadlockDetector:
     def resolve_deadlock(self, cycles: _Cycles) -> Coroutine[Any, Any, list[DeadlockCycle]]:
         """Breaks the deadlocks among those sagas; the cycles broken, each with its victim."""
     def wait_for_graph(self) -> Coroutine[Any, Any, WaitForGraph]: ...
+
+# Leader election
+
+@final
+class Leader:
+    """Who leads an election, as observers read it."""
+
+    @property
+    def candidate_id(self) -> str: ...
+    @property
+    def term(self) -> int: ...
+    @property
+    def remaining_ms(self) -> int: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+
+@final
+class LeaderElection:
+    """A candidate in one leader election (async API)."""
+
+    def __new__(
+        cls,
+        redis: _Redis,
+        name: str,
+        *,
+        ttl_ms: _Millis = 10000,
+        candidate_id: str | None = None,
+        on_elected: Callable[[int], object] | None = None,
+        on_revoked: Callable[[int], object] | None = None,
+    ) -> Self: ...
+    def campaign(self, timeout_ms: _Millis | None = None) -> Coroutine[Any, Any, bool]:
+        """Waits to lead, at most timeout_ms milliseconds (0 tries once; None: no limit); True once leading."""
+    def resign(self) -> Coroutine[Any, Any, None]: ...
+    def leader(self) -> Coroutine[Any, Any, Leader | None]: ...
+    @property
+    def is_leader(self) -> bool: ...
+    @property
+    def term(self) -> int | None: ...
+    @property
+    def candidate_id(self) -> str: ...
+    def __aenter__(self) -> Awaitable[LeaderElection]: ...
+    def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Awaitable[None]: ...
+
+@final
+class SyncLeaderElection:
+    """`txcoord.sync.LeaderElection`: the blocking twin of LeaderElection."""
+
+    def __new__(
+        cls,
+        redis: _Redis,
+        name: str,
+        *,
+        ttl_ms: _Millis = 10000,
+        candidate_id: str | None = None,
+        on_elected: Callable[[int], object] | None = None,
+        on_revoked: Callable[[int], object] | None = None,
+    ) -> Self: ...
+    def campaign(self, timeout_ms: _Millis | None = None) -> bool: ...
+    def resign(self) -> None: ...
+    def leader(self) -> Leader | None: ...
+    @property
+    def is_leader(self) -> bool: ...
+    @property
+    def term(self) -> int | None: ...
+    @property
+    def candidate_id(self) -> str: ...
+    def __enter__(self) -> SyncLeaderElection: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...

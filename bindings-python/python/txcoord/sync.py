@@ -3,8 +3,8 @@
 
 Same names, arguments and semantics as the async classes in :mod:`txcoord`, without an event
 loop: calls block the calling thread (other Python threads keep running; Ctrl-C interrupts a
-wait), ``with`` replaces ``async with``, and ``on_lost`` callbacks run on a
-background thread. The value classes (``SagaRecord``, ``SagaStatus``, ...)
+wait), ``with`` replaces ``async with``, and ``on_lost`` (and ``on_elected``/``on_revoked``)
+callbacks run on a background thread. The value classes (``SagaRecord``, ``SagaStatus``, ...)
 are the same as in :mod:`txcoord`.
 
 Objects created before ``os.fork()`` keep working in the child: the child gets its own
@@ -13,6 +13,7 @@ connection, and locks held by the parent are not held by the child.
 
 from ._native import SyncClient as Client
 from ._native import SyncDistributedLock as DistributedLock
+from ._native import SyncLeaderElection as LeaderElection
 from ._native import SyncLockContext as LockContext
 from ._native import SyncLockManager as LockManager
 from ._native import SyncRedisSagaRepository as RedisSagaRepository
@@ -20,6 +21,7 @@ from ._native import (
     ClosedError,
     DeadlockCycle,
     DeadlockVictimError,
+    Leader,
     SagaRecord,
     SagaStatistics,
     SagaStatus,
@@ -44,6 +46,8 @@ __all__ = [
     "InternalError",
     "InvalidArgumentError",
     "InvalidTypeError",
+    "Leader",
+    "LeaderElection",
     "LockContext",
     "LockLostError",
     "LockManager",
