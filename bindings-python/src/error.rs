@@ -51,7 +51,7 @@ fn python_class(kind: ErrorKind) -> Option<(&'static str, Option<Builtin>, &'sta
         ErrorKind::DeadlockVictim => (
             "DeadlockVictimError",
             None,
-            "The waiting saga was chosen as a deadlock victim.",
+            "The waiting saga was chosen as a deadlock victim. `cycle` is the deadlock its abort broke (a DeadlockCycle), if known.",
         ),
         ErrorKind::Closed => ("ClosedError", None, "The client or manager was closed."),
         ErrorKind::Redis => (
@@ -122,6 +122,10 @@ fn classes(py: Python<'_>) -> PyResult<&Classes> {
                 None => PyTuple::new(py, [base.clone()])?,
             };
             let cls = make_class(py, name, bases, doc, Some(kind.code()))?;
+            if kind == ErrorKind::DeadlockVictim {
+                // The deadlock the victim's abort broke, explained (a DeadlockCycle), if known.
+                cls.setattr("cycle", py.None())?;
+            }
             by_kind.push((kind, cls.unbind()));
         }
         Ok(Classes {
@@ -172,6 +176,15 @@ fn build(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
     }
     if let Error::LockLost { reason, .. } = e {
         exc.setattr("reason", reason.as_str())?;
+    }
+    if let Error::DeadlockVictim {
+        cycle: Some(cycle), ..
+    } = e
+    {
+        exc.setattr(
+            "cycle",
+            crate::deadlock::cycle_to_py(py, (**cycle).clone())?,
+        )?;
     }
     Ok(PyErr::from_value(exc))
 }

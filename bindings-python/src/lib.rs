@@ -6,17 +6,22 @@
 //! decision is the core's. `client`, `lock` and `manager` mirror the core modules of the same
 //! names; each defines the async class (`txcoord.X`) and its blocking twin (`txcoord.sync.X`)
 //! from one definition (`twin`), as does `scope` for `manager.lock(resource)`. `on_lost` keeps
-//! and calls the lost-lock callbacks.
+//! and calls the lost-lock callbacks. `saga` (records, the Redis repository, a user's own
+//! repository), `deadlock` (the detector) and `election` mirror the core modules too.
 
 mod bridge;
 mod client;
 mod convert;
+mod deadlock;
+mod election;
 mod error;
 mod lock;
 mod logging;
 mod manager;
+mod manager_set;
 mod on_lost;
 mod runtime;
+mod saga;
 mod scope;
 mod twin;
 
@@ -129,6 +134,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         py.get_type::<manager::PySyncLockManager>(),
     )?;
     m.add("SyncLockContext", py.get_type::<scope::PySyncLockContext>())?;
+    saga::register(m)?;
+    deadlock::register(m)?;
+    election::register(m)?;
 
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     for (name, value) in txcoord::binding::options::constants() {

@@ -357,6 +357,63 @@ twins! {
             releases(py, F::RUN, async move { manager.release_all_locks().await })
         }
 
+        /// Acquires several resources together, in one global order (sorted, duplicates
+        /// removed), so callers asking for overlapping sets cannot deadlock each other: the
+        /// locks, in that order, or None when `timeout_ms` (for the whole set) passed first,
+        /// and then none of them is held.
+        #[pyo3(
+            signature = (resources, ttl_ms=Arg::Absent, timeout_ms=Arg::Absent, *, owner_id=None, priority=None, fair=None),
+            text_signature = "($self, resources, ttl_ms=30000, timeout_ms=10000, *, owner_id=None, priority=None, fair=None)"
+        )]
+        #[allow(clippy::too_many_arguments)]
+        fn acquire_locks<'py>(
+            &self,
+            py: Python<'py>,
+            resources: &Bound<'_, PyAny>,
+            ttl_ms: Arg<'_>,
+            timeout_ms: Arg<'_>,
+            owner_id: Option<&Bound<'_, PyAny>>,
+            priority: Option<&Bound<'_, PyAny>>,
+            fair: Option<&Bound<'_, PyAny>>,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            let (resources, options) = crate::manager_set::acquire_args(
+                py, resources, &ttl_ms, &timeout_ms, owner_id, priority, fair,
+            )?;
+            let manager = self.shared.manager().into_py(py)?;
+            let client = self.shared.client.clone();
+            bridge::run_or_discard(
+                py,
+                F::RUN,
+                OnCancel::Abort,
+                async move {
+                    let names: Vec<&str> = resources.iter().map(String::as_str).collect();
+                    manager.acquire_locks(&names, options).await
+                },
+                move |py, locks| match locks {
+                    None => Ok(py.None()),
+                    Some(locks) => {
+                        let list = PyList::empty(py);
+                        for l in locks {
+                            list.append(F::lock(py, LockShared::new(client.clone(), l, None, false))?)?;
+                        }
+                        Ok(list.into_any().unbind())
+                    }
+                },
+                |locks| locks.into_iter().flatten().for_each(release_in_background),
+            )
+        }
+
+        /// Releases the locks this manager holds on `resources` together (as `acquire_locks`
+        /// took them); returns the failures as (resource, exception) pairs instead of raising.
+        fn release_locks<'py>(&self, py: Python<'py>, resources: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+            let resources = crate::manager_set::resources(py, resources)?;
+            let manager = self.shared.manager().into_py(py)?;
+            releases(py, F::RUN, async move {
+                let names: Vec<&str> = resources.iter().map(String::as_str).collect();
+                manager.release_locks(&names).await
+            })
+        }
+
         /// Resources this manager currently holds locks on (sorted).
         #[getter]
         fn held_resources(&self, py: Python<'_>) -> PyResult<Vec<String>> {

@@ -243,7 +243,7 @@ static ISAWAITABLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static ENSURE_FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static BACKGROUND: PyOnceLock<Py<PySet>> = PyOnceLock::new();
 
-fn is_awaitable(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+pub(crate) fn is_awaitable(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     ISAWAITABLE
         .import(py, "inspect", "isawaitable")?
         .call1((obj,))?
@@ -252,7 +252,7 @@ fn is_awaitable(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<bool> {
 
 /// Runs a coroutine returned by an `on_lost` callback as a task, keeping a reference until it
 /// finishes (asyncio keeps only weak references to tasks).
-fn keep_running(py: Python<'_>, awaitable: &Bound<'_, PyAny>) -> PyResult<()> {
+pub(crate) fn keep_running(py: Python<'_>, awaitable: &Bound<'_, PyAny>) -> PyResult<()> {
     let task = ENSURE_FUTURE
         .import(py, "asyncio", "ensure_future")?
         .call1((awaitable,))?;

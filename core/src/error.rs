@@ -201,20 +201,16 @@ impl Error {
         matches!(self, Error::Connection { .. })
     }
 
-    pub(crate) fn invalid_argument(
-        arg: impl Into<Cow<'static, str>>,
-        message: impl Into<String>,
-    ) -> Self {
+    /// An `InvalidArgument` error about `arg` (for bindings and user repositories too).
+    pub fn invalid_argument(arg: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         Error::InvalidArgument {
             arg: arg.into(),
             message: message.into(),
         }
     }
 
-    pub(crate) fn invalid_type(
-        arg: impl Into<Cow<'static, str>>,
-        message: impl Into<String>,
-    ) -> Self {
+    /// An `InvalidType` error about `arg` (for bindings and user repositories too).
+    pub fn invalid_type(arg: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         Error::InvalidType {
             arg: arg.into(),
             message: message.into(),

@@ -22,6 +22,8 @@ TWINS = {
     "DistributedLock": "SyncDistributedLock",
     "LockManager": "SyncLockManager",
     "LockContext": "SyncLockContext",
+    "RedisSagaRepository": "SyncRedisSagaRepository",
+    "LeaderElection": "SyncLeaderElection",
 }
 # Names that differ on purpose between an async class and its blocking twin.
 AS_SYNC = {"__aenter__": "__enter__", "__aexit__": "__exit__", "aclose": "close"}
@@ -50,7 +52,11 @@ def test_exports() -> None:
     for n in txcoord.sync.__all__:
         assert hasattr(txcoord.sync, n), n
     assert txcoord.sync.LockManager is _native.SyncLockManager
-    assert set(txcoord.sync.__all__) - {"Client", "DistributedLock", "LockManager", "LockContext"} <= set(txcoord.__all__)
+    twins = {"Client", "DistributedLock", "LockManager", "LockContext", "RedisSagaRepository", "LeaderElection"}
+    assert set(txcoord.sync.__all__) - twins <= set(txcoord.__all__)
+    # the value classes are shared by both flavours
+    for n in set(txcoord.sync.__all__) - twins:
+        assert getattr(txcoord.sync, n) is getattr(txcoord, n), n
 
 
 def test_the_sync_twins_mirror_the_async_classes() -> None:
@@ -65,14 +71,21 @@ def test_spelled_defaults_are_the_core_defaults() -> None:
     expected = {"ttl_ms": _native.DEFAULT_TTL_MS, "timeout_ms": _native.DEFAULT_TIMEOUT_MS}
     seen = 0
     for cls, methods in stub_classes().items():
+        # a leadership's lease has its own default
+        ttl = _native.DEFAULT_LEADER_TTL_MS if cls in ("LeaderElection", "SyncLeaderElection") else expected["ttl_ms"]
         for fname, f in methods.items():
             args = f.args.args + f.args.kwonlyargs
             defaults = [None] * (len(f.args.args) - len(f.args.defaults)) + list(f.args.defaults) + list(f.args.kw_defaults)
             for arg, default in zip(args, defaults):
                 if arg.arg == "ttl_ms" and isinstance(default, ast.Constant):
-                    assert default.value == expected["ttl_ms"], (cls, fname)
+                    assert default.value == ttl, (cls, fname)
                     seen += 1
-                if arg.arg == "timeout_ms" and isinstance(default, ast.Constant) and fname != "acquire":
+                if (
+                    arg.arg == "timeout_ms"
+                    and isinstance(default, ast.Constant)
+                    and default.value is not None
+                    and fname != "acquire"
+                ):
                     assert default.value == expected["timeout_ms"], (cls, fname)
                     seen += 1
     assert seen >= 10
@@ -82,6 +95,9 @@ def test_spelled_defaults_are_the_core_defaults() -> None:
         assert params["ttl_ms"].default == _native.DEFAULT_TTL_MS
         assert params["timeout_ms"].default == _native.DEFAULT_TIMEOUT_MS
     assert inspect.signature(txcoord.DistributedLock.acquire).parameters["timeout_ms"].default == 0
+    for election in (txcoord.LeaderElection, txcoord.sync.LeaderElection):
+        assert inspect.signature(election).parameters["ttl_ms"].default == _native.DEFAULT_LEADER_TTL_MS
+        assert inspect.signature(election.campaign).parameters["timeout_ms"].default is None, "no limit"
 
 
 def test_the_version_is_the_workspace_version() -> None:

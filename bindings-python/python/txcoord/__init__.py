@@ -10,13 +10,18 @@ speaking the same wire protocol as the Rust crate and the Node package.
         async with manager.lock("order:42") as lock:
             print(lock.fencing_token)
 
-The blocking twins of every class live in :mod:`txcoord.sync`. Durations are milliseconds
+Beyond locks: saga records (:class:`SagaRecord`, :class:`RedisSagaRepository`, or your own
+repository object), the deadlock detector (:class:`SagaDeadlockDetector`) and leader
+election (:class:`LeaderElection`).
+
+The blocking twins of the classes live in :mod:`txcoord.sync`. Durations are milliseconds
 (``ttl_ms``, ``timeout_ms``) or :class:`datetime.timedelta`.
 """
 
 from ._native import (
     DEFAULT_DEADLOCK_TIMEOUT_MS,
     DEFAULT_FALLBACK_POLL_MS,
+    DEFAULT_LEADER_TTL_MS,
     DEFAULT_TIMEOUT_MS,
     DEFAULT_TTL_MS,
     DEFAULT_WAITER_LEASE_MS,
@@ -25,19 +30,32 @@ from ._native import (
     PROTOCOL_VERSION,
     Client,
     ClosedError,
+    CycleEdge,
+    DeadlockCycle,
+    DeadlockResult,
     DeadlockVictimError,
+    GraphEdge,
     ProtocolError,
     DistributedLock,
     InternalError,
     InvalidArgumentError,
     InvalidTypeError,
+    Leader,
+    LeaderElection,
     LockContext,
     LockLostError,
     LockManager,
     LockTimeoutError,
     RedisConnectionError,
     RedisError,
+    RedisSagaRepository,
+    SagaDeadlockDetector,
+    SagaNode,
+    SagaRecord,
+    SagaStatistics,
+    SagaStatus,
     TxcoordError,
+    WaitForGraph,
     __version__,
 )
 from . import sync
@@ -45,6 +63,7 @@ from . import sync
 __all__ = [
     "DEFAULT_DEADLOCK_TIMEOUT_MS",
     "DEFAULT_FALLBACK_POLL_MS",
+    "DEFAULT_LEADER_TTL_MS",
     "DEFAULT_TIMEOUT_MS",
     "DEFAULT_TTL_MS",
     "DEFAULT_WAITER_LEASE_MS",
@@ -53,19 +72,32 @@ __all__ = [
     "PROTOCOL_VERSION",
     "Client",
     "ClosedError",
+    "CycleEdge",
+    "DeadlockCycle",
+    "DeadlockResult",
     "DeadlockVictimError",
+    "GraphEdge",
     "ProtocolError",
     "DistributedLock",
     "InternalError",
     "InvalidArgumentError",
     "InvalidTypeError",
+    "Leader",
+    "LeaderElection",
     "LockContext",
     "LockLostError",
     "LockManager",
     "LockTimeoutError",
     "RedisConnectionError",
     "RedisError",
+    "RedisSagaRepository",
+    "SagaDeadlockDetector",
+    "SagaNode",
+    "SagaRecord",
+    "SagaStatistics",
+    "SagaStatus",
     "TxcoordError",
+    "WaitForGraph",
     "__version__",
     "sync",
 ]

@@ -2,8 +2,10 @@
 # Hand-written stubs for the native module `txcoord._native`, checked against the module by
 # `python -m mypy.stubtest txcoord._native` (scripts/test-python.sh).
 
-from collections.abc import Awaitable, Callable, Coroutine
-from datetime import timedelta
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from datetime import datetime, timedelta
+from enum import Enum
 from types import TracebackType
 from typing import Any, Final, Literal, Protocol, Union, final
 
@@ -18,6 +20,7 @@ DEFAULT_FALLBACK_POLL_MS: Final[int]
 DEFAULT_WAITER_LEASE_MS: Final[int]
 DEFAULT_DEADLOCK_TIMEOUT_MS: Final[int]
 MAX_FALLBACK_POLL_MS: Final[int]
+DEFAULT_LEADER_TTL_MS: Final[int]
 MAX_MS: Final[int]
 
 __all__ = [
@@ -40,6 +43,21 @@ __all__ = [
     "SyncDistributedLock",
     "SyncLockManager",
     "SyncLockContext",
+    "SagaStatus",
+    "SagaRecord",
+    "SagaStatistics",
+    "RedisSagaRepository",
+    "SyncRedisSagaRepository",
+    "CycleEdge",
+    "DeadlockCycle",
+    "DeadlockResult",
+    "SagaNode",
+    "GraphEdge",
+    "WaitForGraph",
+    "SagaDeadlockDetector",
+    "Leader",
+    "LeaderElection",
+    "SyncLeaderElection",
     "__version__",
     "PROTOCOL_VERSION",
     "DEFAULT_TTL_MS",
@@ -48,6 +66,7 @@ __all__ = [
     "DEFAULT_WAITER_LEASE_MS",
     "DEFAULT_DEADLOCK_TIMEOUT_MS",
     "MAX_FALLBACK_POLL_MS",
+    "DEFAULT_LEADER_TTL_MS",
     "MAX_MS",
     "_binding_table",
     "_use_plain_bridge",
@@ -99,7 +118,10 @@ class InvalidTypeError(TxcoordError, TypeError): ...
 class RedisConnectionError(TxcoordError, ConnectionError): ...
 class LockTimeoutError(TxcoordError, TimeoutError): ...
 class LockLostError(TxcoordError): ...
-class DeadlockVictimError(TxcoordError): ...
+class DeadlockVictimError(TxcoordError):
+    cycle: DeadlockCycle | None
+    """The deadlock the victim's abort broke, explained, if known."""
+
 class ProtocolError(TxcoordError): ...
 class ClosedError(TxcoordError): ...
 class RedisError(TxcoordError): ...
@@ -234,6 +256,18 @@ class LockManager:
         fair: bool | None = None,
         on_lost: _OnLost | None = None,
     ) -> LockContext: ...
+    def acquire_locks(
+        self,
+        resources: Iterable[str],
+        ttl_ms: _Millis = 30000,
+        timeout_ms: _Millis = 10000,
+        *,
+        owner_id: str | None = None,
+        priority: int | None = None,
+        fair: bool | None = None,
+    ) -> Coroutine[Any, Any, list[DistributedLock] | None]:
+        """All the locks (in the global, sorted order) or None when timeout_ms passed first (none held then)."""
+    def release_locks(self, resources: Iterable[str]) -> Coroutine[Any, Any, _Failures]: ...
     def release_lock(self, resource: str) -> Coroutine[Any, Any, None]: ...
     def release_all_locks(self) -> Coroutine[Any, Any, _Failures]: ...
     @property
@@ -367,6 +401,17 @@ class SyncLockManager:
         fair: bool | None = None,
         on_lost: _OnLost | None = None,
     ) -> SyncLockContext: ...
+    def acquire_locks(
+        self,
+        resources: Iterable[str],
+        ttl_ms: _Millis = 30000,
+        timeout_ms: _Millis = 10000,
+        *,
+        owner_id: str | None = None,
+        priority: int | None = None,
+        fair: bool | None = None,
+    ) -> list[SyncDistributedLock] | None: ...
+    def release_locks(self, resources: Iterable[str]) -> _Failures: ...
     def release_lock(self, resource: str) -> None: ...
     def release_all_locks(self) -> _Failures: ...
     @property
@@ -381,3 +426,382 @@ class SyncLockManager:
     ) -> None: ...
     @property
     def owner_id(self) -> str | None: ...
+
+# Sagas
+
+class SagaStatus(str, Enum):
+    """Where a saga stands; a str (`SagaStatus.FAILED == "FAILED"`)."""
+
+    def __new__(cls, value: object) -> Self: ...
+
+    PENDING = "PENDING"
+    EXECUTING = "EXECUTING"
+    COMPENSATING = "COMPENSATING"
+    COMPLETED = "COMPLETED"
+    COMPENSATED = "COMPENSATED"
+    FAILED = "FAILED"
+
+@final
+class SagaRecord:
+    """One saga (mutable, as the seed's code changes a record and saves it)."""
+
+    def __new__(
+        cls,
+        id: str,
+        type: str,
+        *,
+        status: SagaStatus | str = "EXECUTING",
+        priority: int = 0,
+        created_at: datetime | None = None,
+        updated_at: datetime | None = None,
+        retry_count: int = 0,
+        error: str | None = None,
+        stuck_reason: str | None = None,
+        stuck_detail: str | None = None,
+        version: int = 0,
+        term: int = 0,
+    ) -> Self: ...
+    @property
+    def id(self) -> str: ...
+    @id.setter
+    def id(self, value: str) -> None: ...
+    @property
+    def type(self) -> str: ...
+    @type.setter
+    def type(self, value: str) -> None: ...
+    @property
+    def status(self) -> SagaStatus: ...
+    @status.setter
+    def status(self, value: SagaStatus | str) -> None: ...
+    @property
+    def priority(self) -> int: ...
+    @priority.setter
+    def priority(self, value: int) -> None: ...
+    @property
+    def created_at(self) -> datetime:
+        """Aware, in UTC."""
+    @created_at.setter
+    def created_at(self, value: datetime) -> None: ...
+    @property
+    def updated_at(self) -> datetime:
+        """Aware, in UTC."""
+    @updated_at.setter
+    def updated_at(self, value: datetime) -> None: ...
+    @property
+    def retry_count(self) -> int: ...
+    @retry_count.setter
+    def retry_count(self, value: int) -> None: ...
+    @property
+    def error(self) -> str | None: ...
+    @error.setter
+    def error(self, value: str | None) -> None: ...
+    @property
+    def stuck_reason(self) -> str | None: ...
+    @stuck_reason.setter
+    def stuck_reason(self, value: str | None) -> None: ...
+    @property
+    def stuck_detail(self) -> str | None: ...
+    @stuck_detail.setter
+    def stuck_detail(self, value: str | None) -> None: ...
+    @property
+    def version(self) -> int: ...
+    @version.setter
+    def version(self, value: int) -> None: ...
+    @property
+    def term(self) -> int: ...
+    @term.setter
+    def term(self, value: int) -> None: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+
+@final
+class SagaStatistics:
+    """The seed's getStatistics(): counts, and the mean duration of finished sagas in ms."""
+
+    @property
+    def active(self) -> int: ...
+    @property
+    def completed(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+    @property
+    def compensated(self) -> int: ...
+    @property
+    def average_duration(self) -> float:
+        """Milliseconds (the seed's averageDuration); 0 with no finished saga."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+
+# A record as a user's own repository may return it: a SagaRecord, a mapping with its keys, or
+# any object with its attributes.
+_RecordLike = object
+
+class _SagaRepository(Protocol):
+    """A user's own saga repository: the seed's methods, async (plain methods work too). A
+    `save` that also takes the keywords `expected_version`, `term` and `guard_finished` is
+    used for conditional saves (returning True/False: written or refused; anything else:
+    saved unconditionally); otherwise conditional saves are plain saves."""
+
+    def find_by_id(self, id: str, /) -> Awaitable[_RecordLike | None]: ...
+    def save(self, saga: SagaRecord, /) -> Awaitable[object]: ...
+    def find_active_sagas(self) -> Awaitable[Iterable[_RecordLike]]: ...
+    def find_stuck_sagas(self) -> Awaitable[Iterable[_RecordLike]]: ...
+    def get_statistics(self) -> Awaitable[object]: ...
+
+@final
+class RedisSagaRepository:
+    """The built-in saga repository (async API): records in Redis with indexes."""
+
+    def __new__(
+        cls,
+        redis: _Redis,
+        *,
+        stuck_after_ms: Mapping[str, _Millis] | None = None,
+        default_stuck_after_ms: _Millis = 300000,
+        finished_retention_ms: _Millis | None = 604800000,
+    ) -> Self: ...
+    def find_by_id(self, id: str) -> Coroutine[Any, Any, SagaRecord | None]: ...
+    def save(
+        self,
+        saga: SagaRecord | _RecordLike,
+        *,
+        expected_version: int | None = None,
+        term: int | None = None,
+        guard_finished: bool = False,
+    ) -> Coroutine[Any, Any, bool]:
+        """The seed's save; with a condition, a conditional save. True if written."""
+    def find_active_sagas(self) -> Coroutine[Any, Any, list[SagaRecord]]: ...
+    def find_stuck_sagas(self) -> Coroutine[Any, Any, list[SagaRecord]]: ...
+    def get_statistics(self) -> Coroutine[Any, Any, SagaStatistics]: ...
+
+@final
+class SyncRedisSagaRepository:
+    """`txcoord.sync.RedisSagaRepository`: the blocking twin of RedisSagaRepository."""
+
+    def __new__(
+        cls,
+        redis: _Redis,
+        *,
+        stuck_after_ms: Mapping[str, _Millis] | None = None,
+        default_stuck_after_ms: _Millis = 300000,
+        finished_retention_ms: _Millis | None = 604800000,
+    ) -> Self: ...
+    def find_by_id(self, id: str) -> SagaRecord | None: ...
+    def save(
+        self,
+        saga: SagaRecord | _RecordLike,
+        *,
+        expected_version: int | None = None,
+        term: int | None = None,
+        guard_finished: bool = False,
+    ) -> bool: ...
+    def find_active_sagas(self) -> list[SagaRecord]: ...
+    def find_stuck_sagas(self) -> list[SagaRecord]: ...
+    def get_statistics(self) -> SagaStatistics: ...
+
+# Deadlocks
+
+@final
+class CycleEdge:
+    """One hop: `waiter` has waited `waited_ms` for `lock_key`, held by `holder`."""
+
+    @property
+    def waiter(self) -> str: ...
+    @property
+    def holder(self) -> str: ...
+    @property
+    def lock_key(self) -> str: ...
+    @property
+    def holder_token(self) -> int | None: ...
+    @property
+    def waited_ms(self) -> int: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+
+@final
+class DeadlockCycle:
+    """A deadlock cycle, explained; `str()` reads as the explanation."""
+
+    @property
+    def id(self) -> str:
+        """Stable: the same cycle always has the same id."""
+    @property
+    def sagas(self) -> list[str]:
+        """In order, the first repeated at the end (the seed's shape)."""
+    @property
+    def edges(self) -> list[CycleEdge]: ...
+    @property
+    def victim(self) -> str | None: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+
+@final
+class DeadlockResult:
+    """The seed's detectDeadlock() result, plus the cycles explained."""
+
+    @property
+    def has_deadlock(self) -> bool: ...
+    @property
+    def cycles(self) -> list[list[str]]: ...
+    @property
+    def affected_sagas(self) -> list[str]: ...
+    @property
+    def explained(self) -> list[DeadlockCycle]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+
+@final
+class SagaNode:
+    @property
+    def id(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def since_ms(self) -> int: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+
+@final
+class GraphEdge:
+    @property
+    def waiter(self) -> str: ...
+    @property
+    def holder(self) -> str: ...
+    @property
+    def lock_key(self) -> str: ...
+    @property
+    def waiter_id(self) -> str: ...
+    @property
+    def waited_ms(self) -> int: ...
+    @property
+    def holder_token(self) -> int | None: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+
+@final
+class WaitForGraph:
+    """The wait-for graph as the lock registry shows it now."""
+
+    @property
+    def nodes(self) -> list[SagaNode]: ...
+    @property
+    def edges(self) -> list[GraphEdge]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+
+class _SeedLogger(Protocol):
+    """The seed's logger: warn(message, fields) and info(message, fields)."""
+
+    def warn(self, message: str, fields: dict[str, Any], /) -> object: ...
+    def info(self, message: str, fields: dict[str, Any], /) -> object: ...
+
+_Logger = Union[logging.Logger, logging.LoggerAdapter[Any], _SeedLogger]
+
+class _DeadlockMetrics(Protocol):
+    def record_deadlock(self, resolution_method: str, /) -> object: ...
+
+_Cycles = Union[DeadlockResult, Iterable[Union[DeadlockCycle, Iterable[str]]]]
+
+@final
+class SagaDeadlockDetector:
+    """The seed's SagaDeadlockDetector (async API), on the lock registry."""
+
+    def __new__(
+        cls,
+        saga_repository: RedisSagaRepository | SyncRedisSagaRepository | _SagaRepository,
+        logger: _Logger | None = None,
+        *,
+        redis: _Redis | None = None,
+        metrics: _DeadlockMetrics | None = None,
+    ) -> Self: ...
+    def detect_deadlock(self) -> Coroutine[Any, Any, DeadlockResult]: ...
+    def resolve_deadlock(self, cycles: _Cycles) -> Coroutine[Any, Any, list[DeadlockCycle]]:
+        """Breaks the deadlocks among those sagas; the cycles broken, each with its victim."""
+    def wait_for_graph(self) -> Coroutine[Any, Any, WaitForGraph]: ...
+
+# Leader election
+
+@final
+class Leader:
+    """Who leads an election, as observers read it."""
+
+    @property
+    def candidate_id(self) -> str: ...
+    @property
+    def term(self) -> int: ...
+    @property
+    def remaining_ms(self) -> int: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+
+@final
+class LeaderElection:
+    """A candidate in one leader election (async API)."""
+
+    def __new__(
+        cls,
+        redis: _Redis,
+        name: str,
+        *,
+        ttl_ms: _Millis = 10000,
+        candidate_id: str | None = None,
+        on_elected: Callable[[int], object] | None = None,
+        on_revoked: Callable[[int], object] | None = None,
+    ) -> Self: ...
+    def campaign(self, timeout_ms: _Millis | None = None) -> Coroutine[Any, Any, bool]:
+        """Waits to lead, at most timeout_ms milliseconds (0 tries once; None: no limit); True once leading."""
+    def resign(self) -> Coroutine[Any, Any, None]: ...
+    def leader(self) -> Coroutine[Any, Any, Leader | None]: ...
+    @property
+    def is_leader(self) -> bool: ...
+    @property
+    def term(self) -> int | None: ...
+    @property
+    def candidate_id(self) -> str: ...
+    def __aenter__(self) -> Awaitable[LeaderElection]: ...
+    def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Awaitable[None]: ...
+
+@final
+class SyncLeaderElection:
+    """`txcoord.sync.LeaderElection`: the blocking twin of LeaderElection."""
+
+    def __new__(
+        cls,
+        redis: _Redis,
+        name: str,
+        *,
+        ttl_ms: _Millis = 10000,
+        candidate_id: str | None = None,
+        on_elected: Callable[[int], object] | None = None,
+        on_revoked: Callable[[int], object] | None = None,
+    ) -> Self: ...
+    def campaign(self, timeout_ms: _Millis | None = None) -> bool: ...
+    def resign(self) -> None: ...
+    def leader(self) -> Leader | None: ...
+    @property
+    def is_leader(self) -> bool: ...
+    @property
+    def term(self) -> int | None: ...
+    @property
+    def candidate_id(self) -> str: ...
+    def __enter__(self) -> SyncLeaderElection: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...

@@ -3,7 +3,9 @@
 
 Same names, arguments and semantics as the async classes in :mod:`txcoord`, without an event
 loop: calls block the calling thread (other Python threads keep running; Ctrl-C interrupts a
-wait), ``with`` replaces ``async with``, and ``on_lost`` callbacks run on a background thread.
+wait), ``with`` replaces ``async with``, and ``on_lost`` (and ``on_elected``/``on_revoked``)
+callbacks run on a background thread. The value classes (``SagaRecord``, ``SagaStatus``, ...)
+are the same as in :mod:`txcoord`.
 
 Objects created before ``os.fork()`` keep working in the child: the child gets its own
 connection, and locks held by the parent are not held by the child.
@@ -11,11 +13,18 @@ connection, and locks held by the parent are not held by the child.
 
 from ._native import SyncClient as Client
 from ._native import SyncDistributedLock as DistributedLock
+from ._native import SyncLeaderElection as LeaderElection
 from ._native import SyncLockContext as LockContext
 from ._native import SyncLockManager as LockManager
+from ._native import SyncRedisSagaRepository as RedisSagaRepository
 from ._native import (
     ClosedError,
+    DeadlockCycle,
     DeadlockVictimError,
+    Leader,
+    SagaRecord,
+    SagaStatistics,
+    SagaStatus,
     ProtocolError,
     InternalError,
     InvalidArgumentError,
@@ -30,17 +39,24 @@ from ._native import (
 __all__ = [
     "Client",
     "ClosedError",
+    "DeadlockCycle",
     "DeadlockVictimError",
     "ProtocolError",
     "DistributedLock",
     "InternalError",
     "InvalidArgumentError",
     "InvalidTypeError",
+    "Leader",
+    "LeaderElection",
     "LockContext",
     "LockLostError",
     "LockManager",
     "LockTimeoutError",
     "RedisConnectionError",
     "RedisError",
+    "RedisSagaRepository",
+    "SagaRecord",
+    "SagaStatistics",
+    "SagaStatus",
     "TxcoordError",
 ]

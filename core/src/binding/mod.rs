@@ -9,11 +9,13 @@
 //! - [`target`]: what a `redis` argument becomes: a URL string the process's shared client
 //!   ([`crate::Client::shared`]), a foreign client (redis-py, ioredis) a URL and client
 //!   options, or refused, the same way in both languages;
-//! - [`scope`]: the scoped acquisition of a standalone lock.
+//! - [`scope`]: the scoped acquisition of a standalone lock;
+//! - [`saga`]: the fields of a saga record, from the raw values a binding received.
 //!
 //! Nothing here is needed by a Rust user of the crate.
 
 pub mod options;
+pub mod saga;
 pub mod scope;
 pub mod target;
 pub mod validate;

@@ -402,8 +402,8 @@ async fn run(url: String, name: String, witness: redis::Script) -> Res<()> {
         ClientOptions::new().set_client_name(format!("cross-rust-{name}")),
     )?;
     // the witness store waits out machine stalls (redis-rs gives up after 500 ms by default)
-    let patient = redis::AsyncConnectionConfig::new()
-        .set_response_timeout(Some(Duration::from_secs(30)));
+    let patient =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
     let store = redis::Client::open(url.as_str())?
         .get_multiplexed_async_connection_with_config(&patient)
         .await?;
