@@ -369,6 +369,18 @@ impl TransactionMetricsCollector {
         let mut families = self.collect();
         families.retain(|f| !f.get_metric().is_empty());
         families.sort_by(|a, b| a.name().cmp(b.name()));
+        // series by their label values, as a prometheus::Registry orders them
+        for f in &mut families {
+            f.mut_metric().sort_by(|a, b| {
+                let values = |m: &prometheus::proto::Metric| {
+                    m.get_label()
+                        .iter()
+                        .map(|l| l.value().to_string())
+                        .collect::<Vec<_>>()
+                };
+                values(a).cmp(&values(b))
+            });
+        }
         families
     }
 
