@@ -2,18 +2,21 @@
 //! AlertmanagerSink against real Prometheus Alertmanager processes started by the tests on free
 //! loopback ports: alerts received with their labels and annotations, re-sends deduplicated
 //! with their first startsAt (also across an Alertmanager restart), resolved sends, replicas,
-//! and failures counted without holding the caller up.
+//! failures counted without holding the caller up; and the saga monitor alerting through it.
 
 mod tools;
 
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 use txcoord::{
-    Alert, AlertSink, AlertmanagerOptions, AlertmanagerSink, ErrorKind, Severity,
-    TransactionMetricsCollector,
+    Alert, AlertSink, AlertmanagerOptions, AlertmanagerSink, Client, DetectorOptions, ErrorKind,
+    MetricNames, MetricsOptions, MonitorOptions, RedisSagaRepository, SagaDeadlockDetector,
+    SagaMonitor, SagaRecord, SagaRepository, Severity, TracingLogger, TransactionMetricsCollector,
 };
+use txcoord_testkit::RedisServer;
 
 fn stuck(saga: &str, stuck_ms: u64) -> Alert {
     Alert {
@@ -259,4 +262,77 @@ async fn failures_are_counted_and_never_hold_the_caller_long() {
         [(closed.clone(), 1), (silent_url.clone(), 1)]
     );
     drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_saga_monitor_alerts_through_alertmanager_and_records_its_metrics() {
+    let redis = RedisServer::start();
+    let am = tools::alertmanager();
+    let client = Client::open(&redis.url()).unwrap();
+    let repo = Arc::new(
+        RedisSagaRepository::new(&client).set_default_stuck_after(Duration::from_secs(60)),
+    );
+    let collector = TransactionMetricsCollector::with_options(
+        MetricsOptions::new().set_names(MetricNames::Both),
+    );
+    let detector = SagaDeadlockDetector::new(
+        repo.clone(),
+        Arc::new(TracingLogger),
+        DetectorOptions::new().set_metrics(Arc::new(collector.clone())),
+    )
+    .unwrap();
+    let sink = AlertmanagerSink::new(
+        &[am.url()],
+        AlertmanagerOptions::new().set_metrics(&collector),
+    )
+    .unwrap();
+    let monitor = SagaMonitor::new(
+        repo.clone(),
+        Arc::new(collector.clone()),
+        Arc::new(sink.clone()),
+        detector,
+        MonitorOptions::new().set_start(false),
+    )
+    .unwrap();
+    // started 4 min ago (within the 5 min limit), idle for 2: stuck (after 60 s for a type
+    // without a limit of its own), never retried
+    let mut saga = SagaRecord::new("order-7", "PaymentSaga");
+    saga.created_at = SystemTime::now() - Duration::from_secs(240);
+    saga.updated_at = SystemTime::now() - Duration::from_secs(120);
+    repo.save(&saga).await.unwrap();
+
+    let report = monitor.tick().await;
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!((report.stuck, report.retried), (1, 1), "{report:?}");
+    let alerts = wait_listed(&am, 1);
+    let labels = &alerts[0]["labels"];
+    assert_eq!(labels["alertname"], "StuckSaga");
+    assert_eq!(labels["severity"], "critical");
+    assert_eq!(labels["saga_type"], "PaymentSaga");
+    assert_eq!(labels["saga_id"], "order-7");
+    assert_eq!(labels["reason"], "no-progress");
+    let text = collector.metrics();
+    for line in [
+        "sagas_stuck_total 1",
+        "txcoord_sagas_stuck 1",
+        "txcoord_sagas_stuck_by_reason{reason=\"no-progress\"} 1",
+        "sagas_active_total 1",
+        "txcoord_sagas_active 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+
+    // retried (updated now): no longer stuck, so the next pass resolves the alert
+    let report = monitor.tick().await;
+    assert_eq!(report.stuck, 0, "{report:?}");
+    wait_listed(&am, 0);
+    assert_eq!(received(&am, "resolved"), 1.0);
+    let text = collector.metrics();
+    assert!(text.lines().any(|l| l == "sagas_stuck_total 0"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l == "txcoord_sagas_stuck_by_reason{reason=\"no-progress\"} 0"),
+        "{text}"
+    );
+    monitor.stop().await;
 }
