@@ -8,10 +8,7 @@ mod tools;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use txcoord::{
-    AlertmanagerOptions, AlertmanagerSink, Client, MetricNames, MetricsOptions, MonitorMetrics,
-    TransactionMetricsCollector,
-};
+use txcoord::MetricNames;
 
 fn ops(path: &str) -> PathBuf {
     tools::repo_root().join("ops").join(path)
@@ -20,30 +17,7 @@ fn ops(path: &str) -> PathBuf {
 /// Every series name the collector can export (both name sets, every family populated), with
 /// the `_bucket`, `_sum` and `_count` series of histograms.
 fn exported() -> BTreeSet<String> {
-    let c = TransactionMetricsCollector::with_options(
-        MetricsOptions::new().set_names(MetricNames::Both),
-    );
-    c.record_distributed_transaction("T", "success", 1.0)
-        .unwrap();
-    c.record_saga_execution("S", "completed", 1.0).unwrap();
-    c.record_compensation("S", "step", "reason").unwrap();
-    c.record_deadlock("abort_saga").unwrap();
-    for name in [
-        "sagas_active_total",
-        "sagas_completed_total",
-        "sagas_failed_total",
-        "saga_success_rate",
-        "sagas_stuck_total",
-    ] {
-        c.record_gauge(name, 1.0);
-    }
-    c.record_histogram("saga_duration_seconds", 1.0);
-    c.watch_client(&Client::open("redis://127.0.0.1:1").unwrap());
-    AlertmanagerSink::new(
-        &["http://127.0.0.1:1"],
-        AlertmanagerOptions::new().set_metrics(&c),
-    )
-    .unwrap();
+    let c = tools::sample::everything(MetricNames::Both);
     let text = c.metrics();
     let mut out = BTreeSet::new();
     for l in text.lines() {

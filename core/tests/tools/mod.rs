@@ -6,6 +6,8 @@
 //! `$TXCOORD_PROMTOOL`, `$TXCOORD_PROMETHEUS`, `$TXCOORD_ALERTMANAGER`.
 #![allow(dead_code)]
 
+pub mod sample;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
