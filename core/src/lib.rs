@@ -34,13 +34,17 @@ mod deadlock;
 mod election;
 mod error;
 mod lock;
+mod metrics;
 mod monitor;
 pub mod protocol;
 pub mod registry;
 mod saga;
 mod scheduler;
 
-pub use alert::{Alert, AlertSink, LogAlertSink, Severity};
+pub use alert::{
+    Alert, AlertSink, AlertmanagerOptions, AlertmanagerSink, LogAlertSink, Severity,
+    DEFAULT_ALERTMANAGER_TIMEOUT,
+};
 pub use client::{Client, ClientOptions, ClientStats};
 pub use deadlock::{
     CycleEdge, DeadlockCycle, DeadlockMetrics, DeadlockResult, DetectorOptions, GraphEdge, Logger,
@@ -52,6 +56,9 @@ pub use lock::{
     hash_tag, slot, AcquireOptions, DistributedLock, LockKeys, LockManager, LockOptions,
     LockStatus, LossWatch, ManagerOptions, DEFAULT_DEADLOCK_TIMEOUT, DEFAULT_FALLBACK_POLL,
     DEFAULT_TIMEOUT, DEFAULT_TTL, DEFAULT_WAITER_LEASE,
+};
+pub use metrics::{
+    serve_metrics, MetricNames, MetricsOptions, MetricsServer, TransactionMetricsCollector,
 };
 pub use monitor::{
     MonitorMetrics, MonitorOptions, RecoveryHandlers, SagaMonitor, TickReport, DEFAULT_INTERVAL,

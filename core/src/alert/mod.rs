@@ -1,6 +1,11 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Alerts: the seed's `alertManager.send({ severity, summary, description, metadata })` — any
-//! sink with `send` — and the built-in sinks.
+//! sink with `send` — and the built-in sinks: the log ([`LogAlertSink`]) and Prometheus
+//! Alertmanager (`alertmanager.rs`).
+
+mod alertmanager;
+
+pub use alertmanager::{AlertmanagerOptions, AlertmanagerSink, DEFAULT_ALERTMANAGER_TIMEOUT};
 
 use serde::{Deserialize, Serialize};
 

@@ -29,7 +29,9 @@ use crate::scheduler::{Scheduler, TaskKind};
 use push::Shared;
 pub(crate) use push::WaiterRegistration;
 pub use stats::ClientStats;
-pub(crate) use stats::{bump, Stats};
+pub(crate) use stats::{
+    bump, LockCountersSnapshot, Stats, TimingsSnapshot, LOCK_BUCKETS_US, LOSS_REASONS,
+};
 
 /// Connection settings of a [`Client`]. Defaults: no key prefix, client name
 /// `txcoord-<random id>`, connect timeout 1 s, response timeout 2 s.
@@ -304,6 +306,12 @@ impl Client {
 
     pub(crate) fn stats_ref(&self) -> &Stats {
         &self.inner.shared.stats
+    }
+
+    /// The counters themselves, shared: they outlive the client (the metrics collector keeps
+    /// them, so its totals never go down when a client is dropped).
+    pub(crate) fn stats_arc(&self) -> Arc<Stats> {
+        self.inner.shared.stats.clone()
     }
 
     /// The longest one command may take end to end when Redis does not answer: two connection

@@ -39,7 +39,7 @@ pub(super) struct Shared {
     // A tokio mutex: serialises SUBSCRIBE/UNSUBSCRIBE so an unsubscribe can never overtake a
     // newer subscribe of the same channel.
     sub_lock: tokio::sync::Mutex<()>,
-    pub(super) stats: Stats,
+    pub(super) stats: Arc<Stats>,
     pub(super) name_pending: AtomicBool,
 }
 
@@ -49,7 +49,7 @@ impl Shared {
             waiter_prefix: format!("{id}-"),
             channels: Mutex::new(HashMap::new()),
             sub_lock: tokio::sync::Mutex::new(()),
-            stats: Stats::default(),
+            stats: Arc::new(Stats::default()),
             name_pending: AtomicBool::new(true),
         }
     }

@@ -91,6 +91,10 @@ struct Acquisition<'a> {
     started: Instant,
     /// This acquisition's deadlock probe, once it waits with an owner id.
     probe: Option<ProbeGuard>,
+    /// It found the lock held by another at least once.
+    contended: bool,
+    /// Its last sleep was ended by a release notice.
+    woken_by_notice: bool,
 }
 
 impl<'a> Acquisition<'a> {
@@ -142,6 +146,8 @@ impl<'a> Acquisition<'a> {
             index_due: start,
             started: start,
             probe: None,
+            contended: false,
+            woken_by_notice: false,
         }
     }
 
@@ -273,6 +279,9 @@ impl<'a> Acquisition<'a> {
     }
 
     async fn on_busy(&mut self, pttl: i64, hint: i64, took: Duration) -> Next {
+        if !std::mem::replace(&mut self.contended, true) {
+            bump(&self.client().stats_ref().locks.contended);
+        }
         if !self.ambiguous {
             self.cleanup.hold = None;
         }
@@ -352,7 +361,7 @@ impl<'a> Acquisition<'a> {
     }
 
     /// Sleeps until a release notice for this waiter, or `until`.
-    async fn sleep(&self, until: Instant, pause: Duration) {
+    async fn sleep(&mut self, until: Instant, pause: Duration) {
         let Some(registration) = &self.registration else {
             return;
         };
@@ -362,9 +371,32 @@ impl<'a> Acquisition<'a> {
         }
         let stats = client.stats_ref();
         bump(&stats.sleeps);
-        tokio::select! {
-            _ = registration.notify.notified() => bump(&stats.wake_notified),
-            _ = tokio::time::sleep_until(until) => bump(&stats.wake_timer),
+        let by_notice = tokio::select! {
+            _ = registration.notify.notified() => true,
+            _ = tokio::time::sleep_until(until) => false,
+        };
+        bump(if by_notice {
+            &stats.wake_notified
+        } else {
+            &stats.wake_timer
+        });
+        self.woken_by_notice = by_notice;
+    }
+
+    /// Counts how the acquisition ended, for the metrics collector.
+    fn count_outcome(&self, granted: bool) {
+        let locks = &self.client().stats_ref().locks;
+        let took = self.started.elapsed();
+        if granted {
+            locks.acquire.observe(took);
+            if self.woken_by_notice {
+                bump(&locks.handoffs);
+            }
+        } else {
+            bump(&locks.not_acquired);
+        }
+        if self.contended && self.queued() {
+            locks.wait.observe(took);
         }
     }
 
@@ -394,13 +426,20 @@ impl DistributedLock {
             let sent = Instant::now();
             let reply = acquisition.attempt(sent).await;
             match acquisition.next(reply, sent).await? {
-                Next::Acquired => return Ok(true),
-                Next::NotAcquired => return Ok(false),
+                Next::Acquired => {
+                    acquisition.count_outcome(true);
+                    return Ok(true);
+                }
+                Next::NotAcquired => {
+                    acquisition.count_outcome(false);
+                    return Ok(false);
+                }
                 Next::Again => {}
                 Next::Sleep(until, pause) => acquisition.sleep(until, pause).await,
                 Next::TimedOut => break,
             }
         }
+        acquisition.count_outcome(false);
         acquisition.give_up().await;
         Ok(false)
     }

@@ -49,7 +49,9 @@ impl LockInner {
             }
             st.status = LockStatus::Lost(reason);
         }
-        bump(&self.client.stats_ref().lost);
+        let stats = self.client.stats_ref();
+        bump(&stats.lost);
+        stats.locks.lost(reason);
         tracing::warn!("txcoord: lock {} lost ({reason})", self.keys.lock);
         self.status_tx.send_replace(LockStatus::Lost(reason));
     }
