@@ -55,8 +55,10 @@ class Agent {
     return lock
   }
 
-  async acquire(resource, ttl, timeout, fair, ownerId) {
-    const options = ownerId === undefined ? { fair } : { fair, ownerId }
+  async acquire(resource, ttl, timeout, fair, ownerId, priority) {
+    const options = { fair }
+    if (ownerId !== undefined) options.ownerId = ownerId
+    if (priority !== undefined) options.priority = priority
     const lock = await this.manager.acquireLock(resource, ttl, timeout, options)
     if (lock !== null) {
       lock.on('lost', (err) => {
@@ -88,9 +90,17 @@ class Agent {
         const [resource, ttl, timeout] = [args[0], Number(args[1]), Number(args[2])]
         const fair = args.slice(3).includes('fair')
         const owner = args.slice(3).find((a) => a.startsWith('owner='))
+        const priority = args.slice(3).find((a) => a.startsWith('priority='))
         const before = this.client.stats()
         const t0 = nowUs()
-        const lock = await this.acquire(resource, ttl, timeout, fair, owner?.slice('owner='.length))
+        const lock = await this.acquire(
+          resource,
+          ttl,
+          timeout,
+          fair,
+          owner?.slice('owner='.length),
+          priority === undefined ? undefined : Number(priority.slice('priority='.length)),
+        )
         const t = nowUs()
         const after = this.client.stats()
         emit({
@@ -209,7 +219,7 @@ async function main() {
       break
     }
     // Every command runs on its own: a `ping` is answered while an `acquire` waits.
-    agent.handle(id, verb, rest).catch((e) => emit({ id, ev: 'error', message: `${e.name}: ${e.message}` }))
+    agent.handle(id, verb, rest).catch((e) => emit({ id, ev: 'error', message: `${e.name}: ${e.message}`, code: e.code }))
   }
   rl.close()
   await agent.close()

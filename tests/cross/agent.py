@@ -55,7 +55,13 @@ class Agent:
             raise RuntimeError(f"no lock on {resource} was acquired") from None
 
     async def acquire(
-        self, resource: str, ttl_ms: int, timeout_ms: int, fair: bool, owner_id: str | None = None
+        self,
+        resource: str,
+        ttl_ms: int,
+        timeout_ms: int,
+        fair: bool,
+        owner_id: str | None = None,
+        priority: int | None = None,
     ) -> txcoord.DistributedLock | None:
         box: list[txcoord.DistributedLock] = []
 
@@ -73,7 +79,7 @@ class Agent:
             )
 
         lock = await self.manager.acquire_lock(
-            resource, ttl_ms, timeout_ms, fair=fair, owner_id=owner_id, on_lost=on_lost
+            resource, ttl_ms, timeout_ms, fair=fair, owner_id=owner_id, priority=priority, on_lost=on_lost
         )
         if lock is not None:
             box.append(lock)
@@ -94,9 +100,17 @@ class Agent:
             resource, ttl_ms, timeout_ms = args[0], int(args[1]), int(args[2])
             fair = "fair" in args[3:]
             owners = [a.removeprefix("owner=") for a in args[3:] if a.startswith("owner=")]
+            priorities = [int(a.removeprefix("priority=")) for a in args[3:] if a.startswith("priority=")]
             before = self.stats()
             t0 = now_us()
-            lock = await self.acquire(resource, ttl_ms, timeout_ms, fair, owners[0] if owners else None)
+            lock = await self.acquire(
+                resource,
+                ttl_ms,
+                timeout_ms,
+                fair,
+                owners[0] if owners else None,
+                priorities[0] if priorities else None,
+            )
             t = now_us()
             after = self.stats()
             emit(
@@ -185,7 +199,7 @@ class Agent:
         try:
             await self.handle(cid, verb, args)
         except Exception as e:  # reported to the harness, which fails the test
-            emit(id=cid, ev="error", message=f"{type(e).__name__}: {e}")
+            emit(id=cid, ev="error", message=f"{type(e).__name__}: {e}", code=getattr(e, "code", None))
 
     async def close(self) -> int:
         failures = await self.manager.aclose()
