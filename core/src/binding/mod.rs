@@ -7,11 +7,13 @@
 //! - [`options`]: every option of the API declared once, with its name in each language, its
 //!   kind and default, read from the raw values a binding received;
 //! - [`target`]: a foreign client (redis-py, ioredis) turned into a URL and client options,
-//!   or refused, the same way in both languages.
+//!   or refused, the same way in both languages;
+//! - [`saga`]: the fields of a saga record, from the raw values a binding received.
 //!
 //! (URL strings become clients through [`crate::Client::shared`].) Nothing here is needed by a
 //! Rust user of the crate.
 
 pub mod options;
+pub mod saga;
 pub mod target;
 pub mod validate;
