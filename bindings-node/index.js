@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //
-// txcoord for Node.js: the seed's `DistributedLock` and `LockManager`, backed by the Rust core.
+// txcoord for Node.js: the seed's `DistributedLock`, `LockManager` and `SagaDeadlockDetector`, a
+// saga repository and leader election, backed by the Rust core.
 //
 // This file is the thin layer N-API cannot express by itself:
 //   - `redis` may be a URL, a `Client` or an ioredis instance (its options are read; one
 //     native client per ioredis instance, however many locks are built on it);
 //   - `lock.signal` (an AbortSignal aborted when the lock is lost) and the `'lost'` event;
 //   - `options.signal` (an AbortSignal) cancelling a wait;
-//   - where the core's log records go: `setLogger(logger)`, or process warnings.
+//   - where the core's log records go: `setLogger(logger)`, or process warnings;
+//   - a user's own saga repository, logger and metrics objects, whose methods the core calls;
+//   - the election's `'elected'`/`'revoked'` events and `signal`.
 // Every argument is passed to the native part as it came: the core validates it.
 'use strict'
 
@@ -388,6 +391,27 @@ class LockManager {
   }
 
   /**
+   * Every lock of `resources` or none, taken in one global order (sorted, duplicates dropped):
+   * the locks in that order, or `null` when `timeout` ms (for the whole set) passed first.
+   */
+  acquireLocks(resources, ttl, timeout, options) {
+    let signal
+    try {
+      signal = signalOf(options)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return cancellable(signal, null, (token) => this.#n.acquireLocks(resources, ttl, timeout, options, token)).then(
+      (locks) => (locks === null ? null : locks.map(wrapLock)),
+    )
+  }
+
+  /** Releases the locks this manager holds on `resources`; resolves with the failures. */
+  releaseLocks(resources) {
+    return this.#n.releaseLocks(resources)
+  }
+
+  /**
    * Attempts every release. As the seed, a failed one is logged (an `error` record: see
    * `setLogger`), never thrown; the failures are also returned.
    */
@@ -454,6 +478,305 @@ class LockManager {
   /** The manager's owner id, or `null`. */
   get ownerId() {
     return this.#n.ownerId
+  }
+}
+
+// -- cancellation ----------------------------------------------------------------------------
+
+// Runs `start(token)` with a CancelToken tied to `signal` (none without one). When the signal
+// aborted the wait, which then resolved with `nothing`, rejects with `signal.reason` instead.
+function cancellable(signal, nothing, start) {
+  if (signal === undefined) return start(undefined)
+  if (signal.aborted) return Promise.reject(signal.reason)
+  const token = new native.CancelToken()
+  const onAbort = () => token.cancel()
+  signal.addEventListener('abort', onAbort, { once: true })
+  return start(token).then(
+    (value) => {
+      signal.removeEventListener('abort', onAbort)
+      if (value === nothing && token.cancelled) throw signal.reason
+      return value
+    },
+    (e) => {
+      signal.removeEventListener('abort', onAbort)
+      throw e
+    },
+  )
+}
+
+// -- sagas -----------------------------------------------------------------------------------
+
+/** The saga statuses (`SagaStatus.FAILED === 'FAILED'`), from the core's list. */
+const SagaStatus = Object.freeze(Object.fromEntries(native.sagaStatuses().map((s) => [s, s])))
+
+const REPOSITORY_METHODS = ['findById', 'save', 'findActiveSagas', 'findStuckSagas', 'getStatistics']
+
+// RedisSagaRepository → its native repository.
+const redisRepositories = new WeakMap()
+
+/**
+ * The built-in saga repository: records in Redis with indexes and running totals (PROTOCOL.md,
+ * section 8), so `findActiveSagas`, `findStuckSagas` and `getStatistics` do not scan.
+ */
+class RedisSagaRepository {
+  #n
+
+  constructor(redis) {
+    this.#n = native.SagaRepository.redis(toClient(redis))
+    redisRepositories.set(this, this.#n)
+  }
+
+  /** The record, or `null`. */
+  findById(id) {
+    return this.#n.findById(id)
+  }
+
+  /**
+   * The seed's `save(saga)`; with `options` (`expectedVersion`, `term`, `guardFinished`) a
+   * conditional save. Resolves to whether the record was written.
+   */
+  save(saga, options) {
+    return this.#n.save(saga, options)
+  }
+
+  findActiveSagas() {
+    return this.#n.findActiveSagas()
+  }
+
+  findStuckSagas() {
+    return this.#n.findStuckSagas()
+  }
+
+  /** `{ active, completed, failed, compensated, averageDuration }` (ms). */
+  getStatistics() {
+    return this.#n.getStatistics()
+  }
+}
+
+// The native repository for what the seed calls `sagaRepository`: the built-in one, or an
+// adapter calling the methods of the user's own object (each returning a promise, or a value).
+function nativeRepository(repo) {
+  const own = redisRepositories.get(repo)
+  if (own !== undefined) return own
+  if (repo === null || (typeof repo !== 'object' && typeof repo !== 'function')) {
+    throw typeError('sagaRepository', `must be a saga repository (an object with ${REPOSITORY_METHODS.join('(), ')}()), got ${describe(repo)}`)
+  }
+  for (const m of REPOSITORY_METHODS) {
+    if (typeof repo[m] !== 'function') {
+      throw typeError('sagaRepository', `must have a ${m}() method, as the seed's SagaRepository`)
+    }
+  }
+  return native.SagaRepository.foreign(
+    async (id) => repo.findById(id),
+    // A plain save is the seed's `save(saga)`; a conditional one also passes the condition.
+    async (saga, options) => (options === undefined ? repo.save(saga) : repo.save(saga, options)),
+    async () => repo.findActiveSagas(),
+    async () => repo.findStuckSagas(),
+    async () => repo.getStatistics(),
+  )
+}
+
+// -- deadlocks -------------------------------------------------------------------------------
+
+// A call into the user's logger or metrics that threw: reported, never thrown into txcoord.
+function callbackFailed(what, e) {
+  process.emitWarning(`txcoord: ${what} threw: ${e && e.stack ? e.stack : e}`, {
+    type: 'TxcoordWarning',
+    code: 'TXCOORD_WARNING',
+  })
+}
+
+// `log(level, message, fieldsJson)` for the native detector: the seed's
+// `logger.warn('Deadlock detected', { cycle })`.
+function logFunction(logger) {
+  if (logger === null || (typeof logger !== 'object' && typeof logger !== 'function')) {
+    throw typeError('logger', `must be an object with warn() and info() methods (console works), got ${describe(logger)}`)
+  }
+  for (const m of ['warn', 'info']) {
+    if (typeof logger[m] !== 'function') throw typeError('logger', `must have a ${m}() method (console does)`)
+  }
+  return (level, message, fields) => {
+    try {
+      logger[level](message, JSON.parse(fields))
+    } catch (e) {
+      callbackFailed(`the logger's ${level}()`, e)
+    }
+  }
+}
+
+function metricsFunction(metrics) {
+  if (metrics === undefined || metrics === null) return null
+  if (typeof metrics.recordDeadlock !== 'function') {
+    throw typeError('metrics', 'must have a recordDeadlock(resolutionMethod) method (the seed\'s TransactionMetricsCollector)')
+  }
+  return (method) => {
+    try {
+      metrics.recordDeadlock(method)
+    } catch (e) {
+      callbackFailed('metrics.recordDeadlock()', e)
+    }
+  }
+}
+
+/**
+ * The seed's `SagaDeadlockDetector(sagaRepository, logger)`, on the lock registry. `options`:
+ * `redis` (the Redis of the locks: required when `sagaRepository` is not a
+ * RedisSagaRepository), `metrics` (anything with `recordDeadlock(resolutionMethod)`).
+ */
+class SagaDeadlockDetector {
+  #n
+
+  constructor(sagaRepository, logger, options) {
+    if (options !== undefined && options !== null && typeof options !== 'object') {
+      throw typeError('options', `must be an object, got ${describe(options)}`)
+    }
+    const o = options || {}
+    const redis = o.redis === undefined || o.redis === null ? null : toClient(o.redis)
+    this.#n = new native.SagaDeadlockDetector(
+      nativeRepository(sagaRepository),
+      logFunction(logger),
+      redis,
+      metricsFunction(o.metrics),
+    )
+  }
+
+  /** `{ hasDeadlock, cycles, affectedSagas, explained }`; changes nothing. */
+  detectDeadlock() {
+    return this.#n.detectDeadlock()
+  }
+
+  /** Breaks the deadlocks among the sagas of `cycles`; resolves to the cycles broken. */
+  resolveDeadlock(cycles) {
+    return this.#n.resolveDeadlock(cycles)
+  }
+
+  /** The wait-for graph: `{ nodes, edges }`. */
+  waitForGraph() {
+    return this.#n.waitForGraph()
+  }
+}
+
+// -- leader election -------------------------------------------------------------------------
+
+// `election.signal` → its election, so that whoever holds the signal keeps the election (and
+// the watch that aborts the signal) alive.
+const signalElections = new WeakMap()
+
+function leadershipEnded(term) {
+  const e = new Error(
+    term === null ? 'txcoord: this candidate does not lead' : `txcoord: the leadership of term ${term} ended`,
+  )
+  e.code = 'TXCOORD_LOCK_LOST'
+  e.term = term
+  return e
+}
+
+/**
+ * A candidate in the leader election `name`: `campaign()` until it leads, `resign()`; `'elected'`
+ * (term) and `'revoked'` (term) events, and `signal`, aborted when the current leadership ends.
+ */
+class LeaderElection extends EventEmitter {
+  #n
+  // The term the events last reported as leading, or null.
+  #leading = null
+  #ctl = undefined
+  #ctlTerm = null
+
+  constructor(redis, name, options) {
+    super()
+    this.#n = new native.LeaderElection(toClient(redis), name, options)
+    LeaderElection.#watch(this.#n.nextChange(null), new WeakRef(this))
+  }
+
+  // Follows the native leadership changes for as long as the election is referenced: each
+  // change wakes it, and it reconciles with the native state (so a change in between is never
+  // missed). The handler reaches the election through a WeakRef, and the pending native
+  // promise holds no reference to it (so an election the program dropped is collected).
+  static #watch(next, ref) {
+    next.then(
+      (seen) => {
+        if (seen === undefined) return
+        const election = ref.deref()
+        if (election === undefined) return
+        election.#reconcile()
+        LeaderElection.#watch(election.#n.nextChange(election.#leading), ref)
+      },
+      () => {},
+    )
+  }
+
+  // Brings the events and the signal in line with the native state.
+  #reconcile() {
+    const now = this.#n.term
+    if (this.#ctl !== undefined && this.#ctlTerm !== now && !this.#ctl.signal.aborted) {
+      this.#ctl.abort(leadershipEnded(this.#ctlTerm))
+    }
+    const was = this.#leading
+    if (now === was) return
+    this.#leading = now
+    if (was !== null) this.emit('revoked', was)
+    if (now !== null) this.emit('elected', now)
+  }
+
+  /**
+   * Waits until this candidate leads (`options.timeout` ms, default without limit; an
+   * `options.signal` cancels the wait): `true` once it does, `false` on timeout.
+   */
+  campaign(options) {
+    let signal
+    try {
+      signal = signalOf(options)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return cancellable(signal, false, (token) => this.#n.campaign(options, token)).then((ok) => {
+      this.#reconcile()
+      return ok
+    })
+  }
+
+  /** Gives up the leadership (if this candidate leads). */
+  resign() {
+    return this.#n.resign().then(() => {
+      this.#reconcile()
+    })
+  }
+
+  /** `await using election = ...` resigns at the end of the scope. */
+  [Symbol.asyncDispose]() {
+    return this.resign()
+  }
+
+  /** An AbortSignal aborted when the current leadership ends (already aborted when not leading). */
+  get signal() {
+    const term = this.#n.term
+    if (term === null) return AbortSignal.abort(leadershipEnded(null))
+    if (this.#ctl === undefined || this.#ctlTerm !== term) {
+      this.#ctl = new AbortController()
+      this.#ctlTerm = term
+      signalElections.set(this.#ctl.signal, this)
+    }
+    return this.#ctl.signal
+  }
+
+  /** Whether this candidate leads now. */
+  get isLeader() {
+    return this.#n.isLeader
+  }
+
+  /** The term of this candidate's leadership, or `null`. */
+  get term() {
+    return this.#n.term
+  }
+
+  /** This candidate's id. */
+  get candidateId() {
+    return this.#n.candidateId
+  }
+
+  /** Who leads, as any observer reads it: `{ candidateId, term, remainingMs }`, or `null`. */
+  leader() {
+    return this.#n.leader()
   }
 }
 
@@ -526,4 +849,13 @@ function setLogger(newLogger, options) {
   native.setLogLevel(level)
 }
 
-module.exports = { Client, DistributedLock, LockManager, setLogger }
+module.exports = {
+  Client,
+  DistributedLock,
+  LockManager,
+  setLogger,
+  SagaStatus,
+  RedisSagaRepository,
+  SagaDeadlockDetector,
+  LeaderElection,
+}

@@ -3,5 +3,14 @@
 // process).
 import txcoord from './index.js'
 
-export const { Client, DistributedLock, LockManager, setLogger } = txcoord
+export const {
+  Client,
+  DistributedLock,
+  LockManager,
+  setLogger,
+  SagaStatus,
+  RedisSagaRepository,
+  SagaDeadlockDetector,
+  LeaderElection,
+} = txcoord
 export default txcoord

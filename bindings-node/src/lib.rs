@@ -14,17 +14,24 @@
 
 mod bridge;
 mod client;
+mod deadlock;
+mod election;
 mod error;
 mod lock;
 mod logging;
 mod manager;
+mod object;
 mod raw;
+mod saga;
 
 pub use bridge::use_plain_bridge;
 pub use client::{ClientStats, JsClient};
+pub use deadlock::JsSagaDeadlockDetector;
+pub use election::JsLeaderElection;
 pub use lock::JsDistributedLock;
 pub use logging::{log_for_tests, set_log_level, set_log_sink, LogRecord};
 pub use manager::{CancelToken, JsLockManager};
+pub use saga::{saga_statuses, JsSagaRepository};
 
 /// For the test suite only: panics, synchronously (`sync = true`, caught and thrown as an
 /// `Error`) or inside a future (the promise rejects with code `TXCOORD_INTERNAL`), to show that
