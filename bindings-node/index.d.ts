@@ -366,23 +366,23 @@ export interface SagaRecord {
 }
 
 /**
- * A record as txcoord accepts it (from `save`, or from a user's own repository): `id`, `type`,
- * `status` and `createdAt` are required; `updatedAt` defaults to `createdAt`, the counts to 0,
- * the texts to none.
+ * A record as txcoord accepts it (from `save`, or from a user's own repository): `id` and
+ * `type` are required; what else is left out (or `null`) takes the defaults of a new saga:
+ * status `EXECUTING`, created now, `updatedAt` = `createdAt`, counts 0, no texts.
  */
 export interface SagaRecordInput {
   id: string
   type: string
-  status: SagaStatus
-  createdAt: Date
-  priority?: number
-  updatedAt?: Date
-  retryCount?: number
+  status?: SagaStatus | null
+  createdAt?: Date | null
+  priority?: number | null
+  updatedAt?: Date | null
+  retryCount?: number | null
   error?: string | null
   stuckReason?: string | null
   stuckDetail?: string | null
-  version?: number
-  term?: number
+  version?: number | null
+  term?: number | null
 }
 
 /** The condition of a conditional save. */
@@ -407,10 +407,11 @@ export interface SagaStatistics {
 
 /**
  * The seed's `SagaRepository` interface, which a user's own repository implements (async
- * methods). txcoord calls `save(saga)` for a plain save, as the seed does; for a conditional
- * one (the detector marking a victim `FAILED`) it calls `save(saga, options)`: resolve to
- * `true`/`false` if the repository honours the condition (written or not), to anything else if
- * it saved unconditionally.
+ * methods; records may leave out the optional fields). txcoord calls `save(saga)`, as the seed
+ * does. A `save` declared with two parameters, `save(saga, options)`, is the conditional form:
+ * for a conditional save (the detector marking a victim `FAILED`) it receives the condition
+ * and resolves to `true`/`false` (written or not); without it such a save is unconditional and
+ * its guarantees (never overwriting a newer or finished record) do not hold.
  */
 export interface SagaRepository {
   findById(id: string): Promise<SagaRecordInput | null | undefined>
@@ -418,6 +419,20 @@ export interface SagaRepository {
   findActiveSagas(): Promise<SagaRecordInput[]>
   findStuckSagas(): Promise<SagaRecordInput[]>
   getStatistics(): Promise<Omit<SagaStatistics, 'compensated'> & { compensated?: number }>
+}
+
+/** Options of a `RedisSagaRepository`. */
+export interface RedisSagaRepositoryOptions {
+  /**
+   * Saga type → how long (ms) a saga of that type may go without an update before it counts as
+   * stuck. Default: the seed's limits (CreateOrderSaga 300000, ProcessRefundSaga 600000,
+   * UserRegistrationSaga 120000).
+   */
+  stuckAfter?: Record<string, number>
+  /** The limit for the other types, in ms. Default 300000. */
+  defaultStuckAfter?: number
+  /** How long a finished saga's record is kept, in ms; `null`: for ever. Default 604800000 (7 days). */
+  finishedRetention?: number | null
 }
 
 /**
@@ -428,7 +443,7 @@ export interface SagaRepository {
  */
 export declare class RedisSagaRepository implements SagaRepository {
   /** @param redis a URL, a `Client` or an ioredis instance */
-  constructor(redis: RedisLike)
+  constructor(redis: RedisLike, options?: RedisSagaRepositoryOptions)
   /** The record, or `null`. */
   findById(id: string): Promise<SagaRecord | null>
   /**
@@ -558,13 +573,20 @@ export interface DeadlockVictimError extends TxcoordError {
 export declare class SagaDeadlockDetector {
   /**
    * @param sagaRepository a `RedisSagaRepository`, or your own (the seed's interface)
-   * @param logger anything with `warn` and `info` (console works)
+   * @param logger anything with `warn` and `info` (console works); without one, the records go
+   * where txcoord's own log records go (see `setLogger`)
    */
-  constructor(sagaRepository: SagaRepository, logger: DetectorLogger, options?: DetectorOptions)
+  constructor(sagaRepository: SagaRepository, logger?: DetectorLogger | null, options?: DetectorOptions)
   /** `{ hasDeadlock, cycles, affectedSagas, explained }`; changes nothing. */
   detectDeadlock(): Promise<DeadlockResult>
-  /** Breaks the deadlocks among the sagas of `cycles` as they stand now; the cycles broken. */
-  resolveDeadlock(cycles: string[][]): Promise<DeadlockCycle[]>
+  /**
+   * Breaks the deadlocks among the sagas of `cycles` as they stand now (the seed's arrays of
+   * saga ids, explained cycles, or `detectDeadlock()`'s result): the cycles broken, each with
+   * its victim.
+   */
+  resolveDeadlock(
+    cycles: ReadonlyArray<readonly string[] | DeadlockCycle> | DeadlockResult,
+  ): Promise<DeadlockCycle[]>
   /** The wait-for graph itself. */
   waitForGraph(): Promise<WaitForGraph>
 }

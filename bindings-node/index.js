@@ -521,8 +521,13 @@ const redisRepositories = new WeakMap()
 class RedisSagaRepository {
   #n
 
-  constructor(redis) {
-    this.#n = native.SagaRepository.redis(toClient(redis))
+  /**
+   * `options`: `stuckAfter` (saga type → ms without an update before a saga of that type is
+   * stuck; the seed's limits by default), `defaultStuckAfter` (ms, other types; 300000),
+   * `finishedRetention` (ms a finished saga's record is kept, `null` for ever; 7 days).
+   */
+  constructor(redis, options) {
+    this.#n = native.SagaRepository.redis(toClient(redis), options)
     redisRepositories.set(this, this.#n)
   }
 
@@ -554,7 +559,11 @@ class RedisSagaRepository {
 }
 
 // The native repository for what the seed calls `sagaRepository`: the built-in one, or an
-// adapter calling the methods of the user's own object (each returning a promise, or a value).
+// adapter calling the methods of the user's own object. The adapter's functions are held by the
+// native side for as long as the detector lives, so they reach the object only through a
+// WeakRef: the detector's wrapper holds it (a repository that holds its detector is collected
+// with it). A `save` declared with two parameters is the conditional form: it receives the
+// condition and resolves to whether it wrote; one with fewer is the seed's `save(saga)`.
 function nativeRepository(repo) {
   const own = redisRepositories.get(repo)
   if (own !== undefined) return own
@@ -566,14 +575,29 @@ function nativeRepository(repo) {
       throw typeError('sagaRepository', `must have a ${m}() method, as the seed's SagaRepository`)
     }
   }
+  const conditional = repo.save.length >= 2
+  const target = weakTarget(repo, 'saga repository')
   return native.SagaRepository.foreign(
-    async (id) => repo.findById(id),
-    // A plain save is the seed's `save(saga)`; a conditional one also passes the condition.
-    async (saga, options) => (options === undefined ? repo.save(saga) : repo.save(saga, options)),
-    async () => repo.findActiveSagas(),
-    async () => repo.findStuckSagas(),
-    async () => repo.getStatistics(),
+    async (id) => target().findById(id),
+    async (saga, options) => {
+      if (options !== undefined && conditional) return target().save(saga, options)
+      await target().save(saga)
+      return undefined
+    },
+    async () => target().findActiveSagas(),
+    async () => target().findStuckSagas(),
+    async () => target().getStatistics(),
   )
+}
+
+// `() => value` through a WeakRef (see nativeRepository).
+function weakTarget(value, what) {
+  const ref = new WeakRef(value)
+  return () => {
+    const v = ref.deref()
+    if (v === undefined) throw new Error(`txcoord: the ${what} was garbage-collected`)
+    return v
+  }
 }
 
 // -- deadlocks -------------------------------------------------------------------------------
@@ -587,17 +611,19 @@ function callbackFailed(what, e) {
 }
 
 // `log(level, message, fieldsJson)` for the native detector: the seed's
-// `logger.warn('Deadlock detected', { cycle })`.
+// `logger.warn('Deadlock detected', { cycle })`. Weak, as the repository's functions.
 function logFunction(logger) {
-  if (logger === null || (typeof logger !== 'object' && typeof logger !== 'function')) {
-    throw typeError('logger', `must be an object with warn() and info() methods (console works), got ${describe(logger)}`)
+  if (logger === undefined || logger === null) return null
+  if (typeof logger !== 'object' && typeof logger !== 'function') {
+    throw typeError('logger', `must be an object with warn() and info() methods (console works) or null, got ${describe(logger)}`)
   }
   for (const m of ['warn', 'info']) {
     if (typeof logger[m] !== 'function') throw typeError('logger', `must have a ${m}() method (console does)`)
   }
+  const target = weakTarget(logger, 'logger')
   return (level, message, fields) => {
     try {
-      logger[level](message, JSON.parse(fields))
+      target()[level](message, JSON.parse(fields))
     } catch (e) {
       callbackFailed(`the logger's ${level}()`, e)
     }
@@ -609,9 +635,10 @@ function metricsFunction(metrics) {
   if (typeof metrics.recordDeadlock !== 'function') {
     throw typeError('metrics', 'must have a recordDeadlock(resolutionMethod) method (the seed\'s TransactionMetricsCollector)')
   }
+  const target = weakTarget(metrics, 'metrics')
   return (method) => {
     try {
-      metrics.recordDeadlock(method)
+      target().recordDeadlock(method)
     } catch (e) {
       callbackFailed('metrics.recordDeadlock()', e)
     }
@@ -619,12 +646,15 @@ function metricsFunction(metrics) {
 }
 
 /**
- * The seed's `SagaDeadlockDetector(sagaRepository, logger)`, on the lock registry. `options`:
+ * The seed's `SagaDeadlockDetector(sagaRepository, logger)`, on the lock registry (without a
+ * logger, its records go where txcoord's do: see `setLogger`). `options`:
  * `redis` (the Redis of the locks: required when `sagaRepository` is not a
  * RedisSagaRepository), `metrics` (anything with `recordDeadlock(resolutionMethod)`).
  */
 class SagaDeadlockDetector {
   #n
+  // The user's objects the native side calls (through WeakRefs): alive as long as the detector.
+  #callees
 
   constructor(sagaRepository, logger, options) {
     if (options !== undefined && options !== null && typeof options !== 'object') {
@@ -638,16 +668,27 @@ class SagaDeadlockDetector {
       redis,
       metricsFunction(o.metrics),
     )
+    this.#callees = [sagaRepository, logger, o.metrics]
+  }
+
+  // A call's promise keeps the user's objects alive until it settles, even if the detector
+  // itself is dropped meanwhile.
+  #keeping(promise) {
+    const callees = this.#callees
+    return promise.finally(() => callees)
   }
 
   /** `{ hasDeadlock, cycles, affectedSagas, explained }`; changes nothing. */
   detectDeadlock() {
-    return this.#n.detectDeadlock()
+    return this.#keeping(this.#n.detectDeadlock())
   }
 
-  /** Breaks the deadlocks among the sagas of `cycles`; resolves to the cycles broken. */
+  /**
+   * Breaks the deadlocks among the sagas of `cycles` (the seed's arrays of saga ids, explained
+   * cycles, or `detectDeadlock()`'s result); resolves to the cycles broken.
+   */
   resolveDeadlock(cycles) {
-    return this.#n.resolveDeadlock(cycles)
+    return this.#keeping(this.#n.resolveDeadlock(cycles))
   }
 
   /** The wait-for graph: `{ nodes, edges }`. */

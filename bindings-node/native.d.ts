@@ -221,11 +221,12 @@ export type JsLockManager = LockManager
  */
 export declare class SagaDeadlockDetector {
   /**
-   * `repository`: the sagas; `log(level, message, fieldsJson)`: the logger; `redis`: the
+   * `repository`: the sagas; `log(level, message, fieldsJson)`: the logger (without one,
+   * txcoord's own log records: see `setLogger`); `redis`: the
    * Redis of the lock registry (required when the repository is not the built-in one);
    * `recordDeadlock(resolutionMethod)`: the metrics, if any.
    */
-  constructor(repository: SagaRepository, log: (level: 'warn' | 'info', message: string, fields: string) => unknown, redis?: Client | undefined | null, recordDeadlock?: ((resolutionMethod: string) => unknown) | undefined | null)
+  constructor(repository: SagaRepository, log: ((level: 'warn' | 'info', message: string, fields: string) => unknown) | undefined | null, redis?: Client | undefined | null, recordDeadlock?: ((resolutionMethod: string) => unknown) | undefined | null)
   /**
    * The seed's `detectDeadlock()`: `{ hasDeadlock, cycles, affectedSagas, explained }`.
    * Logs `Deadlock detected` (warn) per cycle; changes nothing.
@@ -233,10 +234,11 @@ export declare class SagaDeadlockDetector {
   detectDeadlock(): Promise<object>
   /**
    * The seed's `resolveDeadlock(cycles)`: breaks the deadlocks among the sagas of `cycles`
-   * (arrays of saga ids) as they stand now; resolves to the cycles broken, each with its
-   * victim. Logs `Saga aborted to resolve deadlock` (info) per victim.
+   * (arrays of saga ids, explained cycles, or `detectDeadlock()`'s result) as they stand
+   * now; resolves to the cycles broken, each with its victim. Logs `Saga aborted to resolve
+   * deadlock` (info) per victim.
    */
-  resolveDeadlock(cycles: string[][]): Promise<object[]>
+  resolveDeadlock(cycles: Array<string[] | { sagas: string[] }> | { cycles: string[][] }): Promise<object[]>
   /**
    * The wait-for graph: `{ nodes: [{ id, priority, sinceMs }], edges: [{ waiter, holder,
    * lockKey, waiterId, waitedMs, holderToken }] }`.
@@ -252,8 +254,14 @@ export type JsSagaDeadlockDetector = SagaDeadlockDetector
  * wraps the first.
  */
 export declare class SagaRepository {
-  /** The built-in repository on `client`'s Redis (PROTOCOL.md, section 8). */
-  static redis(client: Client): SagaRepository
+  /**
+   * The built-in repository on `client`'s Redis (PROTOCOL.md, section 8). Options:
+   * `stuckAfter` (saga type → ms: how long a saga of that type may go without an update
+   * before it counts as stuck; the seed's limits by default), `defaultStuckAfter` (ms, for
+   * the other types; default 300000), `finishedRetention` (ms a finished saga's record is
+   * kept, `null` for ever; default 7 days).
+   */
+  static redis(client: Client, options?: { stuckAfter?: Record<string, number>, defaultStuckAfter?: number, finishedRetention?: number | null }): SagaRepository
   /**
    * A user's repository: one function per method of the seed's `SagaRepository`, each
    * returning a promise. `save(saga, options)` receives `options` only for a conditional

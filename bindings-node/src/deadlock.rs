@@ -19,15 +19,16 @@ use napi_derive::napi;
 use tokio::sync::watch;
 use txcoord::{
     DeadlockCycle, DeadlockMetrics, DeadlockResult, DetectorOptions, Logger, SagaDeadlockDetector,
-    WaitForGraph,
+    TracingLogger, WaitForGraph,
 };
 
 use crate::bridge::{self, Prep};
 use crate::client::{unknown, JsClient};
 use crate::error;
 use crate::object::{self, Obj};
-use crate::raw::{self, Host};
+use crate::raw;
 use crate::saga::{invalid_type, JsSagaRepository};
+use txcoord::binding::saga as check;
 
 // -- cycles as JavaScript objects ------------------------------------------------------------
 
@@ -253,18 +254,19 @@ pub struct JsSagaDeadlockDetector {
 
 #[napi]
 impl JsSagaDeadlockDetector {
-    /// `repository`: the sagas; `log(level, message, fieldsJson)`: the logger; `redis`: the
+    /// `repository`: the sagas; `log(level, message, fieldsJson)`: the logger (without one,
+    /// txcoord's own log records: see `setLogger`); `redis`: the
     /// Redis of the lock registry (required when the repository is not the built-in one);
     /// `recordDeadlock(resolutionMethod)`: the metrics, if any.
     #[napi(
         constructor,
         catch_unwind,
-        ts_args_type = "repository: SagaRepository, log: (level: 'warn' | 'info', message: string, fields: string) => unknown, redis?: Client | undefined | null, recordDeadlock?: ((resolutionMethod: string) => unknown) | undefined | null"
+        ts_args_type = "repository: SagaRepository, log: ((level: 'warn' | 'info', message: string, fields: string) => unknown) | undefined | null, redis?: Client | undefined | null, recordDeadlock?: ((resolutionMethod: string) => unknown) | undefined | null"
     )]
     pub fn new(
         env: Env,
         repository: &JsSagaRepository,
-        log: LogFn,
+        log: Option<LogFn>,
         redis: Option<&JsClient>,
         record_deadlock: Option<MetricsFn>,
     ) -> Result<Self> {
@@ -279,10 +281,13 @@ impl JsSagaDeadlockDetector {
                 pending: pending.clone(),
             }));
         }
-        let logger = Arc::new(JsLogger {
-            log,
-            pending: pending.clone(),
-        });
+        let logger: Arc<dyn Logger> = match log {
+            Some(log) => Arc::new(JsLogger {
+                log,
+                pending: pending.clone(),
+            }),
+            None => Arc::new(TracingLogger),
+        };
         match SagaDeadlockDetector::new(repository.inner.clone(), logger, options) {
             Ok(inner) => Ok(JsSagaDeadlockDetector { inner, pending }),
             Err(e) => Err(error::throw(env.raw(), &e)),
@@ -307,11 +312,12 @@ impl JsSagaDeadlockDetector {
     }
 
     /// The seed's `resolveDeadlock(cycles)`: breaks the deadlocks among the sagas of `cycles`
-    /// (arrays of saga ids) as they stand now; resolves to the cycles broken, each with its
-    /// victim. Logs `Saga aborted to resolve deadlock` (info) per victim.
+    /// (arrays of saga ids, explained cycles, or `detectDeadlock()`'s result) as they stand
+    /// now; resolves to the cycles broken, each with its victim. Logs `Saga aborted to resolve
+    /// deadlock` (info) per victim.
     #[napi(
         catch_unwind,
-        ts_args_type = "cycles: string[][]",
+        ts_args_type = "cycles: Array<string[] | { sagas: string[] }> | { cycles: string[][] }",
         ts_return_type = "Promise<object[]>"
     )]
     pub fn resolve_deadlock<'env>(&self, env: &'env Env, cycles: Unknown) -> Result<Unknown<'env>> {
@@ -349,7 +355,8 @@ impl JsSagaDeadlockDetector {
     }
 }
 
-/// `cycles` as the seed passes them: an array of arrays of saga ids.
+/// `cycles` as the seed passes them (an array of arrays of saga ids), or the explained cycles
+/// (objects with `sagas`), or `detectDeadlock()`'s whole result (an object with `cycles`).
 unsafe fn read_cycles(
     env: sys::napi_env,
     value: sys::napi_value,
@@ -357,29 +364,37 @@ unsafe fn read_cycles(
     let bad = |got: &str| {
         invalid_type(
             "cycles",
-            format!("must be an array of arrays of saga ids (strings), got {got}"),
+            format!(
+                "must be an array of cycles (arrays of saga ids, or explained cycles), or \
+                 detectDeadlock()'s result, got {got}"
+            ),
         )
     };
+    let mut value = value;
+    if object::is_object(env, value)? {
+        value = object::property(env, value, c"cycles")?;
+    }
     let Some(outer) = object::elements(env, value)? else {
         return Ok(Err(bad(raw::type_name(&raw::read(env, value)?))));
     };
     let mut cycles = Vec::with_capacity(outer.len());
-    for item in outer {
+    for mut item in outer {
+        if object::is_object(env, item)? {
+            item = object::property(env, item, c"sagas")?;
+        }
         let Some(ids) = object::elements(env, item)? else {
             let what = raw::type_name(&raw::read(env, item)?);
             return Ok(Err(bad(&format!("an array holding {what}"))));
         };
         let mut cycle = Vec::with_capacity(ids.len());
         for id in ids {
-            match raw::read(env, id)? {
-                Host::Str(s) => cycle.push(s),
-                Host::BadStr => return Ok(Err(txcoord::binding::validate::bad_encoding("cycles"))),
-                other => {
-                    return Ok(Err(bad(&format!(
-                        "a cycle holding {}",
-                        raw::type_name(&other)
-                    ))))
-                }
+            let host = raw::read(env, id)?;
+            let checked = host
+                .text("cycles")
+                .and_then(|raw| check::saga_id("cycles", raw).map(str::to_string));
+            match checked {
+                Ok(id) => cycle.push(id),
+                Err(e) => return Ok(Err(e)),
             }
         }
         cycles.push(cycle);

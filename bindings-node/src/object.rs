@@ -158,6 +158,23 @@ pub(crate) unsafe fn is_object(env: sys::napi_env, value: sys::napi_value) -> na
     Ok(matches!(raw::read(env, value)?, Host::Other("an object")))
 }
 
+/// Property `name` of `object`.
+///
+/// # Safety
+/// As [`string`], with a live handle to an object; property getters may run JavaScript.
+pub(crate) unsafe fn property(
+    env: sys::napi_env,
+    object: sys::napi_value,
+    name: &CStr,
+) -> napi::Result<sys::napi_value> {
+    let mut value = ptr::null_mut();
+    check(
+        sys::napi_get_named_property(env, object, name.as_ptr(), &mut value),
+        "reading a property failed",
+    )?;
+    Ok(value)
+}
+
 /// Property `name` of `object`, read raw.
 ///
 /// # Safety
@@ -167,11 +184,7 @@ pub(crate) unsafe fn field(
     object: sys::napi_value,
     name: &CStr,
 ) -> napi::Result<Field> {
-    let mut value = ptr::null_mut();
-    check(
-        sys::napi_get_named_property(env, object, name.as_ptr(), &mut value),
-        "reading a property failed",
-    )?;
+    let value = property(env, object, name)?;
     let mut is_date = false;
     check(
         sys::napi_is_date(env, value, &mut is_date),
@@ -219,4 +232,37 @@ pub(crate) unsafe fn elements(
         out.push(item);
     }
     Ok(Some(out))
+}
+
+/// The own enumerable string-keyed properties of an object: `(key as read, value)`.
+///
+/// # Safety
+/// As [`string`], with a live handle to an object; property getters may run JavaScript.
+pub(crate) unsafe fn entries(
+    env: sys::napi_env,
+    object: sys::napi_value,
+) -> napi::Result<Vec<(Host, sys::napi_value)>> {
+    let mut keys = ptr::null_mut();
+    check(
+        sys::napi_get_all_property_names(
+            env,
+            object,
+            sys::KeyCollectionMode::own_only,
+            sys::KeyFilter::enumerable | sys::KeyFilter::skip_symbols,
+            sys::KeyConversion::numbers_to_strings,
+            &mut keys,
+        ),
+        "reading an object's keys failed",
+    )?;
+    let keys = elements(env, keys)?.unwrap_or_default();
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        let mut value = ptr::null_mut();
+        check(
+            sys::napi_get_property(env, object, key, &mut value),
+            "reading a property failed",
+        )?;
+        out.push((raw::read(env, key)?, value));
+    }
+    Ok(out)
 }

@@ -110,23 +110,21 @@ unsafe fn statistics_to_js(env: sys::napi_env, s: &SagaStatistics) -> sys::napi_
 
 // -- records: JavaScript → Rust --------------------------------------------------------------
 
-/// A field that is not a time, as the validators take it.
+/// A field that is not a time, as the validators take it; `null` is as good as absent (the
+/// default applies), except for `id` and `type`, which are required.
 fn plain<'a>(arg: &'static str, f: &'a Field) -> txcoord::Result<validate::Raw<'a>> {
     match f {
         Field::Date(_) => Ok(validate::Raw::Other("a Date")),
+        Field::Value(Host::Null) => Ok(validate::Raw::Absent),
         Field::Value(h) => h.text(arg),
     }
 }
 
-/// A time field: a `Date`, or absent.
-fn time(arg: &'static str, f: &Field) -> txcoord::Result<Option<SystemTime>> {
+/// A required field, as the validators take it (`null` is refused there).
+fn given<'a>(arg: &'static str, f: &'a Field) -> txcoord::Result<validate::Raw<'a>> {
     match f {
-        Field::Date(ms) => check::time_ms(arg, validate::Raw::Float(*ms)),
-        Field::Value(Host::Absent) => Ok(None),
-        Field::Value(other) => Err(invalid_type(
-            arg,
-            format!("must be a Date, got {}", raw::type_name(other)),
-        )),
+        Field::Date(_) => Ok(validate::Raw::Other("a Date")),
+        Field::Value(h) => h.text(arg),
     }
 }
 
@@ -134,14 +132,27 @@ fn required<T>(arg: &'static str, what: &str, v: Option<T>) -> txcoord::Result<T
     v.ok_or_else(|| invalid_type(arg, format!("is required ({what})")))
 }
 
+/// A time field: a `Date`, or absent (`undefined` or `null`).
+fn time(arg: &'static str, f: &Field) -> txcoord::Result<Option<SystemTime>> {
+    match f {
+        Field::Date(ms) => check::time_ms(arg, validate::Raw::Float(*ms)),
+        Field::Value(Host::Absent | Host::Null) => Ok(None),
+        Field::Value(other) => Err(invalid_type(
+            arg,
+            format!("must be a Date, got {}", raw::type_name(other)),
+        )),
+    }
+}
+
 /// The type of a value that should have been an object, for an error message.
 unsafe fn type_of(env: sys::napi_env, value: sys::napi_value) -> napi::Result<&'static str> {
     Ok(raw::type_name(&raw::read(env, value)?))
 }
 
-/// Reads the seed's `SagaRecord` from a JavaScript object. `id`, `type`, `status` and
-/// `createdAt` are required; `updatedAt` defaults to `createdAt`, the counts to 0, the texts to
-/// none. The `Err` of the outer result is an N-API failure; of the inner one, the record's.
+/// Reads the seed's `SagaRecord` from a JavaScript object. `id` and `type` are required; what
+/// else is missing (or `null`) takes the core's defaults for a new saga (`SagaRecord::new`:
+/// status `EXECUTING`, created now), `updatedAt` defaults to `createdAt`. The `Err` of the
+/// outer result is an N-API failure; of the inner one, the record's.
 ///
 /// # Safety
 /// On the JavaScript thread of `env` with a live handle; property getters may run JavaScript.
@@ -159,49 +170,47 @@ pub(crate) unsafe fn read_record(
         )));
     }
     let get = |name: &CStr| object::field(env, value, name);
-    let (id, saga_type, status, priority) = (
-        get(c"id")?,
-        get(c"type")?,
-        get(c"status")?,
-        get(c"priority")?,
-    );
+    let (id, saga_type) = (get(c"id")?, get(c"type")?);
+    let (status, priority) = (get(c"status")?, get(c"priority")?);
     let (created, updated, retries) = (get(c"createdAt")?, get(c"updatedAt")?, get(c"retryCount")?);
     let (error, stuck_reason, stuck_detail) =
         (get(c"error")?, get(c"stuckReason")?, get(c"stuckDetail")?);
     let (version, term) = (get(c"version")?, get(c"term")?);
+    let text = |arg: &'static str, f: &Field| -> txcoord::Result<Option<String>> {
+        Ok(check::optional_text(arg, plain(arg, f)?)?.map(str::to_string))
+    };
     Ok((|| {
-        let created_at = required("createdAt", "a Date", time("createdAt", &created)?)?;
-        Ok(SagaRecord {
-            id: check::saga_id("id", plain("id", &id)?)?.to_string(),
-            saga_type: check::saga_type("type", plain("type", &saga_type)?)?.to_string(),
-            status: required(
-                "status",
-                "a SagaStatus",
-                check::status("status", plain("status", &status)?)?,
-            )?,
-            priority: validate::priority("priority", plain("priority", &priority)?)?.unwrap_or(0),
-            created_at,
-            updated_at: time("updatedAt", &updated)?.unwrap_or(created_at),
-            retry_count: check::count(
-                "retryCount",
-                plain("retryCount", &retries)?,
-                u32::MAX.into(),
-            )?
-            .unwrap_or(0) as u32,
-            error: check::optional_text("error", plain("error", &error)?)?.map(str::to_string),
-            stuck_reason: check::optional_text(
-                "stuckReason",
-                plain("stuckReason", &stuck_reason)?,
-            )?
-            .map(str::to_string),
-            stuck_detail: check::optional_text(
-                "stuckDetail",
-                plain("stuckDetail", &stuck_detail)?,
-            )?
-            .map(str::to_string),
-            version: check::count("version", plain("version", &version)?, MAX_SAFE)?.unwrap_or(0),
-            term: check::count("term", plain("term", &term)?, MAX_SAFE)?.unwrap_or(0),
-        })
+        let mut r = SagaRecord::new(
+            check::saga_id("id", given("id", &id)?)?,
+            check::saga_type("type", given("type", &saga_type)?)?,
+        );
+        if let Some(s) = check::status("status", plain("status", &status)?)? {
+            r.status = s;
+        }
+        if let Some(p) = validate::priority("priority", plain("priority", &priority)?)? {
+            r.priority = p;
+        }
+        if let Some(t) = time("createdAt", &created)? {
+            r.created_at = t;
+        }
+        r.updated_at = time("updatedAt", &updated)?.unwrap_or(r.created_at);
+        if let Some(n) = check::count(
+            "retryCount",
+            plain("retryCount", &retries)?,
+            u32::MAX.into(),
+        )? {
+            r.retry_count = n as u32;
+        }
+        r.error = text("error", &error)?;
+        r.stuck_reason = text("stuckReason", &stuck_reason)?;
+        r.stuck_detail = text("stuckDetail", &stuck_detail)?;
+        if let Some(v) = check::count("version", plain("version", &version)?, MAX_SAFE)? {
+            r.version = v;
+        }
+        if let Some(t) = check::count("term", plain("term", &term)?, MAX_SAFE)? {
+            r.term = t;
+        }
+        Ok(r)
     })())
 }
 
@@ -517,6 +526,71 @@ impl SagaRepository for ForeignRepository {
     }
 }
 
+/// The built-in repository with the options of `new RedisSagaRepository(redis, options)`.
+unsafe fn redis_repository(
+    env: sys::napi_env,
+    client: &txcoord::Client,
+    options: sys::napi_value,
+) -> napi::Result<txcoord::Result<RedisSagaRepository>> {
+    let mut repo = RedisSagaRepository::new(client);
+    let object = options;
+    let options = match raw::Options::new(env, options, "options")? {
+        Ok(o) => o,
+        Err(e) => return Ok(Err(e)),
+    };
+    let millis = |arg: &'static str, host: &Host| {
+        validate::millis(arg, host.raw(), 1, validate::MAX_MS)
+            .map(|ms| ms.map(std::time::Duration::from_millis))
+    };
+    let limits = options.get(c"stuckAfter")?;
+    match limits {
+        Host::Absent => {}
+        Host::Other("an object") => {
+            let limits = object::property(env, object, c"stuckAfter")?;
+            for (key, value) in object::entries(env, limits)? {
+                let ms = raw::read(env, value)?;
+                let limit = key.text("stuckAfter").and_then(|t| {
+                    let t = check::saga_type("stuckAfter", t)?.to_string();
+                    Ok((t, millis("stuckAfter", &ms)?))
+                });
+                match limit {
+                    Ok((t, Some(d))) => repo = repo.set_stuck_after(t, d),
+                    Ok((_, None)) => {
+                        return Ok(Err(invalid_type(
+                            "stuckAfter",
+                            "must map saga types to numbers of ms, got undefined",
+                        )))
+                    }
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+        }
+        other => {
+            return Ok(Err(invalid_type(
+                "stuckAfter",
+                format!(
+                    "must be an object mapping saga types to ms, got {}",
+                    raw::type_name(&other)
+                ),
+            )))
+        }
+    }
+    match millis("defaultStuckAfter", &options.get(c"defaultStuckAfter")?) {
+        Ok(Some(d)) => repo = repo.set_default_stuck_after(d),
+        Ok(None) => {}
+        Err(e) => return Ok(Err(e)),
+    }
+    match options.get(c"finishedRetention")? {
+        Host::Null => repo = repo.set_finished_retention(None),
+        other => match millis("finishedRetention", &other) {
+            Ok(Some(d)) => repo = repo.set_finished_retention(Some(d)),
+            Ok(None) => {}
+            Err(e) => return Ok(Err(e)),
+        },
+    }
+    Ok(Ok(repo))
+}
+
 // -- the native class ------------------------------------------------------------------------
 
 /// Where sagas are kept, as the detector calls it: the built-in Redis repository
@@ -530,11 +604,23 @@ pub struct JsSagaRepository {
 
 #[napi]
 impl JsSagaRepository {
-    /// The built-in repository on `client`'s Redis (PROTOCOL.md, section 8).
-    #[napi(factory, catch_unwind)]
-    pub fn redis(client: &JsClient) -> Self {
-        JsSagaRepository {
-            inner: Arc::new(RedisSagaRepository::new(&client.inner)),
+    /// The built-in repository on `client`'s Redis (PROTOCOL.md, section 8). Options:
+    /// `stuckAfter` (saga type → ms: how long a saga of that type may go without an update
+    /// before it counts as stuck; the seed's limits by default), `defaultStuckAfter` (ms, for
+    /// the other types; default 300000), `finishedRetention` (ms a finished saga's record is
+    /// kept, `null` for ever; default 7 days).
+    #[napi(
+        factory,
+        catch_unwind,
+        ts_args_type = "client: Client, options?: { stuckAfter?: Record<string, number>, defaultStuckAfter?: number, finishedRetention?: number | null }"
+    )]
+    pub fn redis(env: Env, client: &JsClient, options: Unknown) -> Result<Self> {
+        // SAFETY: on the JavaScript thread, inside this #[napi] function, with a live handle.
+        match unsafe { redis_repository(env.raw(), &client.inner, options.raw()) }? {
+            Ok(repo) => Ok(JsSagaRepository {
+                inner: Arc::new(repo),
+            }),
+            Err(e) => Err(crate::error::throw(env.raw(), &e)),
         }
     }
 

@@ -1,17 +1,15 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-// Sagas at the JavaScript level: SagaStatus and SagaRecord as the seed uses them, the built-in
-// RedisSagaRepository, and a user's own repository written in JavaScript, which the native
-// detector calls. Each file starts its own redis-server.
+// Sagas at the JavaScript level: SagaStatus and SagaRecord as the seed uses them, and the
+// built-in RedisSagaRepository (a user's own repository is in deadlock.test.js, where the
+// detector calls it). Scenario names follow tests/python/test_saga.py. Each file starts its own
+// redis-server.
 'use strict'
 
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 
-const { Client, RedisSagaRepository, SagaDeadlockDetector, SagaStatus } = require('txcoord')
-const { startRedis, rawRedis, waitFor } = require('./helpers.js')
-const { sagaManagers, startWaits, hold, graphWith, releaseAll } = require('./cycles.js')
-
-const ABORT_ERROR = 'Aborted due to deadlock resolution'
+const { Client, RedisSagaRepository, SagaStatus } = require('txcoord')
+const { startRedis, rawRedis } = require('./helpers.js')
 
 let server
 let raw
@@ -26,24 +24,36 @@ after(async () => {
   await server.stop()
 })
 
+const seconds = (n) => n * 1000
 const minutes = (n) => n * 60 * 1000
 
-test('SagaStatus and SagaRecord as the seed uses them', async () => {
+/** A repository with sagas of its own (the totals and indexes are per key prefix). */
+function ownRepository(prefix, options) {
+  return new RedisSagaRepository(new Client(server.url, { keyPrefix: `${prefix}:` }), options)
+}
+
+test('SagaStatus is the six statuses, as strings', () => {
   assert.deepEqual(Object.keys(SagaStatus), ['PENDING', 'EXECUTING', 'COMPENSATING', 'COMPLETED', 'COMPENSATED', 'FAILED'])
   for (const [k, v] of Object.entries(SagaStatus)) assert.equal(k, v)
+  assert.equal(SagaStatus.FAILED, 'FAILED')
   assert.ok(Object.isFrozen(SagaStatus))
+})
 
-  const repo = new RedisSagaRepository(server.url)
-  const createdAt = new Date(Date.now() - 1500)
-  assert.equal(await repo.save({ id: 'rec-1', type: 'CreateOrderSaga', status: SagaStatus.EXECUTING, createdAt }), true)
-  const saga = await repo.findById('rec-1')
+test('a record is a plain object with Dates, as the seed reads it', async () => {
+  const repo = ownRepository('rec')
+  const before = Date.now()
+  // only id and type: the rest takes the defaults of a new saga
+  assert.equal(await repo.save({ id: 'r-1', type: 'CreateOrderSaga' }), true)
+  const saga = await repo.findById('r-1')
+  assert.ok(saga.createdAt instanceof Date && saga.updatedAt instanceof Date)
+  assert.ok(saga.createdAt.getTime() >= before - 1 && saga.createdAt.getTime() <= Date.now())
   assert.deepEqual(saga, {
-    id: 'rec-1',
+    id: 'r-1',
     type: 'CreateOrderSaga',
     status: 'EXECUTING',
     priority: 0,
-    createdAt,
-    updatedAt: createdAt,
+    createdAt: saga.createdAt,
+    updatedAt: saga.createdAt,
     retryCount: 0,
     error: null,
     stuckReason: null,
@@ -51,238 +61,154 @@ test('SagaStatus and SagaRecord as the seed uses them', async () => {
     version: 1,
     term: 0,
   })
-  assert.ok(saga.createdAt instanceof Date)
-  assert.ok(Date.now() - saga.createdAt.getTime() >= 1500, "the seed's runtime arithmetic")
-  // the seed's abortSaga, then its plain save
-  saga.status = SagaStatus.FAILED
-  saga.error = ABORT_ERROR
-  await repo.save(saga)
-  const again = await repo.findById('rec-1')
-  assert.equal(again.status, 'FAILED')
-  assert.equal(again.error, ABORT_ERROR)
-  assert.equal(again.version, 2)
-  assert.equal(await repo.findById('rec-none'), null)
-  // the record is the protocol's hash (PROTOCOL.md section 8)
-  const stored = await raw.hgetall('{txcoord:sagas}:saga:rec-1')
-  assert.equal(stored.status, 'FAILED')
-  assert.equal(stored.createdAt, String(createdAt.getTime()))
-})
-
-test('RedisSagaRepository: conditional saves, active, stuck and statistics', async () => {
-  // sagas of their own (the totals are per key prefix)
-  const repo = new RedisSagaRepository(new Client(server.url, { keyPrefix: 'stats:' }))
-  const now = Date.now()
-  const saga = {
-    id: 'cs-1',
-    type: 'UserRegistrationSaga',
-    status: SagaStatus.EXECUTING,
-    priority: 4,
-    createdAt: new Date(now - minutes(10)),
-    updatedAt: new Date(now - minutes(3)),
-    retryCount: 1,
+  const createdAt = new Date(Date.now() - 1500)
+  const full = {
+    id: 'r-2',
+    type: 'ProcessRefundSaga',
+    status: SagaStatus.COMPENSATING,
+    priority: -3,
+    createdAt,
+    updatedAt: new Date(createdAt.getTime() + 700),
+    retryCount: 2,
+    error: 'card declined',
+    stuckReason: 'waiting-on-lock',
+    stuckDetail: 'lock:order:42 held by saga-7',
+    version: 0,
+    term: 5,
   }
-  assert.equal(await repo.save(saga, { expectedVersion: 0 }), true, 'created')
-  assert.equal(await repo.save(saga, { expectedVersion: 0 }), false, 'the version moved on')
-  const v1 = await repo.findById('cs-1')
-  assert.equal(v1.version, 1)
-  assert.equal(await repo.save({ ...v1, term: 7 }, { expectedVersion: 1, term: 7 }), true)
-  assert.equal(await repo.save({ ...v1, retryCount: 2 }, { term: 6 }), false, 'a deposed leader writes nothing')
-  // UserRegistrationSaga's limit is 2 minutes: not updated for 3, it is stuck
-  const fresh = { id: 'cs-2', type: 'UserRegistrationSaga', status: SagaStatus.PENDING, createdAt: new Date() }
-  await repo.save(fresh)
-  assert.deepEqual((await repo.findStuckSagas()).map((s) => s.id), ['cs-1'])
-  assert.deepEqual((await repo.findActiveSagas()).map((s) => s.id).sort(), ['cs-1', 'cs-2'])
-  // finishing: a guarded save never touches a finished saga
-  const done = await repo.findById('cs-2')
-  assert.equal(await repo.save({ ...done, status: SagaStatus.COMPLETED, updatedAt: new Date(done.createdAt.getTime() + 400) }), true)
-  const completed = await repo.findById('cs-2')
-  assert.equal(await repo.save({ ...completed, status: SagaStatus.FAILED }, { guardFinished: true }), false)
-  assert.equal((await repo.findById('cs-2')).status, 'COMPLETED')
-  const stats = await repo.getStatistics()
-  assert.deepEqual(stats, { active: 1, completed: 1, failed: 0, compensated: 0, averageDuration: 400 })
+  await repo.save(full)
+  // version and term are the repository's: +1 per save, and the writer's term (none here)
+  assert.deepEqual(await repo.findById('r-2'), { ...full, version: 1, term: 0 })
+  assert.ok(Date.now() - (await repo.findById('r-2')).createdAt.getTime() >= 1500, "the seed's runtime arithmetic")
+  // null is as good as left out
+  await repo.save({ id: 'r-3', type: 'T', status: null, createdAt: null, error: null, version: null })
+  assert.equal((await repo.findById('r-3')).status, 'EXECUTING')
 })
 
-test('bad records and arguments are refused naming the field, before Redis', async () => {
-  const repo = new RedisSagaRepository(server.url)
-  const ok = { id: 'bad-1', type: 'T', status: SagaStatus.EXECUTING, createdAt: new Date() }
+test('bad record fields name the argument', async () => {
+  const repo = ownRepository('bad')
+  const ok = { id: 'bad-1', type: 'T' }
   const cases = [
     [{ ...ok, status: 'DONE' }, 'RangeError', 'status'],
-    [{ ...ok, status: undefined }, 'TypeError', 'status'],
+    [{ ...ok, status: 1 }, 'TypeError', 'status'],
     [{ ...ok, createdAt: Date.now() }, 'TypeError', 'createdAt'],
     [{ ...ok, createdAt: new Date(NaN) }, 'RangeError', 'createdAt'],
     [{ ...ok, updatedAt: '2024-01-01' }, 'TypeError', 'updatedAt'],
     [{ ...ok, id: '' }, 'RangeError', 'id'],
+    [{ type: 'T' }, 'TypeError', 'id'],
+    [{ ...ok, id: null }, 'TypeError', 'id'],
     [{ ...ok, type: 3 }, 'TypeError', 'type'],
     [{ ...ok, priority: 1.5 }, 'RangeError', 'priority'],
+    [{ ...ok, priority: 2 ** 31 }, 'RangeError', 'priority'],
     [{ ...ok, retryCount: -1 }, 'RangeError', 'retryCount'],
+    [{ ...ok, version: 2 ** 53 }, 'RangeError', 'version'],
     [{ ...ok, error: 42 }, 'TypeError', 'error'],
     ['bad-1', 'TypeError', 'saga'],
+    [null, 'TypeError', 'saga'],
   ]
   for (const [record, name, argument] of cases) {
     await assert.rejects(repo.save(record), { name, argument }, JSON.stringify(record))
   }
-  await assert.rejects(repo.save(ok, { expectedVersion: -1 }), { name: 'RangeError', argument: 'expectedVersion' })
-  await assert.rejects(repo.save(ok, { guardFinished: 1 }), { name: 'TypeError', argument: 'guardFinished' })
   await assert.rejects(repo.findById(''), { name: 'RangeError', argument: 'id' })
-  assert.equal(await raw.exists('{txcoord:sagas}:saga:bad-1'), 0, 'nothing reached Redis')
+  await assert.rejects(repo.findById(7), { name: 'TypeError', argument: 'id' })
+  assert.equal(await raw.exists('bad:{txcoord:sagas}:saga:bad-1'), 0, 'nothing reached Redis')
   assert.throws(() => new RedisSagaRepository(42), { name: 'TypeError', argument: 'redis' })
 })
 
-/** A user's repository in memory, recording every call. */
-function memoryRepository(records, { savedReply } = {}) {
-  const calls = []
-  const sagas = new Map(records.map((r) => [r.id, r]))
-  return {
-    calls,
-    sagas,
-    async findById(id) {
-      calls.push(['findById', id])
-      const saga = sagas.get(id)
-      return saga === undefined ? null : { ...saga }
-    },
-    async save(...args) {
-      calls.push(['save', ...args])
-      const [saga] = args
-      if (savedReply !== undefined) return savedReply(saga, args[1])
-      sagas.set(saga.id, saga)
-    },
-    async findActiveSagas() {
-      calls.push(['findActiveSagas'])
-      return [...sagas.values()]
-    },
-    async findStuckSagas() {
-      calls.push(['findStuckSagas'])
-      return []
-    },
-    async getStatistics() {
-      calls.push(['getStatistics'])
-      return { active: sagas.size, completed: 0, failed: 0, averageDuration: 0 }
-    },
-  }
-}
-
-test('a user repository written in JS is called with the right arguments', async () => {
-  const createdAt = new Date(Date.now() - 5000)
-  // records as a service's own store gives them: the optional fields left out
-  const repo = memoryRepository([
-    { id: 'ur-1', type: 'CreateOrderSaga', status: 'EXECUTING', createdAt },
-    { id: 'ur-2', type: 'CreateOrderSaga', status: 'EXECUTING', createdAt, priority: 1, version: 4 },
-  ])
-  const logger = { warnings: [], warn(m, f) { this.warnings.push([m, f]) }, info() {} }
-  // a repository of its own: the detector must be told where the locks are
-  assert.throws(() => new SagaDeadlockDetector(repo, logger), {
-    name: 'RangeError',
-    code: 'TXCOORD_INVALID_ARGUMENT',
-    argument: 'redis',
-  })
-  const detector = new SagaDeadlockDetector(repo, logger, { redis: server.url })
-  const m = sagaManagers(server.url, { 'ur-1': 2, 'ur-2': 1 })
-  await hold(m, 'ur-1', 'ur:1')
-  await hold(m, 'ur-2', 'ur:2')
-  const waits = startWaits(m, [
-    ['ur-1', 'ur:2'],
-    ['ur-2', 'ur:1'],
-  ])
-  try {
-    await graphWith(detector, 2)
-    const r = await detector.detectDeadlock()
-    assert.deepEqual(repo.calls, [], 'detection reads the lock registry, not the repository')
-    const broken = await detector.resolveDeadlock(r.cycles)
-    assert.equal(broken[0].victim, 'ur-2')
-    // the victim's record, read, then saved FAILED with the condition of the core's
-    // conditional save (the seed's save ignores it: saved unconditionally)
-    assert.deepEqual(
-      repo.calls.map((c) => c[0]),
-      ['findById', 'save'],
-      JSON.stringify(repo.calls),
-    )
-    assert.deepEqual(repo.calls[0], ['findById', 'ur-2'])
-    const [, saved, condition] = repo.calls[1]
-    assert.equal(repo.calls[1].length, 3)
-    assert.equal(saved.id, 'ur-2')
-    assert.equal(saved.type, 'CreateOrderSaga')
-    assert.equal(saved.status, SagaStatus.FAILED)
-    assert.equal(saved.error, ABORT_ERROR)
-    assert.equal(saved.priority, 1)
-    assert.ok(saved.createdAt instanceof Date)
-    assert.equal(saved.createdAt.getTime(), createdAt.getTime())
-    assert.ok(saved.updatedAt instanceof Date && saved.updatedAt.getTime() >= createdAt.getTime())
-    assert.equal(saved.version, 4)
-    assert.deepEqual(condition, { expectedVersion: 4, term: null, guardFinished: true })
-    assert.equal(repo.sagas.get('ur-2').status, 'FAILED')
-    assert.equal(repo.sagas.get('ur-1').status, 'EXECUTING')
-    assert.deepEqual(logger.warnings.filter(([msg]) => msg.startsWith('Could not')), [])
-  } finally {
-    await waits.stop()
-    await releaseAll(m)
-  }
-})
-
-test("a user repository's conditional form and bad records", async () => {
-  const createdAt = new Date()
-  // honours the condition: refuses every write, so the detector re-reads and tries again
-  const refusing = memoryRepository(
-    [{ id: 'uc-2', type: 'T', status: 'EXECUTING', createdAt }],
-    { savedReply: () => false },
+test('the Redis repository saves, finds and counts', async () => {
+  const repo = ownRepository('count')
+  assert.equal(await repo.findById('nope'), null)
+  const start = new Date(Date.now() - seconds(10))
+  assert.equal(await repo.save({ id: 'a', type: 'CreateOrderSaga', priority: 2, createdAt: start }), true)
+  await repo.save({ id: 'b', type: 'ProcessRefundSaga', createdAt: start, status: SagaStatus.PENDING })
+  const got = await repo.findById('a')
+  assert.deepEqual(
+    [got.id, got.type, got.status, got.priority, got.createdAt.getTime(), got.version],
+    ['a', 'CreateOrderSaga', 'EXECUTING', 2, start.getTime(), 1],
   )
-  // returns a record the core cannot take
-  const broken = memoryRepository([{ id: 'uc-4', type: 'T', status: 'EXECUTING', createdAt: 'yesterday' }])
-  const logs = []
-  const logger = { warn: (m, f) => logs.push([m, f]), info: () => {} }
-  const m = sagaManagers(server.url, { 'uc-1': 2, 'uc-2': 1, 'uc-3': 2, 'uc-4': 1 })
-  for (const s of ['uc-1', 'uc-2', 'uc-3', 'uc-4']) await hold(m, s, s)
-  const waits = startWaits(m, [
-    ['uc-1', 'uc-2'],
-    ['uc-2', 'uc-1'],
-    ['uc-3', 'uc-4'],
-    ['uc-4', 'uc-3'],
-  ])
-  try {
-    const d1 = new SagaDeadlockDetector(refusing, logger, { redis: server.url })
-    const d2 = new SagaDeadlockDetector(broken, logger, { redis: server.url })
-    await graphWith(d1, 4)
-    const [b1] = await d1.resolveDeadlock([['uc-1', 'uc-2', 'uc-1']])
-    assert.equal(b1.victim, 'uc-2')
-    const kinds = refusing.calls.map((c) => c[0])
-    assert.deepEqual(kinds, ['findById', 'save', 'findById', 'save', 'findById', 'save'], 'a refused save is tried again, a few times')
-    assert.equal(refusing.sagas.get('uc-2').status, 'EXECUTING')
+  assert.deepEqual((await repo.findActiveSagas()).map((s) => s.id).sort(), ['a', 'b'])
+  assert.deepEqual(await repo.getStatistics(), { active: 2, completed: 0, failed: 0, compensated: 0, averageDuration: 0 })
 
-    const [b2] = await d2.resolveDeadlock([['uc-3', 'uc-4', 'uc-3']])
-    assert.equal(b2.victim, 'uc-4', 'the deadlock is broken all the same')
-    const failed = logs.find(([msg]) => msg === "Could not mark the deadlock victim's saga FAILED")
-    assert.ok(failed, JSON.stringify(logs))
-    assert.equal(failed[1].sagaId, 'uc-4')
-    assert.match(failed[1].error, /createdAt/)
-    assert.match(failed[1].error, /findById\(\)/)
-    assert.deepEqual(broken.calls.map((c) => c[0]), ['findById'])
-  } finally {
-    await waits.stop()
-    await releaseAll(m)
+  // the seed's way: change the record, save it
+  got.status = SagaStatus.COMPLETED
+  got.updatedAt = new Date(start.getTime() + seconds(4))
+  await repo.save(got)
+  const b = await repo.findById('b')
+  b.status = 'FAILED'
+  b.error = 'payment declined'
+  b.updatedAt = new Date(start.getTime() + seconds(6))
+  await repo.save(b)
+  assert.deepEqual(await repo.findActiveSagas(), [])
+  assert.deepEqual(await repo.getStatistics(), {
+    active: 0,
+    completed: 1,
+    failed: 1,
+    compensated: 0,
+    averageDuration: 5000, // the mean of 4 s and 6 s, in ms
+  })
+  const failed = await repo.findById('b')
+  assert.equal(failed.error, 'payment declined')
+  assert.equal(failed.version, 2)
+  // records live in the protocol's keys, all in one slot
+  assert.equal(await raw.hget('count:{txcoord:sagas}:saga:b', 'status'), 'FAILED')
+})
+
+test('a conditional save refuses a stale version, a deposed term and a finished saga', async () => {
+  const repo = ownRepository('cond')
+  const s = { id: 'c', type: 'CreateOrderSaga' }
+  assert.equal(await repo.save(s, { expectedVersion: 0 }), true)
+  assert.equal(await repo.save(s, { expectedVersion: 0 }), false, 'the stored version is 1 now')
+  const current = await repo.findById('c')
+  assert.equal(current.version, 1)
+  current.retryCount = 1
+  assert.equal(await repo.save(current, { expectedVersion: 1, term: 7 }), true)
+  const stale = await repo.findById('c')
+  assert.equal(stale.term, 7)
+  assert.equal(await repo.save(stale, { term: 6 }), false, "a deposed leader's term")
+  stale.status = SagaStatus.COMPLETED
+  assert.equal(await repo.save(stale, { expectedVersion: 2, guardFinished: true }), true)
+  const done = await repo.findById('c')
+  done.status = SagaStatus.FAILED
+  assert.equal(await repo.save(done, { guardFinished: true }), false, 'a finished saga stays finished')
+  assert.equal((await repo.findById('c')).status, 'COMPLETED')
+  await assert.rejects(repo.save(done, { expectedVersion: -1 }), { name: 'RangeError', argument: 'expectedVersion' })
+  await assert.rejects(repo.save(done, { guardFinished: 1 }), { name: 'TypeError', argument: 'guardFinished' })
+  await assert.rejects(repo.save(done, 'x'), { name: 'TypeError', argument: 'options' })
+  await assert.rejects(repo.save(42), { name: 'TypeError', argument: 'saga' })
+})
+
+test('stuck sagas follow the per-type limits', async () => {
+  const repo = ownRepository('stuck', { stuckAfter: { QuickSaga: 1000 }, defaultStuckAfter: minutes(1) })
+  const now = Date.now()
+  for (const [id, type, age] of [
+    ['old-order', 'CreateOrderSaga', minutes(6)], // the seed's 5 min
+    ['new-order', 'CreateOrderSaga', minutes(4)],
+    ['quick', 'QuickSaga', seconds(5)],
+    ['other', 'OtherSaga', minutes(2)], // the default given here
+    ['fresh', 'OtherSaga', seconds(1)],
+  ]) {
+    await repo.save({ id, type, createdAt: new Date(now - age), updatedAt: new Date(now - age) })
+  }
+  await repo.save({ id: 'done', type: 'QuickSaga', createdAt: new Date(now - minutes(60)), status: SagaStatus.COMPLETED })
+  assert.deepEqual((await repo.findStuckSagas()).map((s) => s.id).sort(), ['old-order', 'other', 'quick'])
+  for (const [options, name, argument] of [
+    [{ stuckAfter: { T: 0 } }, 'RangeError', 'stuckAfter'],
+    [{ stuckAfter: { T: '1s' } }, 'TypeError', 'stuckAfter'],
+    [{ stuckAfter: [1] }, 'TypeError', 'stuckAfter'],
+    [{ defaultStuckAfter: -5 }, 'RangeError', 'defaultStuckAfter'],
+    [{ finishedRetention: '1d' }, 'TypeError', 'finishedRetention'],
+    ['x', 'TypeError', 'options'],
+  ]) {
+    assert.throws(() => new RedisSagaRepository(server.url, options), { name, argument }, JSON.stringify(options))
   }
 })
 
-test("a user repository's failure reaches the logger, with its message", async () => {
-  const repo = memoryRepository([])
-  repo.findById = async () => {
-    throw new Error('database unreachable')
-  }
-  const logs = []
-  const detector = new SagaDeadlockDetector(repo, { warn: (msg, f) => logs.push([msg, f]), info() {} }, { redis: server.url })
-  const m = sagaManagers(server.url, { 'uf-1': 2, 'uf-2': 1 })
-  await hold(m, 'uf-1', 'uf:1')
-  await hold(m, 'uf-2', 'uf:2')
-  const waits = startWaits(m, [
-    ['uf-1', 'uf:2'],
-    ['uf-2', 'uf:1'],
-  ])
-  try {
-    await graphWith(detector, 2)
-    const [b] = await detector.resolveDeadlock([['uf-1', 'uf-2', 'uf-1']])
-    assert.equal(b.victim, 'uf-2')
-    const failed = await waitFor(() => logs.find(([msg]) => msg.startsWith('Could not mark')), { what: 'the failure logged' })
-    assert.match(failed[1].error, /findById\(\) failed: database unreachable/)
-  } finally {
-    await waits.stop()
-    await releaseAll(m)
-  }
+test('finished records expire after the retention', async () => {
+  const kept = new RedisSagaRepository(server.url, { finishedRetention: null })
+  const short = new RedisSagaRepository(server.url, { finishedRetention: 60000 })
+  await kept.save({ id: 'forever', type: 'T', status: SagaStatus.COMPLETED })
+  await short.save({ id: 'minute', type: 'T', status: SagaStatus.COMPLETED })
+  assert.equal(await raw.pttl('{txcoord:sagas}:saga:forever'), -1)
+  const pttl = await raw.pttl('{txcoord:sagas}:saga:minute')
+  assert.ok(pttl > 0 && pttl <= 60000, `pttl ${pttl}`)
 })
