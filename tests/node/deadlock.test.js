@@ -181,6 +181,9 @@ test("the detector resolves a deadlock and fails the victim's saga", async () =>
     }
     const { error } = await dl.outcome('d2')
     assert.equal(error.code, 'TXCOORD_DEADLOCK_VICTIM')
+    assert.equal(error.key, 'lock:res:d3')
+    assert.equal(error.cycle.id, broken[0].id, 'the victim is told which cycle it broke')
+    assert.equal(error.cycle.victim, 'd2')
     assert.ok(!dl.waits.done.has('d1') && !dl.waits.done.has('d3'), 'the others still wait')
     assert.equal((await detector.detectDeadlock()).hasDeadlock, false)
   } finally {
