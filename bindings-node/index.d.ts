@@ -265,6 +265,22 @@ export declare class LockManager {
   ): Promise<DistributedLock | null>
   /** Releases the most recent lock this manager acquired on `resource`. */
   releaseLock(resource: string): Promise<void>
+  /**
+   * Every lock of `resources` or none, taken in one global order (sorted, duplicates dropped)
+   * so that callers asking for overlapping sets never deadlock each other: the locks in that
+   * order, or `null` when `timeout` ms (for the whole set) passed first; what was acquired
+   * meanwhile is released again.
+   * @param ttl each lock's TTL in ms (default 30000)
+   * @param timeout how long to wait for the whole set in ms (default 10000)
+   */
+  acquireLocks(
+    resources: string[],
+    ttl?: number,
+    timeout?: number,
+    options?: AcquireOptions,
+  ): Promise<DistributedLock[] | null>
+  /** Releases the locks this manager holds on `resources`; a failed release is logged and returned. */
+  releaseLocks(resources: string[]): Promise<ReleaseFailure[]>
   /** Attempts every release; a failed one is logged, never thrown. */
   releaseAllLocks(): Promise<ReleaseFailure[]>
   /**
@@ -331,3 +347,347 @@ export interface SetLoggerOptions {
  * ```
  */
 export declare function setLogger(logger: Logger | null, options?: SetLoggerOptions): void
+
+// -- sagas -----------------------------------------------------------------------------------
+
+/**
+ * Where a saga stands, as strings (`SagaStatus.FAILED === 'FAILED'`). Active: `PENDING`,
+ * `EXECUTING`, `COMPENSATING`; finished: `COMPLETED`, `COMPENSATED`, `FAILED`.
+ */
+export declare const SagaStatus: {
+  readonly PENDING: 'PENDING'
+  readonly EXECUTING: 'EXECUTING'
+  readonly COMPENSATING: 'COMPENSATING'
+  readonly COMPLETED: 'COMPLETED'
+  readonly COMPENSATED: 'COMPENSATED'
+  readonly FAILED: 'FAILED'
+}
+export type SagaStatus = (typeof SagaStatus)[keyof typeof SagaStatus]
+
+/** The seed's `SagaRecord`, as txcoord returns it (a plain object). */
+export interface SagaRecord {
+  /** The saga id, which is also its lock owner id. */
+  id: string
+  /** The saga type (`CreateOrderSaga`, ...). */
+  type: string
+  status: SagaStatus
+  /** The deadlock victim is the lowest (32-bit integer). */
+  priority: number
+  createdAt: Date
+  updatedAt: Date
+  retryCount: number
+  /** The last error, or null. */
+  error: string | null
+  /** Why it is stuck (`no-progress`, `waiting-on-lock`, `retrying`, `compensation-failing`), or null. */
+  stuckReason: string | null
+  /** The detail of `stuckReason` (e.g. `lock:order:42 held by saga-7`), or null. */
+  stuckDetail: string | null
+  /** Incremented by every save: the compare-and-set of a conditional save. */
+  version: number
+  /** The highest leader term that wrote the record (0: none). */
+  term: number
+}
+
+/**
+ * A record as txcoord accepts it (from `save`, or from a user's own repository): `id` and
+ * `type` are required; what else is left out (or `null`) takes the defaults of a new saga:
+ * status `EXECUTING`, created now, `updatedAt` = `createdAt`, counts 0, no texts.
+ */
+export interface SagaRecordInput {
+  id: string
+  type: string
+  status?: SagaStatus | null
+  createdAt?: Date | null
+  priority?: number | null
+  updatedAt?: Date | null
+  retryCount?: number | null
+  error?: string | null
+  stuckReason?: string | null
+  stuckDetail?: string | null
+  version?: number | null
+  term?: number | null
+}
+
+/** The condition of a conditional save. */
+export interface SaveOptions {
+  /** Write only if the stored record has this version (0: it does not exist yet). */
+  expectedVersion?: number | null
+  /** The writer's leader term: refused if a newer leader wrote the record. */
+  term?: number | null
+  /** Refuse to change a finished saga (a `COMPLETED` saga never becomes `FAILED`). */
+  guardFinished?: boolean
+}
+
+/** The seed's `getStatistics()`. */
+export interface SagaStatistics {
+  active: number
+  completed: number
+  failed: number
+  compensated: number
+  /** Mean duration of the finished sagas, in ms (0 with none). */
+  averageDuration: number
+}
+
+/**
+ * The seed's `SagaRepository` interface, which a user's own repository implements (async
+ * methods; records may leave out the optional fields). txcoord calls `save(saga)`, as the seed
+ * does. A `save` declared with two parameters, `save(saga, options)`, is the conditional form:
+ * for a conditional save (the detector marking a victim `FAILED`) it receives the condition
+ * and resolves to `true`/`false` (written or not); without it such a save is unconditional and
+ * its guarantees (never overwriting a newer or finished record) do not hold.
+ */
+export interface SagaRepository {
+  findById(id: string): Promise<SagaRecordInput | null | undefined>
+  save(saga: SagaRecord, options?: SaveOptions): Promise<unknown>
+  findActiveSagas(): Promise<SagaRecordInput[]>
+  findStuckSagas(): Promise<SagaRecordInput[]>
+  getStatistics(): Promise<Omit<SagaStatistics, 'compensated'> & { compensated?: number }>
+}
+
+/** Options of a `RedisSagaRepository`. */
+export interface RedisSagaRepositoryOptions {
+  /**
+   * Saga type → how long (ms) a saga of that type may go without an update before it counts as
+   * stuck. Default: the seed's limits (CreateOrderSaga 300000, ProcessRefundSaga 600000,
+   * UserRegistrationSaga 120000).
+   */
+  stuckAfter?: Record<string, number>
+  /** The limit for the other types, in ms. Default 300000. */
+  defaultStuckAfter?: number
+  /** How long a finished saga's record is kept, in ms; `null`: for ever. Default 604800000 (7 days). */
+  finishedRetention?: number | null
+}
+
+/**
+ * The built-in saga repository: records in Redis with indexes and running totals (PROTOCOL.md,
+ * section 8), so `findActiveSagas`, `findStuckSagas` and `getStatistics` never scan. Stuck:
+ * active and not updated for longer than its type's limit (the seed's: CreateOrderSaga 5 min,
+ * ProcessRefundSaga 10 min, UserRegistrationSaga 2 min; 5 min for other types).
+ */
+export declare class RedisSagaRepository implements SagaRepository {
+  /** @param redis a URL, a `Client` or an ioredis instance */
+  constructor(redis: RedisLike, options?: RedisSagaRepositoryOptions)
+  /** The record, or `null`. */
+  findById(id: string): Promise<SagaRecord | null>
+  /**
+   * The seed's `save(saga)` (version + 1, `updatedAt` as given); with `options` a conditional
+   * save. Resolves to whether the record was written (always `true` without a condition).
+   */
+  save(saga: SagaRecordInput, options?: SaveOptions): Promise<boolean>
+  /** Every active saga (`PENDING`, `EXECUTING`, `COMPENSATING`). */
+  findActiveSagas(): Promise<SagaRecord[]>
+  /** The active sagas not updated for longer than their type's limit. */
+  findStuckSagas(): Promise<SagaRecord[]>
+  getStatistics(): Promise<SagaStatistics>
+}
+
+// -- deadlocks -------------------------------------------------------------------------------
+
+/**
+ * The seed's `logger` of the detector: anything with `warn` and `info` (console works), called
+ * as the seed calls it: `logger.warn('Deadlock detected', { cycle, explanation, cycleId })`,
+ * `logger.info('Saga aborted to resolve deadlock', { abortedSaga, cycle, cycleId })`.
+ */
+export interface DetectorLogger {
+  warn(message: string, fields: Record<string, unknown>): unknown
+  info(message: string, fields: Record<string, unknown>): unknown
+}
+
+/** Where broken deadlocks are counted: the seed's `TransactionMetricsCollector` has it. */
+export interface DeadlockMetrics {
+  recordDeadlock(resolutionMethod: 'abort_saga' | 'timeout' | 'manual'): unknown
+}
+
+/** Options of a `SagaDeadlockDetector`. */
+export interface DetectorOptions {
+  /**
+   * The Redis that holds the lock registry: required when the repository is not a
+   * `RedisSagaRepository` (a `RangeError` naming `redis` otherwise).
+   */
+  redis?: RedisLike
+  /** `recordDeadlock('abort_saga')` is called once per cycle broken. */
+  metrics?: DeadlockMetrics
+}
+
+/** One hop of a cycle: `waiter` has waited `waitedMs` for `lockKey`, held by `holder`. */
+export interface CycleEdge {
+  waiter: string
+  holder: string
+  lockKey: string
+  /** The holder's fencing token. */
+  holderToken: number | null
+  waitedMs: number
+}
+
+/** A deadlock cycle, explained; `toString()` gives `message`. */
+export interface DeadlockCycle {
+  /** Stable: the same cycle (same sagas, same locks) always has the same id. */
+  id: string
+  /** The sagas in order, the first repeated at the end (the seed's shape: `['B', 'C', 'B']`). */
+  sagas: string[]
+  /** One per hop, in the same order. */
+  edges: CycleEdge[]
+  /** The saga aborted to break it, once one was. */
+  victim: string | null
+  /** `deadlock <id>: saga B has waited 1200 ms for lock:x, held by saga C (fencing token 7); ...` */
+  message: string
+  toString(): string
+}
+
+/** The seed's `detectDeadlock()` result, and the cycles explained. */
+export interface DeadlockResult {
+  hasDeadlock: boolean
+  /** One cycle per deadlocked group of sagas, in the seed's shape (`['B', 'C', 'B']`). */
+  cycles: string[][]
+  /** Every saga in a deadlock. */
+  affectedSagas: string[]
+  /** The same cycles, explained. */
+  explained: DeadlockCycle[]
+}
+
+/** A saga of the wait-for graph, with what the victim rule reads. */
+export interface SagaNode {
+  id: string
+  /** The lowest priority its waits carry. */
+  priority: number
+  /** Since when the registry has known it waiting (Redis time, ms). */
+  sinceMs: number
+}
+
+/** `waiter` waits for `lockKey`, which `holder` holds. */
+export interface GraphEdge {
+  waiter: string
+  holder: string
+  lockKey: string
+  /** The waiter's id in the registry. */
+  waiterId: string
+  waitedMs: number
+  holderToken: number | null
+}
+
+/** The wait-for graph among sagas. */
+export interface WaitForGraph {
+  nodes: SagaNode[]
+  edges: GraphEdge[]
+}
+
+/**
+ * The rejection of a deadlock victim's `acquireLock`: its wait was aborted to break `cycle`.
+ * The saga should give up what it holds (`releaseAllLocks()`) and fail or retry.
+ */
+export interface DeadlockVictimError extends TxcoordError {
+  code: 'TXCOORD_DEADLOCK_VICTIM'
+  /** The lock it waited for. */
+  key: string
+  /** The cycle broken, or null when it is not known. */
+  cycle: DeadlockCycle | null
+}
+
+/**
+ * The seed's `SagaDeadlockDetector`, on txcoord's lock registry: `detectDeadlock()` reads the
+ * whole wait-for graph in three round trips and finds every deadlocked saga, with one explained
+ * cycle per deadlocked group; `resolveDeadlock(cycles)` re-checks them, aborts one victim per
+ * cycle (lowest priority, then youngest, then smallest id: the same choice in every process),
+ * makes its pending `acquireLock` reject with a `DeadlockVictimError`, and marks its saga
+ * `FAILED` with `Aborted due to deadlock resolution` through the repository (a conditional save
+ * that never turns a finished saga into `FAILED`). Waiting acquisitions with an owner id also
+ * break deadlocks through their own saga after `deadlockTimeout` (see `ManagerOptions`).
+ */
+export declare class SagaDeadlockDetector {
+  /**
+   * @param sagaRepository a `RedisSagaRepository`, or your own (the seed's interface)
+   * @param logger anything with `warn` and `info` (console works); without one, the records go
+   * where txcoord's own log records go (see `setLogger`)
+   */
+  constructor(sagaRepository: SagaRepository, logger?: DetectorLogger | null, options?: DetectorOptions)
+  /** `{ hasDeadlock, cycles, affectedSagas, explained }`; changes nothing. */
+  detectDeadlock(): Promise<DeadlockResult>
+  /**
+   * Breaks the deadlocks among the sagas of `cycles` as they stand now (the seed's arrays of
+   * saga ids, explained cycles, or `detectDeadlock()`'s result): the cycles broken, each with
+   * its victim.
+   */
+  resolveDeadlock(
+    cycles: ReadonlyArray<readonly string[] | DeadlockCycle> | DeadlockResult,
+  ): Promise<DeadlockCycle[]>
+  /** The wait-for graph itself. */
+  waitForGraph(): Promise<WaitForGraph>
+}
+
+// -- leader election -------------------------------------------------------------------------
+
+/** Options of a `LeaderElection`. */
+export interface ElectionOptions {
+  /** The lease of a leadership in ms, renewed every third of it. Default 10000. */
+  ttl?: number
+  /** This candidate's id as observers see it (distinct per candidate). Default: the client's name and a random suffix. */
+  candidateId?: string
+}
+
+/** Options of `campaign`. */
+export interface CampaignOptions {
+  /** How long to wait for the leadership, in ms (0 tries once). Default: without limit. */
+  timeout?: number
+  /** Cancels the wait (the promise rejects with `signal.reason`). */
+  signal?: AbortSignal
+}
+
+/** Who leads an election. */
+export interface Leader {
+  candidateId: string
+  /** The leadership's term: larger for every later leadership (a fencing number). */
+  term: number
+  /** How long its lease has left, in ms. */
+  remainingMs: number
+}
+
+/**
+ * `election.signal.reason`: the leadership of `term` ended (resigned, or its lease was lost), or
+ * (`term` null) this candidate did not lead when the signal was taken.
+ */
+export interface LeadershipEndedError extends Error {
+  code: 'TXCOORD_LOCK_LOST'
+  term: number | null
+}
+
+/**
+ * A candidate in the leader election `name` (PROTOCOL.md, section 9): at most one candidate
+ * leads at a time, and every leadership has a term (its fencing token) larger than every
+ * earlier one. `'elected'` (term) fires when this candidate starts leading, `'revoked'` (term)
+ * when it stops (resigned or lost its lease); `signal` is aborted when the current leadership
+ * ends.
+ */
+export declare class LeaderElection extends EventEmitter {
+  /**
+   * @param redis a URL, a `Client` or an ioredis instance
+   * @param name the election (key `txcoord:election:<name>` after the key prefix)
+   */
+  constructor(redis: RedisLike, name: string, options?: ElectionOptions)
+  /** Waits until this candidate leads: `true` once it does (at once if it does), `false` on timeout. */
+  campaign(options?: CampaignOptions): Promise<boolean>
+  /** Gives up the leadership (if this candidate leads); the waiting candidates are woken. */
+  resign(): Promise<void>
+  /** `await using election = ...` resigns at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void>
+  /** Aborted when the current leadership ends (already aborted when not leading). */
+  readonly signal: AbortSignal
+  /** Whether this candidate leads now (false as soon as its lease's local deadline passed). */
+  readonly isLeader: boolean
+  /** The term of this candidate's leadership, or null. */
+  readonly term: number | null
+  /** This candidate's id. */
+  readonly candidateId: string
+  /** Who leads now, as any observer reads it, or null. */
+  leader(): Promise<Leader | null>
+
+  on(event: 'elected' | 'revoked', listener: (term: number) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+  addListener(event: 'elected' | 'revoked', listener: (term: number) => void): this
+  addListener(event: string | symbol, listener: (...args: any[]) => void): this
+  once(event: 'elected' | 'revoked', listener: (term: number) => void): this
+  once(event: string | symbol, listener: (...args: any[]) => void): this
+  prependListener(event: 'elected' | 'revoked', listener: (term: number) => void): this
+  prependListener(event: string | symbol, listener: (...args: any[]) => void): this
+  prependOnceListener(event: 'elected' | 'revoked', listener: (term: number) => void): this
+  prependOnceListener(event: string | symbol, listener: (...args: any[]) => void): this
+}

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //
-// txcoord for Node.js: the seed's `DistributedLock` and `LockManager`, backed by the Rust core.
+// txcoord for Node.js: the seed's `DistributedLock`, `LockManager` and `SagaDeadlockDetector`, a
+// saga repository and leader election, backed by the Rust core.
 //
 // This file is the thin layer N-API cannot express by itself:
 //   - `redis` may be a URL, a `Client` or an ioredis instance (its settings are read here; what
 //     is supported, and how a URL becomes a connection, is the core's decision: `clientFor`);
 //   - `lock.signal` (an AbortSignal aborted when the lock is lost) and the `'lost'` event;
 //   - `options.signal` (an AbortSignal) cancelling a wait;
-//   - where the core's log records go: `setLogger(logger)`, or process warnings.
+//   - where the core's log records go: `setLogger(logger)`, or process warnings;
+//   - a user's own saga repository, logger and metrics objects, whose methods the core calls;
+//   - the election's `'elected'`/`'revoked'` events and `signal`.
 // Every argument is passed to the native part as it came: the core validates it. The few this
 // layer judges by identity (an AbortSignal, a function, a logger) are refused with errors the
 // native part builds (`wrongType`); codes, messages and constants all come from the core.
@@ -15,6 +18,9 @@
 
 const { EventEmitter } = require('node:events')
 const native = require('./native.js')
+
+// Error codes by the core's kind name, for the errors this layer raises itself.
+const ERROR_CODES = native.errorCodes()
 
 const Client = native.Client
 
@@ -328,6 +334,27 @@ class LockManager {
   }
 
   /**
+   * Every lock of `resources` or none, taken in one global order (sorted, duplicates dropped):
+   * the locks in that order, or `null` when `timeout` ms (for the whole set) passed first.
+   */
+  acquireLocks(resources, ttl, timeout, options) {
+    let signal
+    try {
+      signal = signalOf(options)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return cancellable(signal, null, (token) => this.#n.acquireLocks(resources, ttl, timeout, options, token)).then(
+      (locks) => (locks === null ? null : locks.map(wrapLock)),
+    )
+  }
+
+  /** Releases the locks this manager holds on `resources`; resolves with the failures. */
+  releaseLocks(resources) {
+    return this.#n.releaseLocks(resources)
+  }
+
+  /**
    * Attempts every release. As the seed, a failed one is logged (an `error` record: see
    * `setLogger`), never thrown; the failures are also returned.
    */
@@ -397,6 +424,343 @@ class LockManager {
   }
 }
 
+// -- cancellation ----------------------------------------------------------------------------
+
+// Runs `start(token)` with a CancelToken tied to `signal` (none without one). When the signal
+// aborted the wait, which then resolved with `nothing`, rejects with `signal.reason` instead.
+function cancellable(signal, nothing, start) {
+  if (signal === undefined) return start(undefined)
+  if (signal.aborted) return Promise.reject(signal.reason)
+  const token = new native.CancelToken()
+  const onAbort = () => token.cancel()
+  signal.addEventListener('abort', onAbort, { once: true })
+  return start(token).then(
+    (value) => {
+      signal.removeEventListener('abort', onAbort)
+      if (value === nothing && token.cancelled) throw signal.reason
+      return value
+    },
+    (e) => {
+      signal.removeEventListener('abort', onAbort)
+      throw e
+    },
+  )
+}
+
+// -- sagas -----------------------------------------------------------------------------------
+
+/** The saga statuses (`SagaStatus.FAILED === 'FAILED'`), from the core's list. */
+const SagaStatus = Object.freeze(Object.fromEntries(native.sagaStatuses().map((s) => [s, s])))
+
+const REPOSITORY_METHODS = ['findById', 'save', 'findActiveSagas', 'findStuckSagas', 'getStatistics']
+
+// RedisSagaRepository → its native repository.
+const redisRepositories = new WeakMap()
+
+/**
+ * The built-in saga repository: records in Redis with indexes and running totals (PROTOCOL.md,
+ * section 8), so `findActiveSagas`, `findStuckSagas` and `getStatistics` do not scan.
+ */
+class RedisSagaRepository {
+  #n
+
+  /**
+   * `options`: `stuckAfter` (saga type → ms without an update before a saga of that type is
+   * stuck; the seed's limits by default), `defaultStuckAfter` (ms, other types; 300000),
+   * `finishedRetention` (ms a finished saga's record is kept, `null` for ever; 7 days).
+   */
+  constructor(redis, options) {
+    this.#n = native.SagaRepository.redis(toClient(redis), options)
+    redisRepositories.set(this, this.#n)
+  }
+
+  /** The record, or `null`. */
+  findById(id) {
+    return this.#n.findById(id)
+  }
+
+  /**
+   * The seed's `save(saga)`; with `options` (`expectedVersion`, `term`, `guardFinished`) a
+   * conditional save. Resolves to whether the record was written.
+   */
+  save(saga, options) {
+    return this.#n.save(saga, options)
+  }
+
+  findActiveSagas() {
+    return this.#n.findActiveSagas()
+  }
+
+  findStuckSagas() {
+    return this.#n.findStuckSagas()
+  }
+
+  /** `{ active, completed, failed, compensated, averageDuration }` (ms). */
+  getStatistics() {
+    return this.#n.getStatistics()
+  }
+}
+
+// The native repository for what the seed calls `sagaRepository`: the built-in one, or an
+// adapter calling the methods of the user's own object. The adapter's functions are held by the
+// native side for as long as the detector lives, so they reach the object only through a
+// WeakRef: the detector's wrapper holds it (a repository that holds its detector is collected
+// with it). A `save` declared with two parameters is the conditional form: it receives the
+// condition and resolves to whether it wrote; one with fewer is the seed's `save(saga)`.
+function nativeRepository(repo) {
+  const own = redisRepositories.get(repo)
+  if (own !== undefined) return own
+  if (repo === null || (typeof repo !== 'object' && typeof repo !== 'function')) {
+    throw native.wrongType('sagaRepository', `a saga repository (an object with ${REPOSITORY_METHODS.join('(), ')}())`, repo)
+  }
+  for (const m of REPOSITORY_METHODS) {
+    if (typeof repo[m] !== 'function') {
+      throw native.wrongType('sagaRepository', `an object with a ${m}() method, as the seed's SagaRepository`, repo)
+    }
+  }
+  const conditional = repo.save.length >= 2
+  const target = weakTarget(repo, 'saga repository')
+  return native.SagaRepository.foreign(
+    async (id) => target().findById(id),
+    async (saga, options) => {
+      if (options !== undefined && conditional) return target().save(saga, options)
+      await target().save(saga)
+      return undefined
+    },
+    async () => target().findActiveSagas(),
+    async () => target().findStuckSagas(),
+    async () => target().getStatistics(),
+  )
+}
+
+// `() => value` through a WeakRef (see nativeRepository).
+function weakTarget(value, what) {
+  const ref = new WeakRef(value)
+  return () => {
+    const v = ref.deref()
+    if (v === undefined) throw new Error(`txcoord: the ${what} was garbage-collected`)
+    return v
+  }
+}
+
+// -- deadlocks -------------------------------------------------------------------------------
+
+// A call into the user's logger or metrics that threw: reported, never thrown into txcoord.
+function callbackFailed(what, e) {
+  native.warn(`txcoord: ${what} threw: ${e && e.stack ? e.stack : e}`)
+}
+
+// `log(level, message, fieldsJson)` for the native detector: the seed's
+// `logger.warn('Deadlock detected', { cycle })`. Weak, as the repository's functions.
+function logFunction(logger) {
+  if (logger === undefined || logger === null) return null
+  if (typeof logger !== 'object' && typeof logger !== 'function') {
+    throw native.wrongType('logger', 'an object with warn() and info() methods (console works) or null', logger)
+  }
+  for (const m of ['warn', 'info']) {
+    if (typeof logger[m] !== 'function') throw native.wrongType('logger', `an object with a ${m}() method (console has one)`, logger)
+  }
+  const target = weakTarget(logger, 'logger')
+  return (level, message, fields) => {
+    try {
+      target()[level](message, JSON.parse(fields))
+    } catch (e) {
+      callbackFailed(`the logger's ${level}()`, e)
+    }
+  }
+}
+
+function metricsFunction(metrics) {
+  if (metrics === undefined || metrics === null) return null
+  if (typeof metrics.recordDeadlock !== 'function') {
+    throw native.wrongType('metrics', 'an object with a recordDeadlock(resolutionMethod) method (the seed\'s TransactionMetricsCollector)', metrics)
+  }
+  const target = weakTarget(metrics, 'metrics')
+  return (method) => {
+    try {
+      target().recordDeadlock(method)
+    } catch (e) {
+      callbackFailed('metrics.recordDeadlock()', e)
+    }
+  }
+}
+
+/**
+ * The seed's `SagaDeadlockDetector(sagaRepository, logger)`, on the lock registry (without a
+ * logger, its records go where txcoord's do: see `setLogger`). `options`:
+ * `redis` (the Redis of the locks: required when `sagaRepository` is not a
+ * RedisSagaRepository), `metrics` (anything with `recordDeadlock(resolutionMethod)`).
+ */
+class SagaDeadlockDetector {
+  #n
+  // The user's objects the native side calls (through WeakRefs): alive as long as the detector.
+  #callees
+
+  constructor(sagaRepository, logger, options) {
+    if (options !== undefined && options !== null && typeof options !== 'object') {
+      throw native.wrongType('options', 'an object', options)
+    }
+    const o = options || {}
+    const redis = o.redis === undefined || o.redis === null ? null : toClient(o.redis)
+    this.#n = new native.SagaDeadlockDetector(
+      nativeRepository(sagaRepository),
+      logFunction(logger),
+      redis,
+      metricsFunction(o.metrics),
+    )
+    this.#callees = [sagaRepository, logger, o.metrics]
+  }
+
+  // A call's promise keeps the user's objects alive until it settles, even if the detector
+  // itself is dropped meanwhile.
+  #keeping(promise) {
+    const callees = this.#callees
+    return promise.finally(() => callees)
+  }
+
+  /** `{ hasDeadlock, cycles, affectedSagas, explained }`; changes nothing. */
+  detectDeadlock() {
+    return this.#keeping(this.#n.detectDeadlock())
+  }
+
+  /**
+   * Breaks the deadlocks among the sagas of `cycles` (the seed's arrays of saga ids, explained
+   * cycles, or `detectDeadlock()`'s result); resolves to the cycles broken.
+   */
+  resolveDeadlock(cycles) {
+    return this.#keeping(this.#n.resolveDeadlock(cycles))
+  }
+
+  /** The wait-for graph: `{ nodes, edges }`. */
+  waitForGraph() {
+    return this.#n.waitForGraph()
+  }
+}
+
+// -- leader election -------------------------------------------------------------------------
+
+// `election.signal` → its election, so that whoever holds the signal keeps the election (and
+// the watch that aborts the signal) alive.
+const signalElections = new WeakMap()
+
+function leadershipEnded(term) {
+  const e = new Error(
+    term === null ? 'txcoord: this candidate does not lead' : `txcoord: the leadership of term ${term} ended`,
+  )
+  e.code = ERROR_CODES.LockLost
+  e.term = term
+  return e
+}
+
+/**
+ * A candidate in the leader election `name`: `campaign()` until it leads, `resign()`; `'elected'`
+ * (term) and `'revoked'` (term) events, and `signal`, aborted when the current leadership ends.
+ */
+class LeaderElection extends EventEmitter {
+  #n
+  // The term the events last reported as leading, or null.
+  #leading = null
+  #ctl = undefined
+  #ctlTerm = null
+
+  constructor(redis, name, options) {
+    super()
+    this.#n = new native.LeaderElection(toClient(redis), name, options)
+    LeaderElection.#watch(this.#n.nextChange(null), new WeakRef(this))
+  }
+
+  // Follows the native leadership changes for as long as the election is referenced: each
+  // change wakes it, and it reconciles with the native state (so a change in between is never
+  // missed). The handler reaches the election through a WeakRef, and the pending native
+  // promise holds no reference to it (so an election the program dropped is collected).
+  static #watch(next, ref) {
+    next.then(
+      (seen) => {
+        if (seen === undefined) return
+        const election = ref.deref()
+        if (election === undefined) return
+        election.#reconcile()
+        LeaderElection.#watch(election.#n.nextChange(election.#leading), ref)
+      },
+      () => {},
+    )
+  }
+
+  // Brings the events and the signal in line with the native state.
+  #reconcile() {
+    const now = this.#n.term
+    if (this.#ctl !== undefined && this.#ctlTerm !== now && !this.#ctl.signal.aborted) {
+      this.#ctl.abort(leadershipEnded(this.#ctlTerm))
+    }
+    const was = this.#leading
+    if (now === was) return
+    this.#leading = now
+    if (was !== null) this.emit('revoked', was)
+    if (now !== null) this.emit('elected', now)
+  }
+
+  /**
+   * Waits until this candidate leads (`options.timeout` ms, default without limit; an
+   * `options.signal` cancels the wait): `true` once it does, `false` on timeout.
+   */
+  campaign(options) {
+    let signal
+    try {
+      signal = signalOf(options)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return cancellable(signal, false, (token) => this.#n.campaign(options, token)).then((ok) => {
+      this.#reconcile()
+      return ok
+    })
+  }
+
+  /** Gives up the leadership (if this candidate leads). */
+  resign() {
+    return this.#n.resign().then(() => {
+      this.#reconcile()
+    })
+  }
+
+  /** `await using election = ...` resigns at the end of the scope. */
+  [Symbol.asyncDispose]() {
+    return this.resign()
+  }
+
+  /** An AbortSignal aborted when the current leadership ends (already aborted when not leading). */
+  get signal() {
+    const term = this.#n.term
+    if (term === null) return AbortSignal.abort(leadershipEnded(null))
+    if (this.#ctl === undefined || this.#ctlTerm !== term) {
+      this.#ctl = new AbortController()
+      this.#ctlTerm = term
+      signalElections.set(this.#ctl.signal, this)
+    }
+    return this.#ctl.signal
+  }
+
+  /** Whether this candidate leads now. */
+  get isLeader() {
+    return this.#n.isLeader
+  }
+
+  /** The term of this candidate's leadership, or `null`. */
+  get term() {
+    return this.#n.term
+  }
+
+  /** This candidate's id. */
+  get candidateId() {
+    return this.#n.candidateId
+  }
+
+  /** Who leads, as any observer reads it: `{ candidateId, term, remainingMs }`, or `null`. */
+  leader() {
+    return this.#n.leader()
+  }
+}
+
 // -- logging ---------------------------------------------------------------------------------
 
 let logger = null
@@ -461,4 +825,15 @@ function setLogger(newLogger, options) {
 // Python package uses too.
 const constants = native.constants()
 
-module.exports = { ...constants, Client, DistributedLock, LockManager, setLogger }
+
+module.exports = {
+  ...constants,
+  Client,
+  DistributedLock,
+  LockManager,
+  setLogger,
+  SagaStatus,
+  RedisSagaRepository,
+  SagaDeadlockDetector,
+  LeaderElection,
+}

@@ -17,5 +17,9 @@ export const {
   DEFAULT_DEADLOCK_TIMEOUT_MS,
   MAX_FALLBACK_POLL_MS,
   MAX_MS,
+  SagaStatus,
+  RedisSagaRepository,
+  SagaDeadlockDetector,
+  LeaderElection,
 } = txcoord
 export default txcoord

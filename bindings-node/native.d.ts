@@ -116,6 +116,43 @@ export declare class DistributedLock {
 export type JsDistributedLock = DistributedLock
 
 /**
+ * A candidate in the leader election `name` (key `txcoord:election:<name>` after the client's
+ * prefix): at most one candidate leads at a time, and every leadership has a term (its fencing
+ * token) larger than every earlier one.
+ */
+export declare class LeaderElection {
+  /**
+   * A candidate on `client` in the election `name`. Options: `ttl` (the lease of a
+   * leadership in ms, renewed every third of it; default 10000) and `candidateId` (this
+   * candidate's id as observers see it; default the client's name and a random suffix).
+   */
+  constructor(client: Client, name: string, options?: { ttl?: number, candidateId?: string })
+  /**
+   * Waits up to `options.timeout` ms (default: without limit) until this candidate leads;
+   * `true` once it does (at once if it already does), `false` on timeout or when `cancel`
+   * was cancelled.
+   */
+  campaign(options?: { timeout?: number }, cancel?: CancelToken | undefined | null): Promise<boolean>
+  /** Gives up the leadership, if this candidate leads: the waiting candidates are woken. */
+  resign(): Promise<void>
+  /** Whether this candidate leads now (and its lease's local deadline has not passed). */
+  get isLeader(): boolean
+  /** The term of this candidate's leadership while it leads, else `null`. */
+  get term(): number | null
+  /** This candidate's id. */
+  get candidateId(): string
+  /** Who leads now, as any observer reads it: `{ candidateId, term, remainingMs }`, or `null`. */
+  leader(): Promise<{ candidateId: string, term: number, remainingMs: number } | null>
+  /**
+   * Resolves at once with the term this candidate leads in (or `null`) if that differs from
+   * `seen`, else at its next change, with the new state; with `undefined` once the election
+   * is gone. The promise does not keep Node alive.
+   */
+  nextChange(seen: number | null): Promise<number | null | undefined>
+}
+export type JsLeaderElection = LeaderElection
+
+/**
  * The seed's `LockManager`: locks by resource name (key `lock:<resource>` after the client's
  * prefix), waits woken by release notifications, owner ids (re-entrant), fair mode.
  */
@@ -160,8 +197,96 @@ export declare class LockManager {
   get heldResources(): Array<string>
   /** The manager's owner id, or `null`. */
   get ownerId(): string | null
+  /**
+   * Acquires every resource of `resources` or none, in one global order (sorted, duplicates
+   * dropped), so that two callers asking for overlapping sets cannot deadlock each other:
+   * the locks in that order, or `null` when `timeout` ms (for the whole set) passed first or
+   * `cancel` was cancelled; what was acquired meanwhile is released again. Options as
+   * `acquireLock`'s.
+   */
+  acquireLocks(resources: string[], ttl?: number, timeout?: number, options?: { ownerId?: string, priority?: number, fair?: boolean }, cancel?: CancelToken | undefined | null): Promise<DistributedLock[] | null>
+  /**
+   * Releases the locks this manager holds on `resources` together (as `acquireLocks` took
+   * them); resolves with the failed releases, as `releaseAllLocks()`.
+   */
+  releaseLocks(resources: string[]): Promise<Array<Error & { code: string, resource: string }>>
 }
 export type JsLockManager = LockManager
+
+/**
+ * The seed's `SagaDeadlockDetector(sagaRepository, logger)`, on the lock registry: finds every
+ * deadlocked saga in three round trips whatever the graph's size, and breaks cycles by
+ * aborting one victim per cycle (lowest priority, then youngest, then smallest id), marking its
+ * saga `FAILED` without ever overwriting a finished one.
+ */
+export declare class SagaDeadlockDetector {
+  /**
+   * `repository`: the sagas; `log(level, message, fieldsJson)`: the logger (without one,
+   * txcoord's own log records: see `setLogger`); `redis`: the
+   * Redis of the lock registry (required when the repository is not the built-in one);
+   * `recordDeadlock(resolutionMethod)`: the metrics, if any.
+   */
+  constructor(repository: SagaRepository, log: ((level: 'warn' | 'info', message: string, fields: string) => unknown) | undefined | null, redis?: Client | undefined | null, recordDeadlock?: ((resolutionMethod: string) => unknown) | undefined | null)
+  /**
+   * The seed's `detectDeadlock()`: `{ hasDeadlock, cycles, affectedSagas, explained }`.
+   * Logs `Deadlock detected` (warn) per cycle; changes nothing.
+   */
+  detectDeadlock(): Promise<object>
+  /**
+   * The seed's `resolveDeadlock(cycles)`: breaks the deadlocks among the sagas of `cycles`
+   * (arrays of saga ids, explained cycles, or `detectDeadlock()`'s result) as they stand
+   * now; resolves to the cycles broken, each with its victim. Logs `Saga aborted to resolve
+   * deadlock` (info) per victim.
+   */
+  resolveDeadlock(cycles: Array<string[] | { sagas: string[] }> | { cycles: string[][] }): Promise<object[]>
+  /**
+   * The wait-for graph: `{ nodes: [{ id, priority, sinceMs }], edges: [{ waiter, holder,
+   * lockKey, waiterId, waitedMs, holderToken }] }`.
+   */
+  waitForGraph(): Promise<object>
+}
+export type JsSagaDeadlockDetector = SagaDeadlockDetector
+
+/**
+ * Where sagas are kept, as the detector calls it: the built-in Redis repository
+ * (`SagaRepository.redis(client)`) or a user's own (`SagaRepository.foreign(...)`, made by the
+ * JavaScript layer from the object's methods). The JavaScript class `RedisSagaRepository`
+ * wraps the first.
+ */
+export declare class SagaRepository {
+  /**
+   * The built-in repository on `client`'s Redis (PROTOCOL.md, section 8). Options:
+   * `stuckAfter` (saga type → ms: how long a saga of that type may go without an update
+   * before it counts as stuck; the seed's limits by default), `defaultStuckAfter` (ms, for
+   * the other types; default 300000), `finishedRetention` (ms a finished saga's record is
+   * kept, `null` for ever; default 7 days).
+   */
+  static redis(client: Client, options?: { stuckAfter?: Record<string, number>, defaultStuckAfter?: number, finishedRetention?: number | null }): SagaRepository
+  /**
+   * A user's repository: one function per method of the seed's `SagaRepository`, each
+   * returning a promise. `save(saga, options)` receives `options` only for a conditional
+   * save, and resolves to `true`/`false` if it honoured the condition.
+   */
+  static foreign(findById: (id: string) => Promise<unknown>, save: (saga: object, options: object | undefined) => Promise<unknown>, findActiveSagas: () => Promise<unknown>, findStuckSagas: () => Promise<unknown>, getStatistics: () => Promise<unknown>): SagaRepository
+  /** The seed's `findById(id)`: the record, or `null`. */
+  findById(id: string): Promise<object | null>
+  /**
+   * The seed's `save(saga)`; with `options` (`expectedVersion`, `term`, `guardFinished`) a
+   * conditional save. Resolves to whether the record was written (always `true` without a
+   * condition, or from a repository that has no conditional form).
+   */
+  save(saga: object, options?: object): Promise<boolean>
+  /** The seed's `findActiveSagas()`. */
+  findActiveSagas(): Promise<object[]>
+  /** The seed's `findStuckSagas()`. */
+  findStuckSagas(): Promise<object[]>
+  /**
+   * The seed's `getStatistics()`: `active`, `completed`, `failed`, `compensated`,
+   * `averageDuration` (ms).
+   */
+  getStatistics(): Promise<object>
+}
+export type JsSagaRepository = SagaRepository
 
 /**
  * For the test suite only: emits a tracing event at `level` (`error`, `warn`, `info`,
@@ -228,6 +353,12 @@ export interface ClientStats {
  */
 export declare function constants(): Record<string, number>
 
+/**
+ * The error codes by the core's kind name (`LockLost` → `TXCOORD_LOCK_LOST`), for errors the
+ * JavaScript layer raises about state only it sees (the end of a leadership term).
+ */
+export declare function errorCodes(): Record<string, string>
+
 /** One log record, as JavaScript receives it. */
 export interface LogRecord {
   /** `error`, `warn`, `info` or `debug`. */
@@ -265,6 +396,12 @@ export interface OptionInfo {
 export declare function optionTable(): Array<OptionInfo>
 
 /**
+ * The six saga statuses, in the core's order (the JavaScript layer builds `SagaStatus` from
+ * them).
+ */
+export declare function sagaStatuses(): Array<string>
+
+/**
  * The most verbose level forwarded to the sink: `silent` (none), `error`, `warn`, `info` or
  * `debug`, judged by the core (`level` names the argument in errors). Without a level, `info`
  * when the records go to a logger and `warn` when they become process warnings, which are
@@ -279,6 +416,12 @@ export declare function setLogLevel(level: 'silent' | 'error' | 'warn' | 'info' 
  * it once, at load.
  */
 export declare function setLogSink(sink: (arg: Array<LogRecord>) => void): void
+
+/**
+ * A warning from the JavaScript layer (a user's logger or metrics object that threw) through
+ * the core's logging path: to the logger given to `setLogger`, or a process warning.
+ */
+export declare function warn(message: string): void
 
 /**
  * The error for an argument of the wrong type that `index.js` judged by identity (`signal`

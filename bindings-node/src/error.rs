@@ -5,7 +5,8 @@
 //! `InvalidArgument` becomes a `RangeError`, `InvalidType` a `TypeError`, every other kind an
 //! `Error`; each carries `code` = [`txcoord::ErrorKind::code`] (`TXCOORD_*`). Errors about an
 //! argument also carry `argument` (its JavaScript name), a lost lock carries `reason`
-//! (`taken`, `expired`, `renewal-failed`, `deadline`) and `key`, a timeout carries `key`.
+//! (`taken`, `expired`, `renewal-failed`, `deadline`) and `key`, a timeout carries `key`, a
+//! deadlock victim's error `key` and `cycle` (the explained cycle, or `null`).
 //! The message keeps the "Caused by:" chain of the Rust error.
 
 use std::borrow::Cow;
@@ -87,8 +88,16 @@ pub(crate) unsafe fn to_js(env: sys::napi_env, e: &Error) -> sys::napi_value {
             set(env, out, c"reason", string(env, reason.as_str()));
             set(env, out, c"key", string(env, key));
         }
-        Error::Timeout { key, .. } | Error::DeadlockVictim { key, .. } => {
+        Error::Timeout { key, .. } => {
             set(env, out, c"key", string(env, key));
+        }
+        Error::DeadlockVictim { key, cycle, .. } => {
+            set(env, out, c"key", string(env, key));
+            let cycle = match cycle {
+                Some(c) => crate::deadlock::cycle_to_js(env, c),
+                None => crate::object::null(env),
+            };
+            set(env, out, c"cycle", cycle);
         }
         _ => {}
     }

@@ -15,20 +15,27 @@
 
 mod bridge;
 mod client;
+mod deadlock;
+mod election;
 mod error;
 mod lock;
 mod logging;
 mod manager;
+mod object;
 mod raw;
+mod saga;
 mod table;
 
 pub use bridge::use_plain_bridge;
 pub use client::{client_for, ClientStats, JsClient};
+pub use deadlock::JsSagaDeadlockDetector;
+pub use election::JsLeaderElection;
 pub use error::wrong_type;
 pub use lock::JsDistributedLock;
-pub use logging::{log_for_tests, set_log_level, set_log_sink, LogRecord};
+pub use logging::{log_for_tests, set_log_level, set_log_sink, warn, LogRecord};
 pub use manager::{CancelToken, JsLockManager};
-pub use table::{constants, option_table, OptionInfo};
+pub use saga::{saga_statuses, JsSagaRepository};
+pub use table::{constants, error_codes, option_table, OptionInfo};
 
 /// For the test suite only: panics, synchronously (`sync = true`, caught and thrown as an
 /// `Error`) or inside a future (the promise rejects with code `TXCOORD_INTERNAL`), to show that

@@ -239,6 +239,13 @@ pub fn set_log_level(env: Env, level: Unknown, to_logger: bool) -> Result<()> {
     Ok(())
 }
 
+/// A warning from the JavaScript layer (a user's logger or metrics object that threw) through
+/// the core's logging path: to the logger given to `setLogger`, or a process warning.
+#[napi(js_name = "warn", catch_unwind)]
+pub fn warn(message: String) {
+    tracing::warn!(target: "txcoord", "{message}");
+}
+
 /// For the test suite only: emits a tracing event at `level` (`error`, `warn`, `info`,
 /// `debug`) through the core's logging path, on the calling thread (so records of successive
 /// calls arrive in order).

@@ -24,6 +24,13 @@ pub struct CancelToken {
     tx: watch::Sender<bool>,
 }
 
+impl CancelToken {
+    /// A receiver of this token's cancellation (for [`cancelled`]).
+    pub(crate) fn subscribe(&self) -> watch::Receiver<bool> {
+        self.tx.subscribe()
+    }
+}
+
 impl Default for CancelToken {
     fn default() -> Self {
         Self::new()
@@ -53,7 +60,7 @@ impl CancelToken {
 }
 
 /// Resolves once `rx` is cancelled; never, if its token is gone without cancelling.
-async fn cancelled(rx: Option<watch::Receiver<bool>>) {
+pub(crate) async fn cancelled(rx: Option<watch::Receiver<bool>>) {
     match rx {
         Some(mut rx) => {
             if rx.wait_for(|c| *c).await.is_err() {
@@ -289,5 +296,118 @@ impl JsLockManager {
     #[napi(getter, catch_unwind)]
     pub fn owner_id(&self) -> Option<String> {
         self.inner.owner_id().map(str::to_string)
+    }
+}
+
+/// The resources of `acquireLocks`/`releaseLocks`: an array of resource names.
+fn resources_arg(env: sys::napi_env, value: &Unknown) -> std::result::Result<Vec<String>, Prep> {
+    // SAFETY: on the JavaScript thread with a live handle.
+    let Some(items) = (unsafe { crate::object::elements(env, value.raw()) })? else {
+        let host = unsafe { raw::read(env, value.raw()) }?;
+        return Err(txcoord::Error::InvalidType {
+            arg: "resources".into(),
+            message: format!(
+                "must be an array of resource names, got {}",
+                raw::type_name(&host)
+            ),
+        }
+        .into());
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let host = unsafe { raw::read(env, item) }?;
+        out.push(validate::resource("resources", host.text("resources")?)?.to_string());
+    }
+    Ok(out)
+}
+
+#[napi]
+impl JsLockManager {
+    /// Acquires every resource of `resources` or none, in one global order (sorted, duplicates
+    /// dropped), so that two callers asking for overlapping sets cannot deadlock each other:
+    /// the locks in that order, or `null` when `timeout` ms (for the whole set) passed first or
+    /// `cancel` was cancelled; what was acquired meanwhile is released again. Options as
+    /// `acquireLock`'s.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "resources: string[], ttl?: number, timeout?: number, options?: { ownerId?: string, priority?: number, fair?: boolean }, cancel?: CancelToken | undefined | null",
+        ts_return_type = "Promise<DistributedLock[] | null>"
+    )]
+    pub fn acquire_locks<'env>(
+        &self,
+        env: &'env Env,
+        resources: Unknown,
+        ttl: Unknown,
+        timeout: Unknown,
+        options: Unknown,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Unknown<'env>> {
+        use txcoord::binding::options::{self as table, Host as Lang};
+        let raw_env = env.raw();
+        let manager = self.inner.clone();
+        let rx = cancel.map(CancelToken::subscribe);
+        let p = bridge::promise(raw_env, true, || {
+            let resources = resources_arg(raw_env, &resources)?;
+            let options = options_arg(raw_env, &options)?;
+            // The seed's positional ttl and timeout, the rest from the options object.
+            let mut given = Vec::with_capacity(table::ACQUIRE.len());
+            for spec in table::ACQUIRE {
+                // SAFETY: on the JavaScript thread with live handles.
+                given.push(match spec.name {
+                    "ttl" => unsafe { raw::read(raw_env, ttl.raw()) }?,
+                    "timeout" => unsafe { raw::read(raw_env, timeout.raw()) }?,
+                    _ => {
+                        let name = std::ffi::CString::new(spec.js)
+                            .map_err(|e| napi::Error::from_reason(e.to_string()))?;
+                        unsafe { options.get(&name) }?
+                    }
+                });
+            }
+            let raws = given
+                .iter()
+                .zip(table::ACQUIRE)
+                .map(|(host, spec)| host.text(spec.js))
+                .collect::<txcoord::Result<Vec<_>>>()?;
+            let mut raws = raws.into_iter();
+            let opts = table::read(Lang::Node, table::ACQUIRE, |_| {
+                raws.next().unwrap_or(validate::Raw::Absent)
+            })?;
+            Ok(async move {
+                let names: Vec<&str> = resources.iter().map(String::as_str).collect();
+                let result = tokio::select! {
+                    r = manager.acquire_locks(&names, opts) => r,
+                    _ = cancelled(rx) => Ok(None),
+                };
+                bridge::settle(result.map(|o| {
+                    o.map(|locks| {
+                        locks
+                            .into_iter()
+                            .map(JsDistributedLock::from)
+                            .collect::<Vec<_>>()
+                    })
+                }))
+            })
+        })?;
+        Ok(unknown(raw_env, p))
+    }
+
+    /// Releases the locks this manager holds on `resources` together (as `acquireLocks` took
+    /// them); resolves with the failed releases, as `releaseAllLocks()`.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "resources: string[]",
+        ts_return_type = "Promise<Array<Error & { code: string, resource: string }>>"
+    )]
+    pub fn release_locks<'env>(&self, env: &'env Env, resources: Unknown) -> Result<Unknown<'env>> {
+        let raw_env = env.raw();
+        let manager = self.inner.clone();
+        let p = bridge::promise(raw_env, true, || {
+            let resources = resources_arg(raw_env, &resources)?;
+            Ok(async move {
+                let names: Vec<&str> = resources.iter().map(String::as_str).collect();
+                failures_settle(manager.release_locks(&names).await)
+            })
+        })?;
+        Ok(unknown(raw_env, p))
     }
 }

@@ -38,6 +38,20 @@ pub fn constants() -> HashMap<String, f64> {
         .collect()
 }
 
+/// The error codes by the core's kind name (`LockLost` → `TXCOORD_LOCK_LOST`), for errors the
+/// JavaScript layer raises about state only it sees (the end of a leadership term).
+#[napi(
+    js_name = "errorCodes",
+    catch_unwind,
+    ts_return_type = "Record<string, string>"
+)]
+pub fn error_codes() -> HashMap<String, String> {
+    txcoord::ErrorKind::ALL
+        .iter()
+        .map(|k| (format!("{k:?}"), k.code().to_string()))
+        .collect()
+}
+
 /// Every option of the core's tables.
 #[napi(js_name = "optionTable", catch_unwind)]
 pub fn option_table() -> Vec<OptionInfo> {
