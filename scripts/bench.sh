@@ -26,8 +26,8 @@
 # What it builds, all under target/ (shared with every other build; nothing else is touched):
 # a release wheel (maturin build --release, target/bench/wheels) installed into its own
 # virtualenv target/bench/venv with bench/python/requirements.txt; a release addon
-# (cargo build --release -p txcoord-node) copied with bindings-node/index.js into target/bench/node
-# and loaded from there (TXCOORD_NODE), so the tests' .venv and debug addon are left alone.
+# (cargo build --release -p txcoord-node) copied with the JavaScript layer (bindings-node/index.js
+# and bindings-node/lib/) into target/bench/node and loaded from there (TXCOORD_NODE), so the tests' .venv and debug addon are left alone.
 #
 # Exit status: 0 unless a benchmark program failed (txcoord misbehaved, a library could not run);
 # targets missed are reported, not failed.
@@ -114,14 +114,19 @@ prepare_node() {
     cargo build --locked --release -q -p txcoord-node >&2
     addon="$(cargo metadata --format-version 1 --no-deps | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/libtxcoord_node.so"
   fi
-  # bindings-node/index.js beside a loader of our own, so the package's loader (which prefers
-  # bindings-node/txcoord.node, the tests' debug build) is not involved.
-  if grep -nE "require\(['\"]\.\.?/" bindings-node/index.js | grep -v "require('./native.js')" >&2; then
-    log "bindings-node/index.js requires more local files than ./native.js: update scripts/bench.sh"
+  # The JavaScript layer (bindings-node/index.js and lib/*.js) beside a loader of our own, so the
+  # package's loader (which prefers bindings-node/txcoord.node, the tests' debug build) is not
+  # involved. It may require only ./native.js, ./lib/*.js and (from lib/) ../native.js and ./*.js.
+  if grep -nE "require\(['\"]\.\.?/" bindings-node/index.js bindings-node/lib/*.js |
+    grep -vE "bindings-node/index\.js:[0-9]+:.*require\('\./(native|lib/[a-z-]+)\.js'\)" |
+    grep -vE "bindings-node/lib/[a-z-]+\.js:[0-9]+:.*require\('(\.\./native|\./[a-z-]+)\.js'\)" >&2; then
+    log "the JavaScript layer requires local files other than native.js and lib/*.js: update scripts/bench.sh"
     exit 2
   fi
-  mkdir -p "$NODE_PKG"
+  rm -rf "$NODE_PKG/lib"
+  mkdir -p "$NODE_PKG/lib"
   cp bindings-node/index.js "$NODE_PKG/index.js"
+  cp bindings-node/lib/*.js "$NODE_PKG/lib/"
   cp "$addon" "$NODE_PKG/txcoord.node.tmp" && mv -f "$NODE_PKG/txcoord.node.tmp" "$NODE_PKG/txcoord.node"
   printf "'use strict'\n// Written by scripts/bench.sh: the release addon beside it.\nmodule.exports = require('./txcoord.node')\n" \
     >"$NODE_PKG/native.js"

@@ -80,7 +80,13 @@ done
 listing="$(tar -tzf "$TGZ")"
 PREBUILT_REL="bindings-node/prebuilt/txcoord.linux-x64-gnu.node"
 for f in package.json Cargo.toml Cargo.lock core/src/lib.rs bindings-node/src/lib.rs bindings-node/Cargo.toml \
-  bindings-node/scripts/install.js bindings-node/native.js "$PREBUILT_REL"; do
+  bindings-node/scripts/install.js bindings-node/native.js bindings-node/index.js bindings-node/index.mjs \
+  bindings-node/index.d.ts "$PREBUILT_REL"; do
+  grep -qx "package/$f" <<<"$listing" || die "$(basename "$TGZ") lacks $f"
+done
+# The JavaScript layer's modules, every one index.js may require.
+for f in "$ROOT"/bindings-node/lib/*.js; do
+  f="bindings-node/lib/$(basename "$f")"
   grep -qx "package/$f" <<<"$listing" || die "$(basename "$TGZ") lacks $f"
 done
 if grep -qx 'package/bindings-node/txcoord.node' <<<"$listing"; then

@@ -8,7 +8,7 @@
 //! - Every synchronous function has `catch_unwind`, so a panic becomes an exception.
 //! - The core's `tracing` events are queued for JavaScript (`logging`).
 //!
-//! The JavaScript layer (`index.js`) adds what N-API cannot express: reading an ioredis
+//! The JavaScript layer (`index.js` and `lib/`) adds what N-API cannot express: reading an ioredis
 //! instance's settings (what is supported is the core's decision: `clientFor`), the `'lost'`
 //! event, `lock.signal`, `AbortSignal` support, and where log records go (`setLogger`). Its
 //! errors are built here (`wrongType`), its constants come from the core (`constants`).

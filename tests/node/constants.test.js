@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // The package's constants are the core's (`binding::options::constants()`), exported by name
 // from CommonJS and ESM alike (the Python package exports the same names: the parity test in
-// tests/cross compares their values); and index.js keeps no copy of what the core decides.
+// tests/cross compares their values); and the JavaScript layer keeps no copy of what the core
+// decides.
 'use strict'
 
 const fs = require('node:fs')
@@ -72,14 +73,19 @@ test("every option of the core's manager, client and lock tables is read by its 
   assert.equal(new txcoord.LockManager(url, { ownerId: 'saga-1', deadlockTimeout: 0 }).ownerId, 'saga-1')
 })
 
-test('index.js keeps no copy of error codes, caps or defaults', () => {
-  // Code only: comments may name them.
-  const code = fs
-    .readFileSync(path.join(ROOT, 'bindings-node', 'index.js'), 'utf8')
-    .split('\n')
-    .filter((l) => !/^\s*(\/\/|\*|\/\*\*)/.test(l))
-    .join('\n')
-  assert.doesNotMatch(code, /TXCOORD_/)
-  assert.doesNotMatch(code, /\b(60000|60_000|30000|10000|2147483647)\b/)
-  assert.doesNotMatch(code, /new (Type|Range)Error\(/)
+test('the JavaScript layer (index.js and lib/) keeps no copy of error codes, caps or defaults', () => {
+  const dir = path.join(ROOT, 'bindings-node')
+  const files = ['index.js', ...fs.readdirSync(path.join(dir, 'lib')).filter((f) => f.endsWith('.js')).map((f) => `lib/${f}`)]
+  assert.ok(files.length > 5, files.join(', '))
+  for (const file of files) {
+    // Code only: comments may name them.
+    const code = fs
+      .readFileSync(path.join(dir, file), 'utf8')
+      .split('\n')
+      .filter((l) => !/^\s*(\/\/|\*|\/\*\*)/.test(l))
+      .join('\n')
+    assert.doesNotMatch(code, /TXCOORD_/, file)
+    assert.doesNotMatch(code, /\b(60000|60_000|30000|10000|2147483647)\b/, file)
+    assert.doesNotMatch(code, /new (Type|Range)Error\(/, file)
+  }
 })
