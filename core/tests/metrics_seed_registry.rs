@@ -6,8 +6,8 @@
 use std::sync::{Arc, Mutex};
 
 use txcoord::{
-    DeadlockMetrics, Error, ErrorKind, MetricsOptions, SeedMetric, SeedMetricKind,
-    SeedMetricSpec, SeedRegistry, TransactionMetricsCollector,
+    DeadlockMetrics, Error, ErrorKind, MetricsOptions, SeedMetric, SeedMetricKind, SeedMetricSpec,
+    SeedRegistry, TransactionMetricsCollector,
 };
 
 /// What a registry was asked to do, in order.
@@ -118,7 +118,10 @@ fn the_seeds_four_metrics_are_created_in_its_registry_as_the_seed_creates_them()
         "saga_compensations_total",
         "deadlocks_detected_total",
     ] {
-        assert!(!text.contains(name), "{name} exported beside the registry's");
+        assert!(
+            !text.contains(name),
+            "{name} exported beside the registry's"
+        );
     }
 }
 
@@ -142,7 +145,10 @@ fn recordings_reach_the_registrys_metrics_in_seconds_with_the_label_values_in_or
     let e = collector
         .record_saga_execution("order", "done", 1.0)
         .unwrap_err();
-    assert_eq!((e.kind(), e.argument()), (ErrorKind::InvalidArgument, Some("status")));
+    assert_eq!(
+        (e.kind(), e.argument()),
+        (ErrorKind::InvalidArgument, Some("status"))
+    );
     assert_eq!(
         registry.calls.lock().unwrap().clone(),
         vec![
@@ -171,8 +177,8 @@ fn a_registry_that_refuses_a_metric_fails_the_construction_with_its_error() {
         refuse: Some("saga_compensations_total"),
         ..Recording::default()
     };
-    let e = TransactionMetricsCollector::with_registry(&registry, MetricsOptions::new())
-        .unwrap_err();
+    let e =
+        TransactionMetricsCollector::with_registry(&registry, MetricsOptions::new()).unwrap_err();
     assert_eq!(e.argument(), Some("metrics_registry"));
     assert!(e.to_string().contains("saga_compensations_total"), "{e}");
 }
