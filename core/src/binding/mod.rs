@@ -10,10 +10,13 @@
 //!   ([`crate::Client::shared`]), a foreign client (redis-py, ioredis) a URL and client
 //!   options, or refused, the same way in both languages;
 //! - [`scope`]: the scoped acquisition of a standalone lock;
+//! - [`monitor`]: the options of the saga monitor, the Alertmanager sink and the metrics
+//!   collector (in [`options`]' tables), the monitor's limits and the sink's labels;
 //! - [`saga`]: the fields of a saga record, from the raw values a binding received.
 //!
 //! Nothing here is needed by a Rust user of the crate.
 
+pub mod monitor;
 pub mod options;
 pub mod saga;
 pub mod scope;

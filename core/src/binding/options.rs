@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+pub use super::monitor::{ALERTMANAGER, METRICS, MONITOR};
 use super::validate::{self, Raw, MAX_MS};
 use crate::client::ClientOptions;
 use crate::error::{Error, Result};
@@ -39,6 +40,10 @@ pub enum Kind {
     OwnerId,
     /// A string, checked where it is used.
     Text,
+    /// A whole number within `min..=max` (a count, not a duration).
+    Count { min: u64, max: u64 },
+    /// One of a fixed set of strings.
+    Choice(&'static [&'static str]),
 }
 
 /// A value read for an option.
@@ -48,6 +53,7 @@ pub enum Value {
     Int(i32),
     Flag(bool),
     Text(String),
+    Count(u64),
 }
 
 /// One option of one table.
@@ -63,7 +69,7 @@ pub struct Spec<T> {
     pub default: &'static str,
     /// What it does, for the stubs and declarations.
     pub doc: &'static str,
-    apply: fn(T, Value) -> T,
+    pub(crate) apply: fn(T, Value) -> T,
 }
 
 impl<T> Spec<T> {
@@ -337,6 +343,10 @@ pub fn value<T>(host: Host, spec: &Spec<T>, raw: Raw<'_>) -> Result<Option<Value
         Kind::Flag => validate::flag(arg, raw)?.map(Value::Flag),
         Kind::OwnerId => validate::owner_id(arg, raw)?.map(|s| Value::Text(s.to_string())),
         Kind::Text => validate::string(arg, raw)?.map(|s| Value::Text(s.to_string())),
+        Kind::Count { min, max } => validate::count(arg, raw, min, max)?.map(Value::Count),
+        Kind::Choice(allowed) => {
+            validate::one_of(arg, raw, allowed)?.map(|s| Value::Text(s.to_string()))
+        }
     })
 }
 
@@ -367,6 +377,9 @@ pub fn host_argument(host: Host, arg: &str) -> Cow<'_, str> {
         .chain(MANAGER.iter().map(|s| (s.name, s.host_name(host))))
         .chain(LOCK.iter().map(|s| (s.name, s.host_name(host))))
         .chain(CLIENT.iter().map(|s| (s.name, s.host_name(host))))
+        .chain(MONITOR.iter().map(|s| (s.name, s.host_name(host))))
+        .chain(ALERTMANAGER.iter().map(|s| (s.name, s.host_name(host))))
+        .chain(METRICS.iter().map(|s| (s.name, s.host_name(host))))
         .chain(EXTRA.iter().map(|(core, py, js)| {
             (
                 *core,
@@ -435,14 +448,14 @@ pub fn accepts<T>(table: &[Spec<T>], host: Host, name: &str) -> bool {
 /// One option as the packages and their tests see it: [`describe`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OptionInfo {
-    /// `acquire`, `manager`, `lock` or `client`.
+    /// `acquire`, `manager`, `lock`, `client`, `monitor`, `alertmanager` or `metrics`.
     pub table: &'static str,
     pub name: &'static str,
     pub python: &'static str,
     pub js: &'static str,
-    /// `millis`, `priority`, `flag`, `owner_id` or `text`.
+    /// `millis`, `priority`, `flag`, `owner_id`, `text`, `count` or `choice`.
     pub kind: &'static str,
-    /// For `millis`: the accepted range, in ms.
+    /// For `millis` and `count`: the accepted range (in ms for `millis`).
     pub min: Option<u64>,
     pub max: Option<u64>,
     pub default: &'static str,
@@ -457,6 +470,8 @@ fn info<T>(table: &'static str, specs: &'static [Spec<T>]) -> impl Iterator<Item
             Kind::Flag => ("flag", None, None),
             Kind::OwnerId => ("owner_id", None, None),
             Kind::Text => ("text", None, None),
+            Kind::Count { min, max } => ("count", Some(min), Some(max)),
+            Kind::Choice(_) => ("choice", None, None),
         };
         OptionInfo {
             table,
@@ -479,6 +494,9 @@ pub fn describe() -> Vec<OptionInfo> {
         .chain(info("manager", MANAGER))
         .chain(info("lock", LOCK))
         .chain(info("client", CLIENT))
+        .chain(info("monitor", MONITOR))
+        .chain(info("alertmanager", ALERTMANAGER))
+        .chain(info("metrics", METRICS))
         .collect()
 }
 
@@ -486,6 +504,7 @@ pub fn describe() -> Vec<OptionInfo> {
 const EXTRA: &[(&str, &str, &str)] = &[
     ("lock_key", "lock_key", "lockKey"),
     ("additional_time", "additional_time_ms", "additionalTime"),
+    ("limits", "limits_ms", "limits"),
 ];
 
 /// The constants both packages export, by one name each (the parity test compares them).
@@ -539,6 +558,9 @@ mod tests {
         check_names(MANAGER);
         check_names(LOCK);
         check_names(CLIENT);
+        check_names(MONITOR);
+        check_names(ALERTMANAGER);
+        check_names(METRICS);
     }
 
     #[test]

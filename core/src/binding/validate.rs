@@ -185,6 +185,36 @@ pub fn priority(arg: &'static str, raw: Raw<'_>) -> Result<Option<i32>> {
     })
 }
 
+/// A count (for example the monitor's retries): an integer, or an integral float, within
+/// `min..=max`. Booleans and strings are refused.
+pub fn count(arg: &'static str, raw: Raw<'_>, min: u64, max: u64) -> Result<Option<u64>> {
+    let range = || format!("an integer from {min} to {max}");
+    let value: i128 = match raw {
+        Raw::Absent => return Ok(None),
+        Raw::Int(i) => i,
+        Raw::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() <= 1e30 => f as i128,
+        Raw::Float(_) | Raw::BigInt => {
+            return Err(Error::invalid_argument(
+                arg,
+                format!("must be {}, got {}", range(), describe(&raw)),
+            ))
+        }
+        other => {
+            return Err(Error::invalid_type(
+                arg,
+                format!("must be an integer, got {}", other.type_name()),
+            ))
+        }
+    };
+    if value < min as i128 || value > max as i128 {
+        return Err(Error::invalid_argument(
+            arg,
+            format!("must be {}, got {value}", range()),
+        ));
+    }
+    Ok(Some(value as u64))
+}
+
 /// A boolean flag (for example `fair`). Numbers and strings are refused.
 pub fn flag(arg: &'static str, raw: Raw<'_>) -> Result<Option<bool>> {
     match raw {

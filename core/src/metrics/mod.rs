@@ -6,12 +6,14 @@
 //! - `names.rs`: every name, help text, label and bucket list;
 //! - `monitor.rs`: what the [`SagaMonitor`](crate::SagaMonitor) records;
 //! - `locks.rs`: the lock metrics, read from the watched clients' counters at scrape time;
-//! - `http.rs`: [`serve_metrics`].
+//! - `http.rs`: [`serve_metrics`];
+//! - `samples.rs`: the metrics as plain samples ([`Family`]), for a host language's registry.
 
 mod http;
 mod locks;
 mod monitor;
 mod names;
+mod samples;
 mod seed;
 
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::monitor::MonitorMetrics;
 
 pub use http::{serve_metrics, MetricsServer};
+pub use samples::{Family, Sample};
 use seed::SeedMetrics;
 pub use seed::{SeedMetric, SeedMetricKind, SeedMetricSpec, SeedRegistry, SEED_METRICS};
 

@@ -49,6 +49,25 @@ pub struct MonitorOptions {
     pub(super) start: bool,
 }
 
+impl std::fmt::Debug for MonitorOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut limits: Vec<_> = self.limits.iter().collect();
+        limits.sort();
+        f.debug_struct("MonitorOptions")
+            .field("interval", &self.interval)
+            .field("limits", &limits)
+            .field("default_limit", &self.default_limit)
+            .field("redis", &self.redis.is_some())
+            .field("election_name", &self.election_name)
+            .field("leader_ttl", &self.leader_ttl)
+            .field("candidate_id", &self.candidate_id)
+            .field("max_retries", &self.max_retries)
+            .field("handlers", &self.handlers.is_some())
+            .field("start", &self.start)
+            .finish()
+    }
+}
+
 impl Default for MonitorOptions {
     fn default() -> Self {
         MonitorOptions {
