@@ -2,6 +2,35 @@
 /* eslint-disable */
 
 /**
+ * Where the monitor's alerts go: the log (`AlertSink.log()`), Prometheus Alertmanager
+ * (`AlertSink.alertmanager(...)`) or a user's object (`AlertSink.foreign(send)`).
+ */
+export declare class AlertSink {
+  /**
+   * Alerts to txcoord's log (see `setLogger`): warnings and criticals as `warn` records,
+   * the rest as `info`.
+   */
+  static log(): AlertSink
+  /**
+   * Alerts posted to Prometheus Alertmanager's API v2 at every base URL of `urls` (the
+   * replicas of one cluster). Options: `timeout` (ms, default 5000), `endsAfter` (ms),
+   * `generatorUrl`, `labels` (added to every alert); deliveries counted in `metrics`.
+   */
+  static alertmanager(urls: string | string[], options?: { timeout?: number, endsAfter?: number, generatorUrl?: string, labels?: Record<string, string> }, metrics?: TransactionMetricsCollector | undefined | null): AlertSink
+  /** A user's sink: `send(alertJson)` calls the user's `send(alert)` and returns its promise. */
+  static foreign(send: (alert: string) => Promise<unknown>): AlertSink
+  /** The seed's `send(alert)`, with the alert as JSON. */
+  send(alert: string): Promise<void>
+  /** The Alertmanagers posted to (their URLs without credentials); empty for other sinks. */
+  get alertmanagers(): Array<string>
+  /** Deliveries each Alertmanager accepted: `{ url: count }`. */
+  sent(): Record<string, number>
+  /** Deliveries that failed, per Alertmanager: `{ url: count }`. */
+  sendFailures(): Record<string, number>
+}
+export type JsAlertSink = AlertSink
+
+/**
  * Cancels the waits it is given to (the JavaScript layer calls `cancel()` when an
  * `AbortSignal` aborts). Cancelling drops the wait, which removes its waiter entry in Redis.
  */
@@ -213,6 +242,37 @@ export declare class LockManager {
 }
 export type JsLockManager = LockManager
 
+/** A running `/metrics` endpoint (`serveMetrics`). */
+export declare class MetricsServer {
+  /** `http://HOST:PORT/metrics`. */
+  get url(): string
+  /** The address it listens on. */
+  get host(): string
+  /** The port it listens on (the one the system chose for port 0). */
+  get port(): number
+  /**
+   * Stops accepting connections, lets requests in progress finish (at most 5 s), and
+   * resolves once the port is released.
+   */
+  close(): Promise<void>
+}
+export type JsMetricsServer = MetricsServer
+
+/**
+ * What a monitor records into: a `TransactionMetricsCollector`
+ * (`MonitorMetrics.collector(c)`), or a user's object (`MonitorMetrics.foreign(...)`).
+ */
+export declare class MonitorMetrics {
+  /** Our collector: the monitor records into it directly. */
+  static collector(collector: TransactionMetricsCollector): MonitorMetrics
+  /**
+   * A user's object: `recordGauge(name, value)` and `recordHistogram(name, value)` call
+   * its methods.
+   */
+  static foreign(recordGauge: (name: string, value: number) => unknown, recordHistogram: (name: string, value: number) => unknown): MonitorMetrics
+}
+export type JsMonitorMetrics = MonitorMetrics
+
 /**
  * The seed's `SagaDeadlockDetector(sagaRepository, logger)`, on the lock registry: finds every
  * deadlocked saga in three round trips whatever the graph's size, and breaks cycles by
@@ -246,6 +306,44 @@ export declare class SagaDeadlockDetector {
   waitForGraph(): Promise<object>
 }
 export type JsSagaDeadlockDetector = SagaDeadlockDetector
+
+/**
+ * The seed's `SagaMonitor`, on the core's: under leader election, every pass's steps isolated,
+ * every change to a saga a conditional save.
+ */
+export declare class SagaMonitor {
+  /**
+   * The seed's four arguments, then `redis` (the Redis of the leader election; default the
+   * detector's), the options (`interval`, `limits`, `defaultLimit`, `electionName`,
+   * `leaderTtl`, `candidateId`, `maxRetries`, `start`) and the recovery handlers.
+   */
+  constructor(repository: SagaRepository, metrics: MonitorMetrics, alerts: AlertSink, detector: SagaDeadlockDetector, redis: Client | undefined | null, options: object | undefined, onRetry: ((saga: object) => Promise<unknown>) | undefined | null, onCompensate: ((saga: object) => Promise<unknown>) | undefined | null)
+  /**
+   * Runs one pass now (after the pass in progress, if any): campaigns if this monitor does
+   * not lead, then, if it leads, runs every step. A failing step is reported in `errors`,
+   * never thrown.
+   */
+  tick(): Promise<TickReport>
+  /**
+   * Stops the monitor: no pass starts after this resolves, the one in progress has ended,
+   * and the leadership is given up.
+   */
+  stop(): Promise<void>
+  /**
+   * Resolves when the passes started on construction were stopped (at once if none were
+   * started). The promise keeps Node alive until then, as the seed's `setInterval` does.
+   */
+  running(): Promise<void>
+  /** Whether this monitor leads (and so acts). */
+  get isLeader(): boolean
+  /** This monitor's leader term while it leads, else `null`. */
+  get term(): number | null
+  /** This monitor's id in the election. */
+  get candidateId(): string
+  /** The time between passes, in ms. */
+  get interval(): number
+}
+export type JsSagaMonitor = SagaMonitor
 
 /**
  * Where sagas are kept, as the detector calls it: the built-in Redis repository
@@ -287,6 +385,72 @@ export declare class SagaRepository {
   getStatistics(): Promise<object>
 }
 export type JsSagaRepository = SagaRepository
+
+/**
+ * The seed's `TransactionMetricsCollector`, on the core's: the seed's four metrics with its
+ * names, help texts, labels and buckets, the monitor's gauges (under the names `names`
+ * chooses), lock metrics of the clients it watches, alert deliveries.
+ */
+export declare class TransactionMetricsCollector {
+  /**
+   * A collector of its own. Options: `names` (`'legacy'`, the seed's names of the monitor's
+   * gauges; `'convention'`, Prometheus' under `txcoord_`; or `'both'`).
+   */
+  constructor(options?: { names?: 'legacy' | 'convention' | 'both' })
+  /**
+   * The seed's `new TransactionMetricsCollector(metricsRegistry)`: the seed's four metrics
+   * are created in `registry` (an object with the seed's `createHistogram` and
+   * `createCounter`) as the seed creates them, and recorded there (`labels(...).observe(v)`,
+   * `labels(...).inc()`); the rest stays in this collector. Throws what the registry
+   * throws.
+   */
+  static withRegistry(registry: { createHistogram(options: object): unknown, createCounter(options: object): unknown }, options?: { names?: 'legacy' | 'convention' | 'both' }): TransactionMetricsCollector
+  /** The names the monitor's gauges are exported under: `legacy`, `convention` or `both`. */
+  get names(): 'legacy' | 'convention' | 'both'
+  /**
+   * The seed's `recordDistributedTransaction(transactionType, status, duration)`: `status`
+   * `success` or `failure`, `duration` in ms (observed in seconds).
+   */
+  recordDistributedTransaction(transactionType: string, status: 'success' | 'failure', duration: number): void
+  /**
+   * The seed's `recordSagaExecution(sagaType, status, duration)`: `status` `completed`,
+   * `failed` or `compensated`, `duration` in ms.
+   */
+  recordSagaExecution(sagaType: string, status: 'completed' | 'failed' | 'compensated', duration: number): void
+  /**
+   * The seed's `recordCompensation(sagaType, step, reason)` (label values: short
+   * categories, not error texts).
+   */
+  recordCompensation(sagaType: string, step: string, reason: string): void
+  /** The seed's `recordDeadlock(resolutionMethod)`: `abort_saga`, `timeout` or `manual`. */
+  recordDeadlock(resolutionMethod: 'abort_saga' | 'timeout' | 'manual'): void
+  /**
+   * The seed's `MetricsCollector.recordGauge(name, value)`, as the monitor calls it: the
+   * monitor's gauges under the chosen names, any other name exported as given.
+   */
+  recordGauge(name: string, value: number): void
+  /**
+   * The seed's `MetricsCollector.recordHistogram(name, value)`: `saga_duration_seconds`
+   * (seconds), or any other name exported as given.
+   */
+  recordHistogram(name: string, value: number): void
+  /**
+   * Exports the lock metrics (`txcoord_lock_*`) of `client` from now on, summed with the
+   * other watched clients'.
+   */
+  watchClient(client: Client): void
+  /** The Prometheus text exposition (format 0.0.4) of every metric. */
+  metrics(): string
+  /**
+   * Every metric family as prom-client's `metric.get()` gives it: `{ name, help, type,
+   * values: [{ metricName, labels, value }] }` (a histogram's buckets with `le`, its `_sum`
+   * and `_count`). Families without a series yet are left out.
+   */
+  families(): Array<{ name: string, help: string, type: 'counter' | 'gauge' | 'histogram', values: Array<{ metricName: string, labels: Record<string, string>, value: number }> }>
+  /** Every family the collector exports, also those without a series yet, without values. */
+  descriptions(): Array<{ name: string, help: string, type: 'counter' | 'gauge' | 'histogram', values: Array<{ metricName: string, labels: Record<string, string>, value: number }> }>
+}
+export type JsTransactionMetricsCollector = TransactionMetricsCollector
 
 /**
  * Switches every ref'd promise to napi-rs' own future → promise path (one threadsafe function
@@ -388,6 +552,13 @@ export declare function optionTable(): Array<OptionInfo>
 export declare function sagaStatuses(): Array<string>
 
 /**
+ * Serves `collector`'s metrics at `http://HOST:PORT/metrics` until the server is closed.
+ * Options: `host` (default `127.0.0.1`; `0.0.0.0` to be scraped from other hosts), `port`
+ * (default 9464; 0 for a free one).
+ */
+export declare function serveMetrics(collector: TransactionMetricsCollector, options?: { host?: string, port?: number }): Promise<MetricsServer>
+
+/**
  * The most verbose level forwarded to the sink: `silent` (none), `error`, `warn`, `info` or
  * `debug`, judged by the core (`level` names the argument in errors). Without a level, `info`
  * when the records go to a logger and `warn` when they become process warnings, which are
@@ -402,6 +573,24 @@ export declare function setLogLevel(level: 'silent' | 'error' | 'warn' | 'info' 
  * it once, at load.
  */
 export declare function setLogSink(sink: (arg: Array<LogRecord>) => void): void
+
+/** What one pass did. */
+export interface TickReport {
+  /** Whether this monitor led (only the leader acts). */
+  leader: boolean
+  /** Sagas alerted as running longer than their type's limit. */
+  longRunning: number
+  /** Sagas found stuck (each alerted, then retried or compensated). */
+  stuck: number
+  /** Stuck sagas retried (retry count + 1, `EXECUTING`). */
+  retried: number
+  /** Stuck sagas compensated (`COMPENSATING`). */
+  compensated: number
+  /** Deadlock cycles broken. */
+  deadlocks: number
+  /** The steps that failed, with why (a failing step never stops the others). */
+  errors: Array<string>
+}
 
 /**
  * A warning from the JavaScript layer (a user's logger or metrics object that threw) through

@@ -10,19 +10,18 @@
 
 use std::ptr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi::sys;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
-use tokio::sync::watch;
 use txcoord::{
     DeadlockCycle, DeadlockMetrics, DeadlockResult, DetectorOptions, Logger, SagaDeadlockDetector,
     TracingLogger, WaitForGraph,
 };
 
 use crate::bridge::{self, Prep};
+use crate::callback::Pending;
 use crate::client::{unknown, JsClient};
 use crate::error;
 use crate::object::{self, Obj};
@@ -152,47 +151,6 @@ unsafe fn graph_to_js(env: sys::napi_env, g: &WaitForGraph) -> sys::napi_value {
 
 // -- the logger and the metrics --------------------------------------------------------------
 
-/// How long a settling promise waits for its logger and metrics calls to be delivered (they
-/// are, as soon as the JavaScript thread is free; this only bounds a torn-down environment).
-const DELIVERY_LIMIT: Duration = Duration::from_secs(10);
-
-/// Calls to JavaScript made and not delivered yet.
-#[derive(Clone)]
-struct Pending(Arc<watch::Sender<usize>>);
-
-impl Pending {
-    fn new() -> Self {
-        Pending(Arc::new(watch::channel(0).0))
-    }
-
-    /// Calls `f` through `tsfn` (without waiting), counted until it was delivered.
-    fn call<T: 'static + JsValuesTupleIntoVec>(
-        &self,
-        tsfn: &ThreadsafeFunction<T, Unknown<'static>, T, Status, false, true>,
-        value: T,
-    ) {
-        self.0.send_modify(|n| *n += 1);
-        let done = self.clone();
-        let status = tsfn.call_with_return_value(
-            value,
-            ThreadsafeFunctionCallMode::NonBlocking,
-            move |_, _| {
-                done.0.send_modify(|n| *n = n.saturating_sub(1));
-                Ok(())
-            },
-        );
-        if status != Status::Ok {
-            self.0.send_modify(|n| *n = n.saturating_sub(1));
-        }
-    }
-
-    /// Resolves once every call made so far was delivered (or after [`DELIVERY_LIMIT`]).
-    async fn delivered(&self) {
-        let mut rx = self.0.subscribe();
-        let _ = tokio::time::timeout(DELIVERY_LIMIT, rx.wait_for(|n| *n == 0)).await;
-    }
-}
-
 /// `(level, message, fields as JSON)`: the JavaScript layer calls `logger[level](message,
 /// JSON.parse(fields))`.
 type LogFn = ThreadsafeFunction<
@@ -248,8 +206,10 @@ impl DeadlockMetrics for JsMetrics {
 /// saga `FAILED` without ever overwriting a finished one.
 #[napi(js_name = "SagaDeadlockDetector")]
 pub struct JsSagaDeadlockDetector {
-    inner: SagaDeadlockDetector,
-    pending: Pending,
+    pub(crate) inner: SagaDeadlockDetector,
+    /// The calls into the user's logger and metrics its runs make (a monitor's pass waits for
+    /// them too).
+    pub(crate) pending: Pending,
 }
 
 #[napi]

@@ -13,7 +13,9 @@
 //! event, `lock.signal`, `AbortSignal` support, and where log records go (`setLogger`). Its
 //! errors are built here (`wrongType`), its constants come from the core (`constants`).
 
+mod alert;
 mod bridge;
+mod callback;
 mod client;
 mod deadlock;
 mod election;
@@ -21,11 +23,14 @@ mod error;
 mod lock;
 mod logging;
 mod manager;
+mod metrics;
+mod monitor;
 mod object;
 mod raw;
 mod saga;
 mod table;
 
+pub use alert::JsAlertSink;
 pub use bridge::use_plain_bridge;
 pub use client::{client_for, ClientStats, JsClient};
 pub use deadlock::JsSagaDeadlockDetector;
@@ -36,6 +41,8 @@ pub use lock::JsDistributedLock;
 pub use logging::log_for_tests;
 pub use logging::{set_log_level, set_log_sink, warn, LogRecord};
 pub use manager::{CancelToken, JsLockManager};
+pub use metrics::{serve_metrics, JsMetricsServer, JsTransactionMetricsCollector};
+pub use monitor::{JsMonitorMetrics, JsSagaMonitor, TickReport};
 pub use saga::{saga_statuses, JsSagaRepository};
 pub use table::{constants, error_codes, option_table, OptionInfo};
 

@@ -18,7 +18,8 @@ use txcoord::{RedisSagaRepository, SagaRecord, SagaRepository, SagaStatistics, S
 
 pub(crate) use record::invalid_type;
 use record::{read_record, read_save_options, record_to_js, records_to_js, statistics_to_js};
-use repository::{ForeignRepository, Method, OptionsArg, RecordArg, Saved};
+pub(crate) use repository::RecordArg;
+use repository::{ForeignRepository, Method, OptionsArg, Saved};
 
 use crate::bridge::{self, Prep};
 use crate::client::{unknown, JsClient};

@@ -99,8 +99,14 @@ impl FromJs for Saved {
     }
 }
 
-/// A record handed to the user's `save`.
+/// A record handed to the user's `save` (or to a monitor's recovery handler).
 pub struct RecordArg(SagaRecord);
+
+impl From<SagaRecord> for RecordArg {
+    fn from(r: SagaRecord) -> Self {
+        RecordArg(r)
+    }
+}
 
 impl ToNapiValue for RecordArg {
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
