@@ -21,5 +21,11 @@ export const {
   RedisSagaRepository,
   SagaDeadlockDetector,
   LeaderElection,
+  SagaMonitor,
+  TransactionMetricsCollector,
+  MetricsServer,
+  serveMetrics,
+  LogAlertSink,
+  AlertmanagerSink,
 } = txcoord
 export default txcoord

@@ -8,6 +8,9 @@ const { toClient } = require('./client.js')
 const { weakTarget, callbackFailed } = require('./callbacks.js')
 const { nativeRepository } = require('./saga.js')
 
+// SagaDeadlockDetector → its native detector (for the monitor).
+const nativeDetectors = new WeakMap()
+
 // `log(level, message, fieldsJson)` for the native detector: the seed's
 // `logger.warn('Deadlock detected', { cycle })`. Weak, as the repository's functions.
 function logFunction(logger) {
@@ -67,6 +70,7 @@ class SagaDeadlockDetector {
       metricsFunction(o.metrics),
     )
     this.#callees = [sagaRepository, logger, o.metrics]
+    nativeDetectors.set(this, this.#n)
   }
 
   // A call's promise keeps the user's objects alive until it settles, even if the detector
@@ -95,4 +99,9 @@ class SagaDeadlockDetector {
   }
 }
 
-module.exports = { SagaDeadlockDetector }
+/** The native detector of a SagaDeadlockDetector, or undefined. */
+function nativeDetector(value) {
+  return nativeDetectors.get(value)
+}
+
+module.exports = { SagaDeadlockDetector, nativeDetector }
