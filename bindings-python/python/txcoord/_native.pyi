@@ -733,7 +733,7 @@ class SagaDeadlockDetector:
         logger: _Logger | None = None,
         *,
         redis: _Redis | None = None,
-        metrics: _DeadlockMetrics | None = None,
+        metrics: _DeadlockMetrics | TransactionMetricsCollector | None = None,
     ) -> Self: ...
     def detect_deadlock(self) -> Coroutine[Any, Any, DeadlockResult]: ...
     def resolve_deadlock(self, cycles: _Cycles) -> Coroutine[Any, Any, list[DeadlockCycle]]:
