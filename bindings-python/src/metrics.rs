@@ -228,26 +228,15 @@ impl PyTransactionMetricsCollector {
     /// The metrics as prometheus_client metric families: what makes the collector a
     /// prometheus_client collector (`REGISTRY.register(collector)`). Needs prometheus_client.
     fn collect<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
-        let metric = METRIC.import(py, "prometheus_client.metrics_core", "Metric")?;
         let families = py.detach(|| self.inner.families());
-        let mut out = Vec::with_capacity(families.len());
-        for f in families {
-            // prometheus_client names a counter without its `_total` (its samples keep it)
-            let name = match f.kind {
-                "counter" => f.name.strip_suffix("_total").unwrap_or(&f.name),
-                _ => &f.name,
-            };
-            let family = metric.call1((name, &f.help, f.kind))?;
-            for s in &f.samples {
-                let labels = PyDict::new(py);
-                for (k, v) in &s.labels {
-                    labels.set_item(k, v)?;
-                }
-                family.call_method1("add_sample", (&s.name, labels, s.value))?;
-            }
-            out.push(family);
-        }
-        Ok(out)
+        to_prometheus_client(py, families)
+    }
+
+    /// Every metric family the collector exports, without samples: prometheus_client's
+    /// registries read the names from it, to refuse a second collector of the same names.
+    fn describe<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let families = py.detach(|| self.inner.descriptions());
+        to_prometheus_client(py, families)
     }
 
     /// Registers the collector into a prometheus_client registry (default: its global
@@ -270,6 +259,32 @@ impl PyTransactionMetricsCollector {
             self.names()
         )
     }
+}
+
+/// The core's families as prometheus_client metric families.
+fn to_prometheus_client(
+    py: Python<'_>,
+    families: Vec<txcoord::MetricFamilySamples>,
+) -> PyResult<Vec<Bound<'_, PyAny>>> {
+    let metric = METRIC.import(py, "prometheus_client.metrics_core", "Metric")?;
+    let mut out = Vec::with_capacity(families.len());
+    for f in families {
+        // prometheus_client names a counter without its `_total` (its samples keep it)
+        let name = match f.kind {
+            "counter" => f.name.strip_suffix("_total").unwrap_or(&f.name),
+            _ => &f.name,
+        };
+        let family = metric.call1((name, &f.help, f.kind))?;
+        for s in &f.samples {
+            let labels = PyDict::new(py);
+            for (k, v) in &s.labels {
+                labels.set_item(k, v)?;
+            }
+            family.call_method1("add_sample", (&s.name, labels, s.value))?;
+        }
+        out.push(family);
+    }
+    Ok(out)
 }
 
 /// The host and port of `serve_metrics`, judged: a port from 0 to 65535.

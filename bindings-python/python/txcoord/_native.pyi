@@ -971,6 +971,8 @@ class TransactionMetricsCollector:
         """The Prometheus text exposition (format 0.0.4)."""
     def collect(self) -> list[Any]:
         """prometheus_client metric families (`prometheus_client.metrics_core.Metric`)."""
+    def describe(self) -> list[Any]:
+        """Every family exported, without samples (for a registry's name checks)."""
     def register(self, registry: _PrometheusRegistry | None = None) -> None:
         """Registers into a prometheus_client registry (default: prometheus_client.REGISTRY)."""
 

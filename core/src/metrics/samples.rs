@@ -39,63 +39,81 @@ fn bound(b: f64) -> String {
 impl TransactionMetricsCollector {
     /// Every metric as plain samples, in the order of [`gather`](Self::gather).
     pub fn families(&self) -> Vec<Family> {
-        let mut out = Vec::new();
-        for f in self.gather() {
-            let name = f.name().to_string();
-            let kind = match f.get_field_type() {
-                MetricType::COUNTER => "counter",
-                MetricType::GAUGE => "gauge",
-                MetricType::HISTOGRAM => "histogram",
-                // the collector has no summaries or untyped metrics
-                _ => continue,
-            };
-            let mut samples = Vec::new();
-            for m in f.get_metric() {
-                let labels: Vec<(String, String)> = m
-                    .get_label()
-                    .iter()
-                    .map(|l| (l.name().to_string(), l.value().to_string()))
-                    .collect();
-                let sample = |suffix: &str, extra: Option<(String, String)>, value: f64| Sample {
-                    name: format!("{name}{suffix}"),
-                    labels: labels.iter().cloned().chain(extra).collect(),
-                    value,
-                };
-                match kind {
-                    "counter" => samples.push(sample("", None, m.get_counter().get_value())),
-                    "gauge" => samples.push(sample("", None, m.get_gauge().get_value())),
-                    _ => {
-                        let h = m.get_histogram();
-                        let mut infinite = false;
-                        for b in h.get_bucket() {
-                            infinite |= b.upper_bound() == f64::INFINITY;
-                            samples.push(sample(
-                                "_bucket",
-                                Some(("le".into(), bound(b.upper_bound()))),
-                                b.cumulative_count() as f64,
-                            ));
-                        }
-                        if !infinite {
-                            samples.push(sample(
-                                "_bucket",
-                                Some(("le".into(), "+Inf".into())),
-                                h.get_sample_count() as f64,
-                            ));
-                        }
-                        samples.push(sample("_sum", None, h.get_sample_sum()));
-                        samples.push(sample("_count", None, h.get_sample_count() as f64));
-                    }
-                }
-            }
-            out.push(Family {
-                name,
-                help: f.help().to_string(),
-                kind,
-                samples,
-            });
+        convert(self.gather())
+    }
+
+    /// Every family the collector exports, also those without a series yet (the seed's
+    /// labelled metrics before their first record), without samples: what a host registry
+    /// reads to refuse a second collector of the same names.
+    pub fn descriptions(&self) -> Vec<Family> {
+        let mut families = prometheus::core::Collector::collect(self);
+        families.sort_by(|a, b| a.name().cmp(b.name()));
+        families.dedup_by(|a, b| a.name() == b.name());
+        let mut out = convert(families);
+        for f in &mut out {
+            f.samples.clear();
         }
         out
     }
+}
+
+fn convert(families: Vec<prometheus::proto::MetricFamily>) -> Vec<Family> {
+    let mut out = Vec::new();
+    for f in families {
+        let name = f.name().to_string();
+        let kind = match f.get_field_type() {
+            MetricType::COUNTER => "counter",
+            MetricType::GAUGE => "gauge",
+            MetricType::HISTOGRAM => "histogram",
+            // the collector has no summaries or untyped metrics
+            _ => continue,
+        };
+        let mut samples = Vec::new();
+        for m in f.get_metric() {
+            let labels: Vec<(String, String)> = m
+                .get_label()
+                .iter()
+                .map(|l| (l.name().to_string(), l.value().to_string()))
+                .collect();
+            let sample = |suffix: &str, extra: Option<(String, String)>, value: f64| Sample {
+                name: format!("{name}{suffix}"),
+                labels: labels.iter().cloned().chain(extra).collect(),
+                value,
+            };
+            match kind {
+                "counter" => samples.push(sample("", None, m.get_counter().get_value())),
+                "gauge" => samples.push(sample("", None, m.get_gauge().get_value())),
+                _ => {
+                    let h = m.get_histogram();
+                    let mut infinite = false;
+                    for b in h.get_bucket() {
+                        infinite |= b.upper_bound() == f64::INFINITY;
+                        samples.push(sample(
+                            "_bucket",
+                            Some(("le".into(), bound(b.upper_bound()))),
+                            b.cumulative_count() as f64,
+                        ));
+                    }
+                    if !infinite {
+                        samples.push(sample(
+                            "_bucket",
+                            Some(("le".into(), "+Inf".into())),
+                            h.get_sample_count() as f64,
+                        ));
+                    }
+                    samples.push(sample("_sum", None, h.get_sample_sum()));
+                    samples.push(sample("_count", None, h.get_sample_count() as f64));
+                }
+            }
+        }
+        out.push(Family {
+            name,
+            help: f.help().to_string(),
+            kind,
+            samples,
+        });
+    }
+    out
 }
 
 #[cfg(test)]
@@ -147,5 +165,16 @@ mod tests {
         assert_eq!(comp.kind, "counter");
         assert_eq!(comp.samples[0].name, "saga_compensations_total");
         assert_eq!(comp.samples[0].value, 1.0);
+        // described: every family, also those not recorded yet, without samples
+        let described = c.descriptions();
+        let tx = described
+            .iter()
+            .find(|f| f.name == "distributed_transaction_duration_seconds")
+            .unwrap();
+        assert_eq!((tx.kind, tx.samples.len()), ("histogram", 0));
+        assert!(!families
+            .iter()
+            .any(|f| f.name == "distributed_transaction_duration_seconds"));
+        assert!(described.iter().all(|f| f.samples.is_empty()));
     }
 }
