@@ -65,8 +65,21 @@ async fn run(cli: Cli, url: String) -> Outcome {
     }
 }
 
+/// Log records (alerts of the log sink, warnings) on stderr; `RUST_LOG` overrides the level
+/// (`info` for txcoord by default, `warn` for the rest).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,txcoord=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     let Some(url) = cli.redis.clone() else {
         eprintln!("txcoord: --redis URL (or the environment variable REDIS_URL) is required");
         return ExitCode::from(2);

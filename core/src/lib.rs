@@ -59,7 +59,8 @@ pub use lock::{
 };
 pub use metrics::{
     serve_metrics, Family as MetricFamilySamples, MetricNames, MetricsOptions, MetricsServer,
-    Sample as MetricSample, TransactionMetricsCollector,
+    Sample as MetricSample, SeedMetric, SeedMetricKind, SeedMetricSpec, SeedRegistry,
+    TransactionMetricsCollector, SEED_METRICS,
 };
 pub use monitor::{
     MonitorMetrics, MonitorOptions, RecoveryHandlers, SagaMonitor, TickReport, DEFAULT_INTERVAL,
