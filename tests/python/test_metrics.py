@@ -14,7 +14,7 @@ import urllib.request
 
 import prometheus_client
 import pytest
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 import txcoord
 from txcoord import InvalidArgumentError, InvalidTypeError, LockManager, TransactionMetricsCollector
@@ -185,3 +185,133 @@ def test_bad_metrics_arguments_name_themselves() -> None:
             call()
         assert e.value.argument == argument, (argument, e.value)  # type: ignore[attr-defined]
     assert "distributed_transaction_duration_seconds_bucket" not in c.metrics(), "nothing recorded"
+
+
+class SeedRegistry:
+    """The seed's MetricsRegistry in Python spelling, over prometheus_client's own metrics."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.created: list[tuple[str, str, str, list[str], list[float]]] = []
+
+    def create_histogram(self, *, name: str, help: str, label_names: list[str], buckets: list[float]) -> Histogram:
+        self.created.append(("histogram", name, help, label_names, buckets))
+        return Histogram(name, help, label_names, buckets=buckets, registry=self.registry)
+
+    def create_counter(self, *, name: str, help: str, label_names: list[str]) -> Counter:
+        self.created.append(("counter", name, help, label_names, []))
+        return Counter(name, help, label_names, registry=self.registry)
+
+
+SEED_CREATED = [
+    ("histogram", "distributed_transaction_duration_seconds", "Duration of distributed transactions",
+     ["transaction_type", "status"], [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300]),
+    ("histogram", "saga_execution_duration_seconds", "Duration of saga execution",
+     ["saga_type", "status"], [0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300]),
+    ("counter", "saga_compensations_total", "Total number of saga compensations", ["saga_type", "step", "reason"], []),
+    ("counter", "deadlocks_detected_total", "Total number of deadlocks detected", ["resolution_method"], []),
+]
+
+
+def test_a_seed_style_registry_gets_the_seeds_four_metrics() -> None:
+    seed = SeedRegistry()
+    c = TransactionMetricsCollector(seed)
+    assert seed.created == SEED_CREATED, "created in the seed's order, with its names, help, labels and buckets"
+    record_the_seeds_four(c)
+    get = seed.registry.get_sample_value
+    assert get("distributed_transaction_duration_seconds_sum", {"transaction_type": "checkout", "status": "success"}) == 0.75
+    assert get("saga_execution_duration_seconds_bucket",
+               {"saga_type": "CreateOrderSaga", "status": "completed", "le": "1.0"}) == 0.0
+    assert get("saga_execution_duration_seconds_bucket",
+               {"saga_type": "CreateOrderSaga", "status": "completed", "le": "2.0"}) == 1.0
+    assert get("saga_compensations_total", {"saga_type": "CreateOrderSaga", "step": "payment", "reason": "declined"}) == 1.0
+    assert get("deadlocks_detected_total", {"resolution_method": "abort_saga"}) == 1.0
+    # served from the user's registry; the collector keeps the rest and does not export them twice
+    text = c.metrics()
+    for name in ("distributed_transaction_duration_seconds", "saga_execution_duration_seconds",
+                 "saga_compensations_total", "deadlocks_detected_total"):
+        assert name not in text
+    c.record_gauge("sagas_active_total", 2)
+    assert "\nsagas_active_total 2\n" in c.metrics()
+    # values are judged before the registry sees them
+    with pytest.raises(InvalidArgumentError):
+        c.record_saga_execution("T", "done", 1)  # type: ignore[arg-type]
+    assert get("saga_execution_duration_seconds_count", {"saga_type": "T", "status": "done"}) is None
+
+
+def test_a_seed_registry_in_the_seeds_own_spelling_gets_its_options_object() -> None:
+    options: list[dict[str, object]] = []
+
+    class Metric:
+        def __init__(self) -> None:
+            self.calls: list[tuple[object, ...]] = []
+
+        def labels(self, *values: str) -> Metric:
+            self.calls.append(("labels", *values))
+            return self
+
+        def observe(self, value: float) -> None:
+            self.calls.append(("observe", value))
+
+        def inc(self) -> None:
+            self.calls.append(("inc",))
+
+    metrics: list[Metric] = []
+
+    class CamelRegistry:
+        def _make(self, o: dict[str, object]) -> Metric:
+            options.append(o)
+            metrics.append(Metric())
+            return metrics[-1]
+
+        def createHistogram(self, o: dict[str, object]) -> Metric:
+            return self._make(o)
+
+        def createCounter(self, o: dict[str, object]) -> Metric:
+            return self._make(o)
+
+    c = TransactionMetricsCollector(CamelRegistry())
+    assert options[1] == {
+        "name": "saga_execution_duration_seconds",
+        "help": "Duration of saga execution",
+        "labelNames": ["saga_type", "status"],
+        "buckets": [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0],
+    }
+    assert options[3] == {"name": "deadlocks_detected_total", "help": "Total number of deadlocks detected",
+                          "labelNames": ["resolution_method"]}
+    c.record_saga_execution("order", "compensated", 250)
+    c.record_deadlock("timeout")
+    assert metrics[1].calls == [("labels", "order", "compensated"), ("observe", 0.25)]
+    assert metrics[3].calls == [("labels", "timeout"), ("inc",)]
+
+
+def test_a_seed_registrys_exceptions_reach_the_caller_as_themselves() -> None:
+    class Refusing(SeedRegistry):
+        def create_counter(self, *, name: str, help: str, label_names: list[str]) -> Counter:
+            raise KeyError(f"no room for {name}")
+
+    with pytest.raises(KeyError, match="no room for saga_compensations_total"):
+        TransactionMetricsCollector(Refusing())
+
+    class Broken:
+        def labels(self, *values: str) -> Broken:
+            return self
+
+        def observe(self, value: float) -> None:
+            raise OSError("statsd down")
+
+        def inc(self) -> None:
+            raise OSError("statsd down")
+
+    class BrokenRegistry:
+        def create_histogram(self, **options: object) -> Broken:
+            return Broken()
+
+        def create_counter(self, **options: object) -> Broken:
+            return Broken()
+
+    c = TransactionMetricsCollector(BrokenRegistry())
+    with pytest.raises(OSError, match="statsd down"):
+        c.record_distributed_transaction("checkout", "failure", 10)
+    with pytest.raises(OSError, match="statsd down"):
+        c.record_deadlock("manual")

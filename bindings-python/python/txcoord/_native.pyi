@@ -934,6 +934,24 @@ class _PrometheusRegistry(Protocol):
     def unregister(self, collector: Any, /) -> None: ...
     def get_sample_value(self, name: str, labels: dict[str, str] | None = ..., /) -> float | None: ...
 
+class _SeedMetric(Protocol):
+    """A metric a seed-style registry created: `labels(*values)` gives what the collector calls
+    `observe(seconds)` (histograms) or `inc()` (counters) on (prometheus_client's metrics fit)."""
+
+    def labels(self, *values: str) -> Any: ...
+
+class _SeedRegistry(Protocol):
+    """The seed's MetricsRegistry, Python spelling: the collector creates the seed's four
+    metrics in it, as the seed does. (An object with the seed's `createHistogram(options)` and
+    `createCounter(options)` gets one dict with `name`, `help`, `labelNames`, `buckets`.)"""
+
+    def create_histogram(self, *, name: str, help: str, label_names: list[str], buckets: list[float]) -> _SeedMetric: ...
+    def create_counter(self, *, name: str, help: str, label_names: list[str]) -> _SeedMetric: ...
+
+class _SeedRegistryCamel(Protocol):
+    def createHistogram(self, options: dict[str, Any], /) -> _SeedMetric: ...
+    def createCounter(self, options: dict[str, Any], /) -> _SeedMetric: ...
+
 class _MonitorMetrics(Protocol):
     """A user's metrics object: the seed's MetricsCollector (`recordGauge`/`recordHistogram`
     spelt `record_gauge`/`record_histogram`; the camelCase names are accepted too)."""
@@ -949,10 +967,13 @@ class TransactionMetricsCollector:
 
     def __new__(
         cls,
-        metrics_registry: _PrometheusRegistry | None = None,
+        metrics_registry: _SeedRegistry | _SeedRegistryCamel | _PrometheusRegistry | None = None,
         *,
         names: _MetricNames = "legacy",
-    ) -> Self: ...
+    ) -> Self:
+        """With a seed-style registry, the seed's four metrics are created and recorded there
+        (and not exported by the collector); with a prometheus_client registry, the collector
+        registers itself into it."""
     @property
     def names(self) -> _MetricNames: ...
     def record_distributed_transaction(

@@ -4,9 +4,9 @@
 //! object was handed over, or later by the awaited call that uses it; methods that return
 //! plain values are accepted too).
 //!
-//! An exception a user's method raises reaches the Python caller as itself: the adapter keeps
-//! it in a task-local slot set up by [`surface`] around the binding call, and the call raises
-//! it instead of the core error that carried it through the core.
+//! An exception a user's method raises becomes a core error carrying its text (`the saga
+//! repository's save() raised ...`), which the core reports (the detector logs it, the monitor
+//! counts the step as failed).
 
 use std::sync::Arc;
 

@@ -3,7 +3,10 @@
 //! monitor's `record_gauge`/`record_histogram`, lock metrics of watched clients, the text
 //! exposition, and a `collect()` that makes it a prometheus_client collector), the `/metrics`
 //! endpoint (`serve_metrics`, async and blocking), and the adapter that lets a user's own
-//! metrics object (the seed's `MetricsCollector`) receive what the monitor records.
+//! metrics object (the seed's `MetricsCollector`) receive what the monitor records. `seed`:
+//! a user's seed-style registry (the seed's `MetricsRegistry`) holding the seed's four metrics.
+
+mod seed;
 
 use std::sync::Arc;
 
@@ -48,7 +51,8 @@ fn number(py: Python<'_>, arg: &'static str, value: &Bound<'_, PyAny>) -> PyResu
 static METRIC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// The seed's `TransactionMetricsCollector(metricsRegistry)`: the seed's four metrics with its
-/// names, help texts, labels and buckets; what the monitor records (`record_gauge`,
+/// names, help texts, labels and buckets (created in `metrics_registry` when it is a seed-style
+/// registry, as the seed creates them, else in the collector); what the monitor records (`record_gauge`,
 /// `record_histogram`); the lock metrics of the clients it watches; alert deliveries. Serve it
 /// with `metrics()` (the text exposition), `serve_metrics(collector)` (its own `/metrics`
 /// endpoint), or beside your own metrics from prometheus_client's registry
@@ -57,6 +61,23 @@ static METRIC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 #[pyclass(name = "TransactionMetricsCollector", module = "txcoord", frozen)]
 pub(crate) struct PyTransactionMetricsCollector {
     inner: TransactionMetricsCollector,
+    /// The user's seed-style registry, if the seed's metrics live there.
+    seed: Option<seed::PySeedRegistry>,
+}
+
+/// A core result of a call into a user's seed-style registry: the exception it raised, as
+/// itself, else the core's error.
+fn reraise<T>(py: Python<'_>, result: txcoord::Result<T>) -> PyResult<T> {
+    match result {
+        Ok(v) => {
+            seed::take_raised();
+            Ok(v)
+        }
+        Err(e) => match seed::take_raised() {
+            Some(raised) => Err(raised),
+            None => Err(e).into_py(py),
+        },
+    }
 }
 
 impl PyTransactionMetricsCollector {
@@ -90,8 +111,17 @@ impl PyTransactionMetricsCollector {
                 options::accepts(METRICS, Host::Python, name)
             })?;
             let opts = keywords.read(METRICS, &[])?.into_py(py)?;
+            let registry = metrics_registry.filter(|r| !r.is_none());
+            if let Some(seed) = registry.and_then(seed::PySeedRegistry::from_py) {
+                seed::take_raised();
+                let inner = reraise(py, TransactionMetricsCollector::with_registry(&seed, opts))?;
+                return Ok(PyTransactionMetricsCollector {
+                    inner,
+                    seed: Some(seed),
+                });
+            }
             let inner = TransactionMetricsCollector::with_options(opts);
-            match metrics_registry.filter(|r| !r.is_none()) {
+            match registry {
                 None => {}
                 Some(r) if is_prometheus_registry(r) => {
                     // another Python object over the same metrics: what the registry collects
@@ -99,6 +129,7 @@ impl PyTransactionMetricsCollector {
                         py,
                         PyTransactionMetricsCollector {
                             inner: inner.clone(),
+                            seed: None,
                         },
                     )?;
                     r.call_method1("register", (shared,))?;
@@ -107,14 +138,15 @@ impl PyTransactionMetricsCollector {
                     return Err(txcoord::Error::invalid_type(
                         "metrics_registry",
                         format!(
-                            "must be a prometheus_client registry (CollectorRegistry), got {}",
+                            "must be a seed-style registry (create_histogram and create_counter) \
+                             or a prometheus_client registry (CollectorRegistry), got {}",
                             type_description(r)
                         ),
                     ))
                     .into_py(py)
                 }
             }
-            Ok(PyTransactionMetricsCollector { inner })
+            Ok(PyTransactionMetricsCollector { inner, seed: None })
         })
     }
 
@@ -138,9 +170,7 @@ impl PyTransactionMetricsCollector {
             label(py, "status", status)?,
         );
         let d = number(py, "duration_ms", duration_ms)?;
-        self.inner
-            .record_distributed_transaction(&t, &s, d)
-            .into_py(py)
+        reraise(py, self.inner.record_distributed_transaction(&t, &s, d))
     }
 
     /// The seed's `recordSagaExecution(sagaType, status, duration)`: `status` is `completed`,
@@ -157,7 +187,7 @@ impl PyTransactionMetricsCollector {
             label(py, "status", status)?,
         );
         let d = number(py, "duration_ms", duration_ms)?;
-        self.inner.record_saga_execution(&t, &s, d).into_py(py)
+        reraise(py, self.inner.record_saga_execution(&t, &s, d))
     }
 
     /// The seed's `recordCompensation(sagaType, step, reason)`; `reason` is a label value: keep
@@ -171,7 +201,7 @@ impl PyTransactionMetricsCollector {
     ) -> PyResult<()> {
         let t = label(py, "saga_type", saga_type)?;
         let (s, r) = (label(py, "step", step)?, label(py, "reason", reason)?);
-        self.inner.record_compensation(&t, &s, &r).into_py(py)
+        reraise(py, self.inner.record_compensation(&t, &s, &r))
     }
 
     /// The seed's `recordDeadlock(resolutionMethod)`: `abort_saga`, `timeout` or `manual`.
@@ -181,7 +211,7 @@ impl PyTransactionMetricsCollector {
         resolution_method: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let m = label(py, "resolution_method", resolution_method)?;
-        self.inner.record_deadlock(&m).into_py(py)
+        reraise(py, self.inner.record_deadlock(&m))
     }
 
     /// The seed's `recordGauge(name, value)` (what the monitor records: `sagas_active_total`,
@@ -253,10 +283,28 @@ impl PyTransactionMetricsCollector {
         Ok(())
     }
 
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match &self.seed {
+            Some(s) => s.traverse(&visit),
+            None => Ok(()),
+        }
+    }
+
+    fn __clear__(&self) {
+        if let Some(s) = &self.seed {
+            s.clear();
+        }
+    }
+
     fn __repr__(&self) -> String {
         format!(
-            "<txcoord.TransactionMetricsCollector names={:?}>",
-            self.names()
+            "<txcoord.TransactionMetricsCollector names={:?}{}>",
+            self.names(),
+            if self.seed.is_some() {
+                " in a seed-style registry"
+            } else {
+                ""
+            }
         )
     }
 }
