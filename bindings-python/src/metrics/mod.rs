@@ -26,7 +26,7 @@ use crate::on_lost::Slot;
 use crate::twin::{twins, Async, Blocking, Flavour};
 
 /// A label value argument of a seed method: a string.
-fn label<'a>(py: Python<'_>, arg: &'static str, value: &'a Bound<'_, PyAny>) -> PyResult<String> {
+fn label(py: Python<'_>, arg: &'static str, value: &Bound<'_, PyAny>) -> PyResult<String> {
     match value.cast::<PyString>() {
         Ok(s) => Ok(s.to_cow()?.into_owned()),
         Err(_) => Err(validate::wrong_type(
