@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -33,6 +34,7 @@ from txcoord import (
 
 from helpers import wait_for, wait_until
 from test_deadlock import ConditionalRepository, Deadlock, graph_edges
+from test_gc import collect_until_dead_async
 
 
 class Alerts:
@@ -530,3 +532,36 @@ async def test_alerts_as_values() -> None:
     assert e.value.argument == "severity"
     # the built-in sinks take the seed's dict too
     await LogAlertSink().send({"severity": "info", "summary": "hello", "description": "d", "metadata": {}})
+
+
+async def test_a_monitor_and_the_objects_referring_to_it_are_collected(url: str) -> None:
+    repo, _ = setup(url)
+
+    class Service:
+        """Owns a monitor whose sink, metrics and handler are its own methods."""
+
+        def __init__(self) -> None:
+            self.alerts: list[Alert] = []
+            self.monitor = SagaMonitor(
+                repo, self, self, SagaDeadlockDetector(ConditionalRepository({}), redis=url),
+                start=False, on_retry=self.retry,
+            )
+
+        async def send(self, alert: Alert) -> None:
+            self.alerts.append(alert)
+
+        def record_gauge(self, name: str, value: float) -> None:
+            pass
+
+        def record_histogram(self, name: str, value: float) -> None:
+            pass
+
+        async def retry(self, saga: SagaRecord) -> None:
+            pass
+
+    service = Service()
+    assert (await service.monitor.tick()).leader
+    await service.monitor.stop()
+    ref = weakref.ref(service)
+    del service
+    await collect_until_dead_async(ref, "a service holding its monitor")
