@@ -12,6 +12,7 @@
 //! - [`scope`]: the scoped acquisition of a standalone lock;
 //! - [`monitor`]: the options of the saga monitor, the Alertmanager sink and the metrics
 //!   collector (in [`options`]' tables), the monitor's limits and the sink's labels;
+//! - [`serve`]: the options of the `/metrics` endpoint a binding starts, and the endpoint;
 //! - [`saga`]: the fields of a saga record, from the raw values a binding received.
 //!
 //! Nothing here is needed by a Rust user of the crate.
@@ -20,5 +21,6 @@ pub mod monitor;
 pub mod options;
 pub mod saga;
 pub mod scope;
+pub mod serve;
 pub mod target;
 pub mod validate;

@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 pub use super::monitor::{ALERTMANAGER, METRICS, MONITOR};
+pub use super::serve::SERVE;
 use super::validate::{self, Raw, MAX_MS};
 use crate::client::ClientOptions;
 use crate::error::{Error, Result};
@@ -380,6 +381,7 @@ pub fn host_argument(host: Host, arg: &str) -> Cow<'_, str> {
         .chain(MONITOR.iter().map(|s| (s.name, s.host_name(host))))
         .chain(ALERTMANAGER.iter().map(|s| (s.name, s.host_name(host))))
         .chain(METRICS.iter().map(|s| (s.name, s.host_name(host))))
+        .chain(SERVE.iter().map(|s| (s.name, s.host_name(host))))
         .chain(EXTRA.iter().map(|(core, py, js)| {
             (
                 *core,
@@ -448,7 +450,7 @@ pub fn accepts<T>(table: &[Spec<T>], host: Host, name: &str) -> bool {
 /// One option as the packages and their tests see it: [`describe`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OptionInfo {
-    /// `acquire`, `manager`, `lock`, `client`, `monitor`, `alertmanager` or `metrics`.
+    /// `acquire`, `manager`, `lock`, `client`, `monitor`, `alertmanager`, `metrics` or `serve`.
     pub table: &'static str,
     pub name: &'static str,
     pub python: &'static str,
@@ -497,6 +499,7 @@ pub fn describe() -> Vec<OptionInfo> {
         .chain(info("monitor", MONITOR))
         .chain(info("alertmanager", ALERTMANAGER))
         .chain(info("metrics", METRICS))
+        .chain(info("serve", SERVE))
         .collect()
 }
 
@@ -561,6 +564,7 @@ mod tests {
         check_names(MONITOR);
         check_names(ALERTMANAGER);
         check_names(METRICS);
+        check_names(SERVE);
     }
 
     #[test]
