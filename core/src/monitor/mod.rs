@@ -169,6 +169,15 @@ impl SagaMonitor {
         }
     }
 
+    /// Whether its passes run on their own: started on construction and not stopped since.
+    pub fn is_running(&self) -> bool {
+        self.inner
+            .task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
     /// The interval between passes.
     pub fn interval(&self) -> Duration {
         self.inner.options.interval
