@@ -126,6 +126,8 @@ def test_the_package_is_typed() -> None:
 def _sample(option: dict[str, Any]) -> Any:
     """A valid value for an option of the core's table."""
     kind = option["kind"]
+    if option["table"] == "serve":
+        return {"host": "127.0.0.1", "port": 0}[option["python"]]
     if kind == "millis":
         return int(option["default"]) if option["default"].isdigit() else 1000
     if kind in ("count", "choice"):
@@ -151,14 +153,17 @@ def test_every_option_of_the_core_is_a_keyword_by_its_python_name() -> None:
     url = "redis://127.0.0.1:1/0"  # nothing connects
     options = _native._binding_table()["options"]
     assert {o["table"] for o in options} == {
-        "acquire", "manager", "lock", "client", "monitor", "alertmanager", "metrics"
+        "acquire", "manager", "lock", "client", "monitor", "alertmanager", "metrics", "serve"
     }
     repo = txcoord.RedisSagaRepository(url)
     detector = txcoord.SagaDeadlockDetector(repo)
     for o in options:
         kw = {o["python"]: _sample(o)}
         for mod in (txcoord, txcoord.sync):
-            if o["table"] == "monitor":
+            if o["table"] == "serve":
+                if mod is txcoord.sync:
+                    txcoord.sync.serve_metrics(txcoord.TransactionMetricsCollector(), **kw).close()
+            elif o["table"] == "monitor":
                 mod.SagaMonitor(repo, txcoord.TransactionMetricsCollector(), mod.LogAlertSink(), detector,
                                 **{"start": False, **kw})
             elif o["table"] == "alertmanager":

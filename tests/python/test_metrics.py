@@ -179,6 +179,10 @@ def test_bad_metrics_arguments_name_themselves() -> None:
         (lambda: c.record_gauge("g", True), InvalidTypeError, "value"),
         (lambda: TransactionMetricsCollector(names="dashboards"), InvalidArgumentError, "names"),  # type: ignore[arg-type]
         (lambda: TransactionMetricsCollector(object()), InvalidTypeError, "metrics_registry"),  # type: ignore[arg-type]
+        (lambda: txcoord.sync.serve_metrics(c, port=65_536), InvalidArgumentError, "port"),
+        (lambda: txcoord.sync.serve_metrics(c, port=True), InvalidTypeError, "port"),
+        (lambda: txcoord.sync.serve_metrics(c, host=1), InvalidTypeError, "host"),  # type: ignore[arg-type]
+        (lambda: txcoord.sync.serve_metrics(c, host=""), InvalidArgumentError, "host"),
     ]
     for call, error, argument in cases:
         with pytest.raises(error) as e:

@@ -14,13 +14,14 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString};
 use pyo3::{PyTraverseError, PyVisit};
-use txcoord::binding::options::{self, Host, METRICS};
+use txcoord::binding::options::{self, Host, METRICS, SERVE};
+use txcoord::binding::serve;
 use txcoord::binding::validate::{self, Raw};
 use txcoord::{MetricsServer, MonitorMetrics, TransactionMetricsCollector};
 
 use crate::bridge::{self, OnCancel};
 use crate::client::resolve;
-use crate::convert::{type_description, Keywords, OwnedRaw};
+use crate::convert::{type_description, Arg, Keywords, OwnedRaw};
 use crate::error::{guard, IntoPyResult};
 use crate::on_lost::Slot;
 use crate::twin::{twins, Async, Blocking, Flavour};
@@ -335,36 +336,6 @@ fn to_prometheus_client(
     Ok(out)
 }
 
-/// The host and port of `serve_metrics`, judged: a port from 0 to 65535.
-fn address(
-    py: Python<'_>,
-    host: &Bound<'_, PyAny>,
-    port: &Bound<'_, PyAny>,
-) -> PyResult<(String, u16)> {
-    let host = label(py, "host", host)?;
-    let raw = OwnedRaw::from_value(port)?;
-    let port = validate::count("port", raw.raw(), 0, u64::from(u16::MAX))
-        .into_py(py)?
-        .unwrap_or(0) as u16;
-    Ok((host, port))
-}
-
-/// Binds `host:port` (a name is resolved; its first address is used) and serves `collector`.
-async fn serve(
-    host: String,
-    port: u16,
-    collector: TransactionMetricsCollector,
-) -> txcoord::Result<MetricsServer> {
-    let addr = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| {
-            txcoord::Error::invalid_argument("host", format!("cannot resolve {host:?}"))
-        })?;
-    txcoord::serve_metrics(addr, collector).await
-}
-
 twins! {
     /// A running `/metrics` endpoint (async API): `url`, `host`, `port`; `await close()` (or
     /// `async with`) stops it and releases the port.
@@ -430,12 +401,15 @@ twins! {
 
 /// Serves `collector` at `http://HOST:PORT/metrics` (async): the running `MetricsServer`.
 #[pyfunction]
-#[pyo3(signature = (collector, host=None, port=None), text_signature = "(collector, host='127.0.0.1', port=9464)")]
+#[pyo3(
+    signature = (collector, host=None, port=None),
+    text_signature = "(collector, host='127.0.0.1', port=9464)"
+)]
 fn serve_metrics<'py>(
     py: Python<'py>,
     collector: &Bound<'_, PyTransactionMetricsCollector>,
-    host: Option<&Bound<'_, PyAny>>,
-    port: Option<&Bound<'_, PyAny>>,
+    host: Option<&Bound<'py, PyAny>>,
+    port: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     start::<Async>(py, collector, host, port, |py, s| {
         Ok(Py::new(
@@ -450,12 +424,16 @@ fn serve_metrics<'py>(
 
 /// Serves `collector` at `http://HOST:PORT/metrics` (blocking): the running `MetricsServer`.
 #[pyfunction]
-#[pyo3(name = "_sync_serve_metrics", signature = (collector, host=None, port=None), text_signature = "(collector, host='127.0.0.1', port=9464)")]
+#[pyo3(
+    name = "_sync_serve_metrics",
+    signature = (collector, host=None, port=None),
+    text_signature = "(collector, host='127.0.0.1', port=9464)"
+)]
 fn sync_serve_metrics<'py>(
     py: Python<'py>,
     collector: &Bound<'_, PyTransactionMetricsCollector>,
-    host: Option<&Bound<'_, PyAny>>,
-    port: Option<&Bound<'_, PyAny>>,
+    host: Option<&Bound<'py, PyAny>>,
+    port: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     start::<Blocking>(py, collector, host, port, |py, s| {
         Ok(Py::new(
@@ -468,30 +446,29 @@ fn sync_serve_metrics<'py>(
     })
 }
 
-/// The default address of `serve_metrics`: loopback, the port Prometheus exporters commonly use.
-const DEFAULT_HOST: &str = "127.0.0.1";
-const DEFAULT_PORT: u16 = 9464;
-
+/// `host` and `port` read through the core's `SERVE` table (None: the default), and the
+/// endpoint started by the core.
 fn start<'py, F: Flavour>(
     py: Python<'py>,
     collector: &Bound<'_, PyTransactionMetricsCollector>,
-    host: Option<&Bound<'_, PyAny>>,
-    port: Option<&Bound<'_, PyAny>>,
+    host: Option<&Bound<'py, PyAny>>,
+    port: Option<&Bound<'py, PyAny>>,
     wrap: fn(Python<'_>, MetricsServer) -> PyResult<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let default_host = PyString::new(py, DEFAULT_HOST).into_any();
-    let default_port = DEFAULT_PORT.into_pyobject(py)?.into_any();
-    let (host, port) = address(
-        py,
-        host.filter(|h| !h.is_none()).unwrap_or(&default_host),
-        port.filter(|p| !p.is_none()).unwrap_or(&default_port),
-    )?;
+    let arg = |v: Option<&Bound<'py, PyAny>>| match v.filter(|v| !v.is_none()) {
+        Some(v) => Arg::Given(v.clone()),
+        None => Arg::Absent,
+    };
+    let (host, port) = (arg(host), arg(port));
+    let options = Keywords::new(None)
+        .read(SERVE, &[("host", &host), ("port", &port)])?
+        .into_py(py)?;
     let collector = collector.get().inner.clone();
     bridge::run(
         py,
         F::RUN,
         OnCancel::Abort,
-        serve(host, port, collector),
+        serve::serve(options, collector),
         wrap,
     )
 }
