@@ -7,8 +7,11 @@
 //! names; each defines the async class (`txcoord.X`) and its blocking twin (`txcoord.sync.X`)
 //! from one definition (`twin`), as does `scope` for `manager.lock(resource)`. `on_lost` keeps
 //! and calls the lost-lock callbacks. `saga` (records, the Redis repository, a user's own
-//! repository), `deadlock` (the detector) and `election` mirror the core modules too.
+//! repository), `deadlock` (the detector), `election`, `monitor` (the saga monitor), `alert`
+//! (alerts and their sinks) and `metrics` (the collector and its endpoint) mirror the core
+//! modules too; `user` is how the core calls a user's own Python objects.
 
+mod alert;
 mod bridge;
 mod client;
 mod convert;
@@ -19,11 +22,14 @@ mod lock;
 mod logging;
 mod manager;
 mod manager_set;
+mod metrics;
+mod monitor;
 mod on_lost;
 mod runtime;
 mod saga;
 mod scope;
 mod twin;
+mod user;
 
 use pyo3::prelude::*;
 use pyo3::wrap_pyfunction;
@@ -140,6 +146,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     saga::register(m)?;
     deadlock::register(m)?;
     election::register(m)?;
+    alert::register(m)?;
+    metrics::register(m)?;
+    monitor::register(m)?;
 
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     for (name, value) in txcoord::binding::options::constants() {

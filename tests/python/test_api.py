@@ -24,6 +24,10 @@ TWINS = {
     "LockContext": "SyncLockContext",
     "RedisSagaRepository": "SyncRedisSagaRepository",
     "LeaderElection": "SyncLeaderElection",
+    "SagaMonitor": "SyncSagaMonitor",
+    "LogAlertSink": "SyncLogAlertSink",
+    "AlertmanagerSink": "SyncAlertmanagerSink",
+    "MetricsServer": "SyncMetricsServer",
 }
 # Names that differ on purpose between an async class and its blocking twin.
 AS_SYNC = {"__aenter__": "__enter__", "__aexit__": "__exit__", "aclose": "close"}
@@ -52,7 +56,7 @@ def test_exports() -> None:
     for n in txcoord.sync.__all__:
         assert hasattr(txcoord.sync, n), n
     assert txcoord.sync.LockManager is _native.SyncLockManager
-    twins = {"Client", "DistributedLock", "LockManager", "LockContext", "RedisSagaRepository", "LeaderElection"}
+    twins = set(TWINS) | {"serve_metrics"}
     assert set(txcoord.sync.__all__) - twins <= set(txcoord.__all__)
     # the value classes are shared by both flavours
     for n in set(txcoord.sync.__all__) - twins:
@@ -69,8 +73,15 @@ def test_the_sync_twins_mirror_the_async_classes() -> None:
 
 def test_spelled_defaults_are_the_core_defaults() -> None:
     expected = {"ttl_ms": _native.DEFAULT_TTL_MS, "timeout_ms": _native.DEFAULT_TIMEOUT_MS}
+    table = {(o["table"], o["python"]): o["default"] for o in _native._binding_table()["options"]}
     seen = 0
     for cls, methods in stub_classes().items():
+        if cls in ("AlertmanagerSink", "SyncAlertmanagerSink"):
+            # one post's timeout, not an acquisition's: the core's ALERTMANAGER table
+            assert methods["__new__"].args.kwonlyargs[0].arg == "timeout_ms"
+            default = methods["__new__"].args.kw_defaults[0]
+            assert isinstance(default, ast.Constant) and str(default.value) == table[("alertmanager", "timeout_ms")]
+            continue
         # a leadership's lease has its own default
         ttl = _native.DEFAULT_LEADER_TTL_MS if cls in ("LeaderElection", "SyncLeaderElection") else expected["ttl_ms"]
         for fname, f in methods.items():
@@ -115,8 +126,14 @@ def test_the_package_is_typed() -> None:
 def _sample(option: dict[str, Any]) -> Any:
     """A valid value for an option of the core's table."""
     kind = option["kind"]
+    if option["table"] == "serve":
+        return {"host": "127.0.0.1", "port": 0}[option["python"]]
     if kind == "millis":
-        return int(option["default"])
+        return int(option["default"]) if option["default"].isdigit() else 1000
+    if kind in ("count", "choice"):
+        return int(option["default"]) if kind == "count" else option["default"]
+    if option["python"] == "start":
+        return False  # nothing runs in the background
     samples: dict[str, Any] = {"priority": 7, "flag": True, "owner_id": "saga-1", "text": "t-1"}
     return samples[kind]
 
@@ -135,11 +152,25 @@ def test_every_option_of_the_core_is_a_keyword_by_its_python_name() -> None:
     code): accepted under its Python name, by the async class and its blocking twin."""
     url = "redis://127.0.0.1:1/0"  # nothing connects
     options = _native._binding_table()["options"]
-    assert {o["table"] for o in options} == {"acquire", "manager", "lock", "client"}
+    assert {o["table"] for o in options} == {
+        "acquire", "manager", "lock", "client", "monitor", "alertmanager", "metrics", "serve"
+    }
+    repo = txcoord.RedisSagaRepository(url)
+    detector = txcoord.SagaDeadlockDetector(repo)
     for o in options:
         kw = {o["python"]: _sample(o)}
         for mod in (txcoord, txcoord.sync):
-            if o["table"] == "manager":
+            if o["table"] == "serve":
+                if mod is txcoord.sync:
+                    txcoord.sync.serve_metrics(txcoord.TransactionMetricsCollector(), **kw).close()
+            elif o["table"] == "monitor":
+                mod.SagaMonitor(repo, txcoord.TransactionMetricsCollector(), mod.LogAlertSink(), detector,
+                                **{"start": False, **kw})
+            elif o["table"] == "alertmanager":
+                mod.AlertmanagerSink("http://127.0.0.1:1", **kw)
+            elif o["table"] == "metrics":
+                mod.TransactionMetricsCollector(**kw)
+            elif o["table"] == "manager":
                 mod.LockManager(url, **kw)
             elif o["table"] == "client":
                 mod.Client(url, **kw)

@@ -18,6 +18,17 @@ from helpers import ROOT
     [
         ("quickstart.py", ["holding lock:order:42 with fencing token ", "acquired again, held=True", "released everything"]),
         ("quickstart_sync.py", ["processing order 42 under fencing token ", "done"]),
+        (
+            "monitor.py",
+            [
+                "alert [critical]: Stuck saga detected: PaymentSaga",
+                "alert [warning]: Long-running saga detected: PaymentSaga",
+                "retrying order-42 (attempt 1)",
+                "leader=True, errors=[]",
+                "sagas_active_total 1",
+                "stopped",
+            ],
+        ),
     ],
 )
 def test_example_runs(example: str, expected: list[str], url: str, raw: redis.Redis) -> None:

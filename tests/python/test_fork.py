@@ -122,3 +122,33 @@ def test_the_async_classes_work_in_a_forked_child_with_a_new_event_loop(url: str
     run_in_child(child)
     assert asyncio.run(use(f"{name}-p")) > first
     assert raw.exists(f"lock:{name}-p") == 0
+
+
+def test_a_monitor_runs_only_in_the_process_that_created_it(url: str, raw: redis.Redis) -> None:
+    repo = txcoord.sync.RedisSagaRepository(url)
+    detector = txcoord.SagaDeadlockDetector(repo)
+
+    class Sink:
+        def send(self, alert: txcoord.Alert) -> None:
+            pass
+
+    monitor = txcoord.sync.SagaMonitor(repo, txcoord.TransactionMetricsCollector(), Sink(), detector, start=False)
+    assert monitor.tick().leader
+
+    def child() -> None:
+        assert not monitor.is_leader and monitor.term is None
+        try:
+            monitor.tick()
+        except txcoord.ClosedError as e:
+            assert "the process that created it" in str(e), e
+        else:
+            raise AssertionError("a forked child ran the parent's monitor")
+        # a monitor built in the child works there
+        own = txcoord.sync.SagaMonitor(repo, txcoord.TransactionMetricsCollector(), Sink(), detector,
+                                       start=False, candidate_id="child")
+        own.tick()
+        own.stop()
+
+    run_in_child(child)
+    assert monitor.is_leader, "the parent's monitor still leads"
+    monitor.stop()

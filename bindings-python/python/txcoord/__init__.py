@@ -11,8 +11,10 @@ speaking the same wire protocol as the Rust crate and the Node package.
             print(lock.fencing_token)
 
 Beyond locks: saga records (:class:`SagaRecord`, :class:`RedisSagaRepository`, or your own
-repository object), the deadlock detector (:class:`SagaDeadlockDetector`) and leader
-election (:class:`LeaderElection`).
+repository object), the deadlock detector (:class:`SagaDeadlockDetector`), leader
+election (:class:`LeaderElection`), the saga monitor (:class:`SagaMonitor`, alerting through
+:class:`LogAlertSink`, :class:`AlertmanagerSink` or your own sink) and Prometheus metrics
+(:class:`TransactionMetricsCollector`, :func:`serve_metrics`, or prometheus_client's registry).
 
 The blocking twins of the classes live in :mod:`txcoord.sync`. Durations are milliseconds
 (``ttl_ms``, ``timeout_ms``) or :class:`datetime.timedelta`.
@@ -28,6 +30,8 @@ from ._native import (
     MAX_FALLBACK_POLL_MS,
     MAX_MS,
     PROTOCOL_VERSION,
+    Alert,
+    AlertmanagerSink,
     Client,
     ClosedError,
     CycleEdge,
@@ -46,17 +50,23 @@ from ._native import (
     LockLostError,
     LockManager,
     LockTimeoutError,
+    LogAlertSink,
+    MetricsServer,
     RedisConnectionError,
     RedisError,
     RedisSagaRepository,
     SagaDeadlockDetector,
+    SagaMonitor,
     SagaNode,
     SagaRecord,
     SagaStatistics,
     SagaStatus,
+    TickReport,
+    TransactionMetricsCollector,
     TxcoordError,
     WaitForGraph,
     __version__,
+    serve_metrics,
 )
 from . import sync
 
@@ -70,6 +80,8 @@ __all__ = [
     "MAX_FALLBACK_POLL_MS",
     "MAX_MS",
     "PROTOCOL_VERSION",
+    "Alert",
+    "AlertmanagerSink",
     "Client",
     "ClosedError",
     "CycleEdge",
@@ -88,16 +100,22 @@ __all__ = [
     "LockLostError",
     "LockManager",
     "LockTimeoutError",
+    "LogAlertSink",
+    "MetricsServer",
     "RedisConnectionError",
     "RedisError",
     "RedisSagaRepository",
     "SagaDeadlockDetector",
+    "SagaMonitor",
     "SagaNode",
     "SagaRecord",
     "SagaStatistics",
     "SagaStatus",
+    "TickReport",
+    "TransactionMetricsCollector",
     "TxcoordError",
     "WaitForGraph",
     "__version__",
+    "serve_metrics",
     "sync",
 ]

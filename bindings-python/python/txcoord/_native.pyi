@@ -58,6 +58,19 @@ __all__ = [
     "Leader",
     "LeaderElection",
     "SyncLeaderElection",
+    "Alert",
+    "LogAlertSink",
+    "AlertmanagerSink",
+    "SyncLogAlertSink",
+    "SyncAlertmanagerSink",
+    "TransactionMetricsCollector",
+    "MetricsServer",
+    "SyncMetricsServer",
+    "serve_metrics",
+    "_sync_serve_metrics",
+    "TickReport",
+    "SagaMonitor",
+    "SyncSagaMonitor",
     "__version__",
     "PROTOCOL_VERSION",
     "DEFAULT_TTL_MS",
@@ -714,7 +727,7 @@ class SagaDeadlockDetector:
         logger: _Logger | None = None,
         *,
         redis: _Redis | None = None,
-        metrics: _DeadlockMetrics | None = None,
+        metrics: _DeadlockMetrics | TransactionMetricsCollector | None = None,
     ) -> Self: ...
     def detect_deadlock(self) -> Coroutine[Any, Any, DeadlockResult]: ...
     def resolve_deadlock(self, cycles: _Cycles) -> Coroutine[Any, Any, list[DeadlockCycle]]:
@@ -793,6 +806,343 @@ class SyncLeaderElection:
     @property
     def candidate_id(self) -> str: ...
     def __enter__(self) -> SyncLeaderElection: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+# Alerts
+
+_Severity = Literal["info", "warning", "critical"]
+
+@final
+class Alert:
+    """One alert, in the seed's shape (severity, summary, description, metadata), with what
+    identifies it for sinks that deduplicate (name, labels) and whether it is resolved."""
+
+    def __new__(
+        cls,
+        severity: _Severity,
+        summary: str,
+        description: str,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        resolved: bool = False,
+    ) -> Self: ...
+    @property
+    def severity(self) -> _Severity: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The changing values, with the seed's keys (sagaId, sagaType, runtime, ...)."""
+    @property
+    def name(self) -> str:
+        """LongRunningSaga, StuckSaga, SagaDeadlock, SagaRecoveryFailed; empty if none given."""
+    @property
+    def labels(self) -> dict[str, str]: ...
+    @property
+    def resolved(self) -> bool: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+
+# An alert handed to a sink's send(): an Alert, or a dict with the seed's keys.
+_AlertLike = Union[Alert, Mapping[str, Any]]
+
+class _AlertSink(Protocol):
+    """A user's alert sink: the seed's `send(alert)`, a coroutine function or a plain one. The
+    monitor gives it an `Alert`."""
+
+    def send(self, alert: Alert, /) -> object: ...
+
+@final
+class LogAlertSink:
+    """An alert sink that logs through the `txcoord` logger (async API)."""
+
+    def __new__(cls) -> Self: ...
+    def send(self, alert: _AlertLike) -> Coroutine[Any, Any, None]: ...
+
+@final
+class SyncLogAlertSink:
+    """`txcoord.sync.LogAlertSink`: the blocking twin of LogAlertSink."""
+
+    def __new__(cls) -> Self: ...
+    def send(self, alert: _AlertLike) -> None: ...
+
+@final
+class AlertmanagerSink:
+    """An alert sink posting to Prometheus Alertmanager's API v2, every replica given (async API)."""
+
+    def __new__(
+        cls,
+        urls: str | Iterable[str],
+        *,
+        timeout_ms: _Millis = 5000,
+        ends_after_ms: _Millis | None = None,
+        generator_url: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        metrics: TransactionMetricsCollector | None = None,
+    ) -> Self: ...
+    def send(self, alert: _AlertLike) -> Coroutine[Any, Any, None]:
+        """Posts to every Alertmanager at once; fails only when none accepted the alert."""
+    @property
+    def alertmanagers(self) -> list[str]: ...
+    def sent(self) -> dict[str, int]: ...
+    def send_failures(self) -> dict[str, int]: ...
+
+@final
+class SyncAlertmanagerSink:
+    """`txcoord.sync.AlertmanagerSink`: the blocking twin of AlertmanagerSink."""
+
+    def __new__(
+        cls,
+        urls: str | Iterable[str],
+        *,
+        timeout_ms: _Millis = 5000,
+        ends_after_ms: _Millis | None = None,
+        generator_url: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        metrics: TransactionMetricsCollector | None = None,
+    ) -> Self: ...
+    def send(self, alert: _AlertLike) -> None: ...
+    @property
+    def alertmanagers(self) -> list[str]: ...
+    def sent(self) -> dict[str, int]: ...
+    def send_failures(self) -> dict[str, int]: ...
+
+# Metrics
+
+_MetricNames = Literal["legacy", "convention", "both"]
+
+class _PrometheusRegistry(Protocol):
+    """A prometheus_client `CollectorRegistry`."""
+
+    def register(self, collector: Any, /) -> None: ...
+    def unregister(self, collector: Any, /) -> None: ...
+    def get_sample_value(self, name: str, labels: dict[str, str] | None = ..., /) -> float | None: ...
+
+class _SeedMetric(Protocol):
+    """A metric a seed-style registry created: `labels(*values)` gives what the collector calls
+    `observe(seconds)` (histograms) or `inc()` (counters) on (prometheus_client's metrics fit)."""
+
+    def labels(self, *values: str) -> Any: ...
+
+class _SeedRegistry(Protocol):
+    """The seed's MetricsRegistry, Python spelling: the collector creates the seed's four
+    metrics in it, as the seed does. (An object with the seed's `createHistogram(options)` and
+    `createCounter(options)` gets one dict with `name`, `help`, `labelNames`, `buckets`.)"""
+
+    def create_histogram(self, *, name: str, help: str, label_names: list[str], buckets: list[float]) -> _SeedMetric: ...
+    def create_counter(self, *, name: str, help: str, label_names: list[str]) -> _SeedMetric: ...
+
+class _SeedRegistryCamel(Protocol):
+    def createHistogram(self, options: dict[str, Any], /) -> _SeedMetric: ...
+    def createCounter(self, options: dict[str, Any], /) -> _SeedMetric: ...
+
+class _MonitorMetrics(Protocol):
+    """A user's metrics object: the seed's MetricsCollector (`recordGauge`/`recordHistogram`
+    spelt `record_gauge`/`record_histogram`; the camelCase names are accepted too)."""
+
+    def record_gauge(self, name: str, value: float, /) -> object: ...
+    def record_histogram(self, name: str, value: float, /) -> object: ...
+
+@final
+class TransactionMetricsCollector:
+    """The seed's TransactionMetricsCollector: its four metrics (names, help, labels, buckets
+    kept), the monitor's gauges, lock metrics of watched clients, alert deliveries. A
+    prometheus_client collector (`collect()`)."""
+
+    def __new__(
+        cls,
+        metrics_registry: _SeedRegistry | _SeedRegistryCamel | _PrometheusRegistry | None = None,
+        *,
+        names: _MetricNames = "legacy",
+    ) -> Self:
+        """With a seed-style registry, the seed's four metrics are created and recorded there
+        (and not exported by the collector); with a prometheus_client registry, the collector
+        registers itself into it."""
+    @property
+    def names(self) -> _MetricNames: ...
+    def record_distributed_transaction(
+        self, transaction_type: str, status: Literal["success", "failure"], duration_ms: float
+    ) -> None: ...
+    def record_saga_execution(
+        self, saga_type: str, status: Literal["completed", "failed", "compensated"], duration_ms: float
+    ) -> None: ...
+    def record_compensation(self, saga_type: str, step: str, reason: str) -> None: ...
+    def record_deadlock(self, resolution_method: Literal["abort_saga", "timeout", "manual"]) -> None: ...
+    def record_gauge(self, name: str, value: float) -> None: ...
+    def record_histogram(self, name: str, value: float) -> None: ...
+    def watch_client(self, client: _Redis) -> None:
+        """Exports the client's lock metrics (txcoord_lock_*) from now on."""
+    def metrics(self) -> str:
+        """The Prometheus text exposition (format 0.0.4)."""
+    def collect(self) -> list[Any]:
+        """prometheus_client metric families (`prometheus_client.metrics_core.Metric`)."""
+    def describe(self) -> list[Any]:
+        """Every family exported, without samples (for a registry's name checks)."""
+    def register(self, registry: _PrometheusRegistry | None = None) -> None:
+        """Registers into a prometheus_client registry (default: prometheus_client.REGISTRY)."""
+
+@final
+class MetricsServer:
+    """A running /metrics endpoint (async API)."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    def close(self) -> Coroutine[Any, Any, None]: ...
+    def __aenter__(self) -> Awaitable[MetricsServer]: ...
+    def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Awaitable[None]: ...
+
+@final
+class SyncMetricsServer:
+    """`txcoord.sync.MetricsServer`: the blocking twin of MetricsServer."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> SyncMetricsServer: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+def serve_metrics(
+    collector: TransactionMetricsCollector, host: str = "127.0.0.1", port: int = 9464
+) -> Coroutine[Any, Any, MetricsServer]:
+    """Serves the collector at http://HOST:PORT/metrics (port 0: a free port)."""
+
+def _sync_serve_metrics(
+    collector: TransactionMetricsCollector, host: str = "127.0.0.1", port: int = 9464
+) -> SyncMetricsServer:
+    """`txcoord.sync.serve_metrics`: the blocking twin of serve_metrics."""
+
+# The saga monitor
+
+@final
+class TickReport:
+    """What one pass of a monitor did."""
+
+    @property
+    def leader(self) -> bool: ...
+    @property
+    def long_running(self) -> int: ...
+    @property
+    def stuck(self) -> int: ...
+    @property
+    def retried(self) -> int: ...
+    @property
+    def compensated(self) -> int: ...
+    @property
+    def deadlocks(self) -> int: ...
+    @property
+    def errors(self) -> list[str]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+
+_Handler = Callable[[SagaRecord], object]
+_MonitorRepository = Union[RedisSagaRepository, SyncRedisSagaRepository, _SagaRepository]
+_MonitorMetricsArg = Union[TransactionMetricsCollector, _MonitorMetrics]
+
+@final
+class SagaMonitor:
+    """The seed's SagaMonitor (async API); starts on construction (start=False: only tick())."""
+
+    def __new__(
+        cls,
+        saga_repository: _MonitorRepository,
+        metrics_collector: _MonitorMetricsArg,
+        alert_manager: LogAlertSink | AlertmanagerSink | SyncLogAlertSink | SyncAlertmanagerSink | _AlertSink,
+        deadlock_detector: SagaDeadlockDetector,
+        *,
+        redis: _Redis | None = None,
+        interval_ms: _Millis = 30000,
+        limits_ms: Mapping[str, _Millis] | None = None,
+        default_limit_ms: _Millis = 300000,
+        election_name: str = "saga-monitor",
+        leader_ttl_ms: _Millis = 10000,
+        candidate_id: str | None = None,
+        max_retries: int = 3,
+        start: bool = True,
+        on_retry: _Handler | None = None,
+        on_compensate: _Handler | None = None,
+    ) -> Self: ...
+    def tick(self) -> Coroutine[Any, Any, TickReport]:
+        """Runs one pass now (after the one in progress)."""
+    def stop(self) -> Coroutine[Any, Any, None]:
+        """No pass starts after it returns; the leadership is given up."""
+    @property
+    def is_leader(self) -> bool: ...
+    @property
+    def term(self) -> int | None: ...
+    @property
+    def candidate_id(self) -> str: ...
+    @property
+    def interval_ms(self) -> int: ...
+    def __aenter__(self) -> Awaitable[SagaMonitor]: ...
+    def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Awaitable[None]: ...
+
+@final
+class SyncSagaMonitor:
+    """`txcoord.sync.SagaMonitor`: the blocking twin of SagaMonitor."""
+
+    def __new__(
+        cls,
+        saga_repository: _MonitorRepository,
+        metrics_collector: _MonitorMetricsArg,
+        alert_manager: LogAlertSink | AlertmanagerSink | SyncLogAlertSink | SyncAlertmanagerSink | _AlertSink,
+        deadlock_detector: SagaDeadlockDetector,
+        *,
+        redis: _Redis | None = None,
+        interval_ms: _Millis = 30000,
+        limits_ms: Mapping[str, _Millis] | None = None,
+        default_limit_ms: _Millis = 300000,
+        election_name: str = "saga-monitor",
+        leader_ttl_ms: _Millis = 10000,
+        candidate_id: str | None = None,
+        max_retries: int = 3,
+        start: bool = True,
+        on_retry: _Handler | None = None,
+        on_compensate: _Handler | None = None,
+    ) -> Self: ...
+    def tick(self) -> TickReport: ...
+    def stop(self) -> None: ...
+    @property
+    def is_leader(self) -> bool: ...
+    @property
+    def term(self) -> int | None: ...
+    @property
+    def candidate_id(self) -> str: ...
+    @property
+    def interval_ms(self) -> int: ...
+    def __enter__(self) -> SyncSagaMonitor: ...
     def __exit__(
         self,
         exc_type: type[BaseException] | None,

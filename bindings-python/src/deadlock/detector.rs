@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyDict, PyString};
 use pyo3::{PyTraverseError, PyVisit};
 use txcoord::binding::saga as fields;
 use txcoord::{DeadlockMetrics, DetectorOptions, Logger, SagaDeadlockDetector, TracingLogger};
@@ -19,42 +19,13 @@ use txcoord::{DeadlockMetrics, DetectorOptions, Logger, SagaDeadlockDetector, Tr
 use super::cycle::{cycles_to_py, PyDeadlockCycle, PyDeadlockResult, PyWaitForGraph};
 use crate::bridge::{self, OnCancel, Run};
 use crate::client::{resolve, ClientHandle};
-use crate::convert::{type_description, OwnedRaw};
+use crate::convert::{json_to_py, type_description, OwnedRaw};
 use crate::error::{guard, IntoPyResult};
 use crate::on_lost::Slot;
 use crate::saga::repository::RepoSource;
 
 fn callable(obj: &Bound<'_, PyAny>, name: &str) -> bool {
     obj.getattr(name).is_ok_and(|m| m.is_callable())
-}
-
-/// A `serde_json` value as the Python value `json.loads` would give.
-fn json_to_py<'py>(py: Python<'py>, v: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
-    use serde_json::Value;
-    Ok(match v {
-        Value::Null => py.None().into_bound(py),
-        Value::Bool(b) => pyo3::types::PyBool::new(py, *b).to_owned().into_any(),
-        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => i.into_pyobject(py)?.into_any(),
-            (_, Some(u), _) => u.into_pyobject(py)?.into_any(),
-            (_, _, f) => f.unwrap_or(f64::NAN).into_pyobject(py)?.into_any(),
-        },
-        Value::String(s) => PyString::new(py, s).into_any(),
-        Value::Array(items) => {
-            let list = PyList::empty(py);
-            for item in items {
-                list.append(json_to_py(py, item)?)?;
-            }
-            list.into_any()
-        }
-        Value::Object(map) => {
-            let dict = PyDict::new(py);
-            for (k, item) in map {
-                dict.set_item(k, json_to_py(py, item)?)?;
-            }
-            dict.into_any()
-        }
-    })
 }
 
 static STDLIB_LOGGERS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -257,7 +228,7 @@ impl PySagaDeadlockDetector {
     }
 
     /// The detector for one awaited call (a user's repository runs on the caller's loop).
-    fn for_call(&self, py: Python<'_>) -> PyResult<SagaDeadlockDetector> {
+    pub(crate) fn for_call(&self, py: Python<'_>) -> PyResult<SagaDeadlockDetector> {
         self.repo.bind_loop(py)?;
         self.detector().into_py(py)
     }

@@ -3,7 +3,7 @@
 //! `metrics` collector as Python objects (`detector`); its results as Python values (`cycle`).
 
 pub(crate) mod cycle;
-mod detector;
+pub(crate) mod detector;
 
 use pyo3::prelude::*;
 

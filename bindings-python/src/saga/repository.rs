@@ -1,29 +1,25 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! A user's own saga repository, written in Python, as the core's `SagaRepository`: the core
-//! calls its methods from tokio, and their coroutines run on the event loop captured when the
-//! object was handed over (or, later, by the awaited call that uses it), through
-//! `pyo3_async_runtimes::into_future_with_locals`. Methods that return plain values (not
-//! awaitables) are accepted too.
+//! calls its methods from tokio (see `user`: coroutines run on the event loop captured when the
+//! object was handed over, or later by the awaited call that uses it; methods that return
+//! plain values are accepted too).
 //!
-//! An exception a user's method raises reaches the Python caller as itself: the adapter keeps
-//! it in a task-local slot set up by [`surface`] around the binding call, and the call raises
-//! it instead of the core error that carried it through the core.
+//! An exception a user's method raises becomes a core error carrying its text (`the saga
+//! repository's save() raised ...`), which the core reports (the detector logs it, the monitor
+//! counts the step as failed).
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyTuple};
+use pyo3::types::{PyBool, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
-use pyo3_async_runtimes::TaskLocals;
 use txcoord::{BoxFuture, SagaRecord, SagaRepository, SagaStatistics, SaveOptions, SaveOutcome};
 
 use super::record::{record_from_py, record_to_py, statistics_from_py};
 use super::redis::{save_kwargs, PyRedisSagaRepository, PySyncRedisSagaRepository, RepoShared};
 use crate::convert::type_description;
-use crate::error::{runtime_error, IntoPyResult};
-use crate::on_lost::{is_awaitable, Slot};
+use crate::error::IntoPyResult;
+use crate::user::{CallArgs, UserObject};
 
 /// The core error for an exception a user's method raised, or a value it returned that cannot
 /// be read: its text (the detector logs it).
@@ -69,14 +65,14 @@ impl RepoSource {
 
     pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         match self {
-            RepoSource::User(user) => user.object.traverse(visit),
+            RepoSource::User(user) => user.user.traverse(visit),
             RepoSource::Redis(_) => Ok(()),
         }
     }
 
     pub(crate) fn clear(&self) {
         if let RepoSource::User(user) = self {
-            user.object.clear();
+            user.user.clear();
         }
     }
 }
@@ -93,21 +89,11 @@ const METHODS: [&str; 5] = [
 /// A user's repository object as the core's `SagaRepository`.
 pub(crate) struct PyRepository {
     /// Owned by the Python object that was given the repository (it reports it to the garbage
-    /// collector); calls in flight find it empty once that object was collected.
-    object: Arc<Slot>,
+    /// collector).
+    user: UserObject,
     /// Whether its `save` takes the condition (`expected_version`, `term`, `guard_finished`
-    /// keywords, or `**kwargs`); otherwise a conditional save is the seed's plain `save`
-    /// seed's `save`.
+    /// keywords, or `**kwargs`); otherwise a conditional save is the seed's plain `save`.
     conditional: bool,
-    // A std mutex: held to replace or clone the locals, never across a Python call or an await.
-    locals: Mutex<Option<TaskLocals>>,
-}
-
-type PyFuture = Pin<Box<dyn Future<Output = PyResult<Py<PyAny>>> + Send>>;
-
-enum Step {
-    Ready(Py<PyAny>),
-    Wait(PyFuture),
 }
 
 /// Whether `save` accepts the keywords of a conditional save (read from its signature; `False`
@@ -152,71 +138,24 @@ impl PyRepository {
             ))
             .into_py(py);
         }
-        let repo = Arc::new(PyRepository {
-            object: Slot::new(obj.clone().unbind()),
+        Ok(Arc::new(PyRepository {
+            user: UserObject::new(py, obj, "the saga repository")?,
             conditional: takes_condition(py, &obj.getattr("save")?),
-            locals: Mutex::new(None),
-        });
-        repo.bind_loop(py)?;
-        Ok(repo)
+        }))
     }
 
-    /// Captures the running event loop (and the caller's context), if there is one and it is
-    /// not the one already captured.
+    /// Captures the running event loop, for the coroutines of the repository's methods.
     fn bind_loop(&self, py: Python<'_>) -> PyResult<()> {
-        let Ok(running) = py.import("asyncio")?.call_method0("get_running_loop") else {
-            return Ok(());
-        };
-        let mut locals = self.locals.lock().unwrap_or_else(|p| p.into_inner());
-        if locals
-            .as_ref()
-            .is_some_and(|l| l.event_loop(py).is(&running))
-        {
-            return Ok(());
-        }
-        *locals = Some(TaskLocals::new(running).copy_context(py)?);
-        Ok(())
+        self.user.bind_loop(py)
     }
 
     /// Calls `method` with what `args` builds, and awaits its coroutine on the captured loop.
     async fn call(
         &self,
         method: &'static str,
-        args: impl FnOnce(Python<'_>) -> PyResult<(Bound<'_, PyTuple>, Option<Bound<'_, PyDict>>)>,
+        args: impl FnOnce(Python<'_>) -> PyResult<CallArgs<'_>>,
     ) -> txcoord::Result<Py<PyAny>> {
-        let step = Python::try_attach(|py| -> PyResult<Step> {
-            let obj = self
-                .object
-                .get(py)
-                .ok_or_else(|| runtime_error("the saga repository object was garbage-collected"))?;
-            let (args, kwargs) = args(py)?;
-            let out = obj.bind(py).call_method(method, args, kwargs.as_ref())?;
-            if !is_awaitable(py, &out)? {
-                return Ok(Step::Ready(out.unbind()));
-            }
-            let locals = self
-                .locals
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            let locals = locals.ok_or_else(|| {
-                // never awaited: closed, so Python does not warn about it
-                let _ = out.call_method0("close");
-                runtime_error(
-                    "the saga repository's methods are coroutines, but no event loop was \
-                     captured: use it from a running asyncio loop",
-                )
-            })?;
-            let fut = pyo3_async_runtimes::into_future_with_locals(&locals, out)?;
-            Ok(Step::Wait(Box::pin(fut)))
-        })
-        .ok_or_else(|| txcoord::Error::Internal("Python is shutting down".into()))?;
-        let result = match step {
-            Ok(Step::Ready(v)) => Ok(v),
-            Ok(Step::Wait(fut)) => fut.await,
-            Err(e) => Err(e),
-        };
-        result.map_err(|err| {
+        self.user.call(Some(method), args).await.map_err(|err| {
             let message = Python::try_attach(|py| {
                 format!("the saga repository's {method}() raised {}", err.value(py))
             })

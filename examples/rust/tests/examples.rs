@@ -99,6 +99,7 @@ fn readme_shows_the_tested_quickstarts() {
     for path in [
         "examples/rust/src/bin/quickstart.rs",
         "examples/python/quickstart.py",
+        "examples/python/monitor.py",
         "examples/node/quickstart.js",
         "examples/node/quickstart.ts",
     ] {
