@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import parity
+import parity_read
 from parity import Inputs
 
 
@@ -59,7 +60,8 @@ def test_the_reviewed_list_is_well_formed() -> None:
 
 def _copies(tmp_path: Path) -> Inputs:
     out = {}
-    for name, src in [("pyi", parity.PYI), ("init", parity.PY_INIT), ("sync", parity.PY_SYNC), ("dts", parity.DTS)]:
+    sources = [("pyi", parity_read.PYI), ("init", parity_read.PY_INIT), ("sync", parity_read.PY_SYNC), ("dts", parity_read.DTS)]
+    for name, src in sources:
         dst = tmp_path / f"{name}-{src.name}"
         shutil.copyfile(src, dst)
         out[name] = dst
@@ -183,7 +185,7 @@ def test_the_check_catches_an_injected_difference(
 
 
 def test_the_check_catches_a_changed_error_code(baseline: list[str]) -> None:
-    stubs = parity.PythonStubs(parity.PYI, parity.PY_INIT, parity.PY_SYNC)
+    stubs = parity_read.PythonStubs(parity_read.PYI, parity_read.PY_INIT, parity_read.PY_SYNC)
     codes = parity.runtime_python_codes(sorted(stubs.exception_classes(stubs.async_exports)))
     assert codes["InternalError"] == "TXCOORD_INTERNAL"
     found = parity.differences(Inputs(python_codes={**codes, "InternalError": "TXCOORD_BUG"}))
@@ -200,7 +202,7 @@ def test_the_check_catches_a_changed_error_code(baseline: list[str]) -> None:
 
 def test_the_check_catches_constants_that_are_not_the_cores(baseline: list[str]) -> None:
     python = parity.runtime_python_constants()
-    node = parity.read_node_constants(parity.NODE_INDEX)
+    node = parity_read.read_node_constants(parity_read.NODE_INDEX)
     assert node["exports"] == python["exports"] == python["table"]["constants"], "both export the core's values"
     changed = {**node, "exports": {**node["exports"], "DEFAULT_TTL_MS": 12345}}
     found = parity.differences(Inputs(python_constants=python, node_constants=changed))
@@ -257,8 +259,8 @@ def test_a_malformed_list_is_refused(tmp_path: Path) -> None:
 def test_index_d_ts_declares_what_index_js_has() -> None:
     """The Node counterpart of stubtest: every class index.js exports is declared, with the
     same public members, and nothing is declared that index.js lacks."""
-    declared = {c["name"]: c for c in parity.read_dts(parity.DTS)["classes"]}
-    runtime = parity.read_node_runtime(parity.NODE_INDEX)
+    declared = {c["name"]: c for c in parity_read.read_dts(parity_read.DTS)["classes"]}
+    runtime = parity_read.read_node_runtime(parity_read.NODE_INDEX)
     assert set(declared) == set(runtime)
     problems = []
     for name, cls in declared.items():
