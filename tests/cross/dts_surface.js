@@ -190,7 +190,9 @@ function surface(file) {
 }
 
 // The public members the classes a module exports have at runtime (own and inherited from
-// the package's own prototypes; Object and EventEmitter members are left out).
+// the package's own prototypes; Object and EventEmitter members are left out), and for an
+// EventEmitter the methods it inherits from EventEmitter (which its declaration may restate
+// with its events' types).
 function runtime(file) {
   const { EventEmitter } = require('node:events')
   const mod = require(path.resolve(file))
@@ -213,7 +215,11 @@ function runtime(file) {
       }
     }
     const statics = Object.getOwnPropertyNames(value).filter((k) => !['length', 'name', 'prototype'].includes(k))
-    out[name] = { members, statics }
+    const emitter = value.prototype instanceof EventEmitter
+    const inherited = emitter
+      ? Object.getOwnPropertyNames(EventEmitter.prototype).filter((k) => k !== 'constructor' && !(k in members))
+      : []
+    out[name] = { members, statics, extends: emitter ? ['EventEmitter'] : [], inherited }
   }
   return out
 }
