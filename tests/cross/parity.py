@@ -12,12 +12,23 @@ Names are normalised before they are compared:
   `additional_time_ms` ↔ `additionalTime`, `remaining_validity_ms` ↔ `remainingValidity`,
   `fallback_poll_ms` ↔ `fallbackPoll`);
 - Python's keyword-only arguments correspond to the fields of a JS options object
-  (`owner_id=` ↔ `{ ownerId }`), its positional arguments to JS positional parameters;
+  (`owner_id=` ↔ `{ ownerId }`), its positional arguments to JS positional parameters. An
+  options object is a parameter typed as an inline object type or as an interface named
+  `…Options`; a parameter of another interface type is one value (`save(saga: SagaRecordInput,
+  options?: SaveOptions)` ↔ `save(saga, *, expected_version=None, term=None,
+  guard_finished=False)`);
 - `__new__` ↔ `constructor`; the async close of the async API is spelled `aclose` in Python
   (PEP 525, `contextlib.aclosing`) ↔ `close`;
 - pseudo-members: `<scope>` is `async with`/`with` (`__aenter__`/`__enter__`) ↔
   `[Symbol.asyncDispose]`/`[Symbol.dispose]`; `<event:NAME>` is an EventEmitter event the JS
   class declares (`on('lost', ...)`), which Python has no counterpart of.
+
+Value types are classes in Python and plain objects in JS: a Python class that index.d.ts
+declares no class of is compared with the exported interface of its name (`SagaRecord`,
+`DeadlockCycle`, `Leader`, ...), field by field both ways (`waited_ms` ↔ `waitedMs`), and its
+constructor with the fields of the interface `<Name>Input` where there is one (which exist,
+which are required). String enumerations (Python `class SagaStatus(str, Enum)`, JS `declare
+const SagaStatus: { readonly PENDING: 'PENDING', ... }`) are compared member by member.
 
 Beyond the classes, the check compares both packages against the core's tables
 (`binding::options`, read from the native modules: `txcoord._native._binding_table()` and the
@@ -58,7 +69,7 @@ from parity_read import (
     PythonStubs,
     camel_to_snake,
     js_classes,
-    py_key,
+    js_values,
     read_dts,
     read_node_constants,
 )
@@ -81,10 +92,19 @@ def _call(cls: str, member: Member, param: Param) -> str:
     return f"{cls}({param.name})" if member.kind == "constructor" else f"{_label(cls, member)}({param.name})"
 
 
-def compare_classes(surface: str, py: Classes, js: Classes, compare_async: bool) -> list[str]:
+def compare_classes(
+    surface: str, py: Classes, js: Classes, compare_async: bool, values: Optional[Classes] = None
+) -> list[str]:
+    """The classes of one Python surface against the JS classes; a Python class without a JS
+    class of its name is compared, as a value type, with the JS interface of its name (`values`,
+    from js_values) if there is one."""
     diffs: list[str] = []
+    values = values or {}
     for name in sorted(set(py) - set(js)):
-        diffs.append(f"{surface}: class {name}: python only")
+        if name in values:
+            diffs += _compare_value(surface, name, py[name], values[name])
+        else:
+            diffs.append(f"{surface}: class {name}: python only")
     for name in sorted(set(js) - set(py)):
         diffs.append(f"{surface}: class {name}: js only")
     for cname in sorted(set(py) & set(js)):
@@ -95,6 +115,42 @@ def compare_classes(surface: str, py: Classes, js: Classes, compare_async: bool)
             diffs.append(f"{surface}: {_label(cname, jm[key])}: js only")
         for key in sorted(set(pm) & set(jm)):
             diffs += _compare_member(surface, cname, pm[key], jm[key], compare_async)
+    return diffs
+
+
+def _compare_value(surface: str, cname: str, pm: dict[str, Member], jm: dict[str, Member]) -> list[str]:
+    """A Python value class against a JS interface: its fields both ways, and the Python
+    constructor against the fields of `<Name>Input` where JS declares one (which arguments
+    exist and which are required; a plain object has no positions)."""
+    diffs: list[str] = []
+    pf = {k: m for k, m in pm.items() if m.kind != "constructor"}
+    jf = {k: m for k, m in jm.items() if m.kind != "constructor"}
+    for key in sorted(set(pf) - set(jf)):
+        diffs.append(f"{surface}: {_label(cname, pf[key])}: python only")
+    for key in sorted(set(jf) - set(pf)):
+        diffs.append(f"{surface}: {_label(cname, jf[key])}: js only")
+    for key in sorted(set(pf) & set(jf)):
+        diffs += _compare_member(surface, cname, pf[key], jf[key], compare_async=False)
+    if "<constructor>" in pm and "<constructor>" in jm:
+        diffs += _compare_params(surface, cname, pm["<constructor>"], jm["<constructor>"], positions=False)
+    return diffs
+
+
+def compare_enums(surface: str, py: dict[str, dict[str, str]], js: dict[str, dict[str, str]]) -> list[str]:
+    """String enumerations (a Python `str` Enum, a JS frozen object): members and values."""
+    diffs: list[str] = []
+    for name in sorted(set(py) - set(js)):
+        diffs.append(f"{surface}: enum {name}: python only")
+    for name in sorted(set(js) - set(py)):
+        diffs.append(f"{surface}: enum {name}: js only")
+    for name in sorted(set(py) & set(js)):
+        for member in sorted(set(py[name]) - set(js[name])):
+            diffs.append(f"{surface}: {name}.{member}: python only")
+        for member in sorted(set(js[name]) - set(py[name])):
+            diffs.append(f"{surface}: {name}.{member}: js only")
+        for member in sorted(set(py[name]) & set(js[name])):
+            if py[name][member] != js[name][member]:
+                diffs.append(f"{surface}: {name}.{member}: {py[name][member]!r} in python, {js[name][member]!r} in js")
     return diffs
 
 
@@ -115,6 +171,14 @@ def _compare_member(surface: str, cname: str, p: Member, j: Member, compare_asyn
             diffs.append(f"{where}: value {v!r} js only")
     if p.kind not in ("method", "constructor"):
         return diffs
+    return diffs + _compare_params(surface, cname, p, j, positions=True)
+
+
+def _compare_params(surface: str, cname: str, p: Member, j: Member, positions: bool) -> list[str]:
+    """The parameters of a method or constructor; `positions`: also positional against named,
+    and the order of the positional ones."""
+    where = f"{surface}: {_label(cname, p)}"
+    diffs: list[str] = []
     pp = {x.key: x for x in p.params}
     jp = {x.key: x for x in j.params}
     for x in p.params:
@@ -127,7 +191,7 @@ def _compare_member(surface: str, cname: str, p: Member, j: Member, compare_asyn
         b = jp.get(a.key)
         if b is None:
             continue
-        if a.positional != b.positional:
+        if positions and a.positional != b.positional:
             how = "positional in python, an option in js" if a.positional else "keyword-only in python, positional in js"
             diffs.append(f"{surface}: {_call(cname, p, a)}: {how}")
         if a.required != b.required:
@@ -138,7 +202,7 @@ def _compare_member(surface: str, cname: str, p: Member, j: Member, compare_asyn
             )
     common_py = [x.key for x in p.params if x.positional and x.key in jp and jp[x.key].positional]
     common_js = [x.key for x in j.params if x.positional and x.key in pp and pp[x.key].positional]
-    if common_py != common_js:
+    if positions and common_py != common_js:
         diffs.append(f"{where}: positional order ({', '.join(common_py)}) in python, ({', '.join(common_js)}) in js")
     return diffs
 
@@ -362,9 +426,11 @@ def runtime_python_constants() -> dict[str, Any]:
 def differences(inputs: Inputs) -> list[str]:
     stubs = PythonStubs(inputs.pyi, inputs.init, inputs.sync)
     dts = read_dts(inputs.dts)
-    js = js_classes(dts)
-    diffs = compare_classes("txcoord", stubs.surface(stubs.async_exports, True), js, compare_async=True)
-    diffs += compare_classes("txcoord.sync", stubs.surface(stubs.sync_exports, False), js, compare_async=False)
+    js, values = js_classes(dts), js_values(dts)
+    diffs: list[str] = []
+    for surface, exports, is_async in (("txcoord", stubs.async_exports, True), ("txcoord.sync", stubs.sync_exports, False)):
+        diffs += compare_classes(surface, stubs.surface(exports, is_async), js, is_async, values)
+        diffs += compare_enums(surface, stubs.enums(exports), dts["enums"])
     codes = inputs.python_codes
     if codes is None:
         codes = runtime_python_codes(sorted(stubs.exception_classes(stubs.async_exports)))

@@ -101,6 +101,25 @@ class PythonStubs:
                         out[public] = alias.name
         return out
 
+    def is_enum(self, name: str) -> bool:
+        cls = self.classes.get(name)
+        return cls is not None and any(isinstance(b, ast.Name) and b.id == "Enum" for b in cls.bases)
+
+    def enum_members(self, native_name: str) -> dict[str, str]:
+        """Member name -> value of a stub `class X(str, Enum)`."""
+        return {
+            node.targets[0].id: node.value.value
+            for node in self.classes[native_name].body
+            if isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        }
+
+    def enums(self, exports: dict[str, str]) -> dict[str, dict[str, str]]:
+        return {public: self.enum_members(native) for public, native in exports.items() if self.is_enum(native)}
+
     def is_exception(self, name: str) -> bool:
         cls = self.classes.get(name)
         if cls is None:
@@ -185,6 +204,8 @@ class PythonStubs:
                 continue
             name = node.name
             decorators = {d.id for d in node.decorator_list if isinstance(d, ast.Name)}
+            if any(isinstance(d, ast.Attribute) and d.attr in ("setter", "deleter") for d in node.decorator_list):
+                continue  # the property itself speaks for it
             if name in ("__new__", "__init__"):
                 out["<constructor>"] = Member("<constructor>", name, "constructor", params=self._params(node))
             elif name in SCOPE_PY:
@@ -208,7 +229,7 @@ class PythonStubs:
         return {
             public: self.members(native, is_async_surface)
             for public, native in exports.items()
-            if native in self.classes and not self.is_exception(native)
+            if native in self.classes and not self.is_exception(native) and not self.is_enum(native)
         }
 
     def exception_classes(self, exports: dict[str, str]) -> dict[str, str]:
@@ -281,6 +302,29 @@ def _js_params(params: list[dict[str, Any]]) -> list[Param]:
             ]
         else:
             out.append(Param(camel_to_snake(p["name"]), p["name"], True, not p["optional"], _js_literals(p["literals"])))
+    return out
+
+
+def js_values(dts: dict[str, Any]) -> Classes:
+    """The exported interfaces as value types (a Python value class such as `SagaRecord` is a
+    plain object in JS): their fields as properties (`_ms` dropped on both sides, `waitedMs` ↔
+    `waited_ms`) and, where an interface `<Name>Input` declares what JS accepts as one, its
+    fields as the parameters of a constructor."""
+    interfaces: dict[str, Any] = dts["interfaces"]
+    out: Classes = {}
+    for name, iface in interfaces.items():
+        members = {}
+        for f in iface["fields"]:
+            key = py_key(camel_to_snake(f["name"]))
+            members[key] = Member(key, f["name"], "property", literals=_js_literals(f["literals"]))
+        accepted = interfaces.get(f"{name}Input")
+        if accepted is not None:
+            params = [
+                Param(py_key(camel_to_snake(f["name"])), f["name"], False, not f["optional"], _js_literals(f["literals"]))
+                for f in accepted["fields"]
+            ]
+            members["<constructor>"] = Member("<constructor>", "constructor", "constructor", params=params)
+        out[name] = members
     return out
 
 

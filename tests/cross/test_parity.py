@@ -131,7 +131,7 @@ INJECTIONS: list[tuple[str, tuple[str, str, str], set[str]]] = [
         "an error attribute added to the stubs",
         ("pyi", '    """The loss reason of a LockLostError."""\n',
          '    """The loss reason of a LockLostError."""\n    retry_after_ms: int | None\n'),
-        {"errors: TxcoordError.retry_after_ms: python only", "errors: LockLostError.retry_after_ms: python only"},
+        {f"errors: {e}.retry_after_ms: python only" for e in ("TxcoordError", "LockLostError", "DeadlockVictimError")},
     ),
     (
         "a class exported by txcoord.sync only",
@@ -167,6 +167,32 @@ INJECTIONS: list[tuple[str, tuple[str, str, str], set[str]]] = [
         "a constant missing from the stubs",
         ("pyi", "DEFAULT_DEADLOCK_TIMEOUT_MS: Final[int]\n", ""),
         {"constants: DEFAULT_DEADLOCK_TIMEOUT_MS: only in js and core"},
+    ),
+    (
+        "a field removed from an interface a Python value class matches",
+        ("dts", "  /** How long its lease has left, in ms. */\n  remainingMs: number\n", ""),
+        {f"{s}: Leader.remaining_ms: python only" for s in BOTH},
+    ),
+    (
+        "a field added to a Python value class",
+        ("pyi", "    @property\n    def average_duration(self) -> float:\n",
+         "    @property\n    def median_duration(self) -> float: ...\n    @property\n    def average_duration(self) -> float:\n"),
+        {f"{s}: SagaStatistics.median_duration: python only" for s in BOTH},
+    ),
+    (
+        "a field dropped from the record JS accepts",
+        ("dts", "  retryCount?: number | null\n", ""),
+        {f"{s}: SagaRecord(retry_count): python only" for s in BOTH},
+    ),
+    (
+        "a status added to the JS enumeration",
+        ("dts", "  readonly FAILED: 'FAILED'\n", "  readonly FAILED: 'FAILED'\n  readonly PAUSED: 'PAUSED'\n"),
+        {f"{s}: SagaStatus.PAUSED: js only" for s in BOTH},
+    ),
+    (
+        "an option dropped beside a record parameter in index.d.ts",
+        ("dts", "  guardFinished?: boolean\n", ""),
+        {f"{s}: RedisSagaRepository.save(guard_finished): python only" for s in BOTH},
     ),
 ]
 
@@ -284,3 +310,12 @@ def test_index_d_ts_declares_what_index_js_has() -> None:
         if statics != runtime_statics:
             problems.append(f"{name}: statics declared {sorted(statics)}, at runtime {sorted(runtime_statics)}")
     assert not problems, "\n".join(problems)
+
+
+def test_index_d_ts_declares_the_enumerations_index_js_has() -> None:
+    """`SagaStatus` as declared (`declare const SagaStatus: { readonly PENDING: 'PENDING', ... }`)
+    is what index.js exports (a frozen object built from the core's list)."""
+    declared = parity_read.read_dts(parity_read.DTS)["enums"]
+    runtime = parity_read.read_node_constants(parity_read.NODE_INDEX)["enums"]
+    assert "SagaStatus" in runtime
+    assert declared == runtime
