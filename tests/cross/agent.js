@@ -50,6 +50,9 @@ class Agent {
     // The term each election was last won with (kept after the leadership ends: a deposed
     // leader that writes anyway writes with it).
     this.terms = new Map()
+    // What the events said last: the term this candidate leads with, per 'elected' and
+    // 'revoked' (what an application following them believes).
+    this.notified = new Map()
     // Cancels the campaigns still waiting when the agent quits.
     this.quitting = new AbortController()
     this.store = new Redis(url, { maxRetriesPerRequest: 1 })
@@ -100,9 +103,13 @@ class Agent {
     const election = new LeaderElection(this.client, name, options)
     election.on('elected', (term) => {
       this.terms.set(name, term)
+      this.notified.set(name, term)
       emit({ ev: 'elected', name, term, t_us: nowUs() })
     })
-    election.on('revoked', (term) => emit({ ev: 'revoked', name, term, t_us: nowUs() }))
+    election.on('revoked', (term) => {
+      if (this.notified.get(name) === term) this.notified.set(name, null)
+      emit({ ev: 'revoked', name, term, t_us: nowUs() })
+    })
     this.elections.set(name, { election, ttl })
     return election
   }
@@ -263,8 +270,9 @@ class Agent {
         const current = isLeader ? election.term : null
         const term = current !== null ? current : (this.terms.get(name) ?? null)
         const done = isLeader || force
+        const notified = this.notified.get(name) ?? null
         const accepted = done ? await this.fencedWrite(witnessKey, term) : null
-        emit({ id, ev: 'lead', done, accepted, is_leader: isLeader, term, current_term: current })
+        emit({ id, ev: 'lead', done, accepted, is_leader: isLeader, term, current_term: current, notified_term: notified })
         break
       }
       case 'stats':

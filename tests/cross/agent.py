@@ -49,6 +49,9 @@ class Agent:
         # The term each election was last won with (kept after the leadership ends: a
         # deposed leader that writes anyway writes with it).
         self.terms: dict[str, int] = {}
+        # What the callbacks said last: the term this candidate leads with, per on_elected
+        # and on_revoked (what an application following them believes).
+        self.notified: dict[str, int | None] = {}
         self.store = aioredis.Redis.from_url(url)
         self.witness = self.store.register_script(witness_src)
 
@@ -102,9 +105,12 @@ class Agent:
 
         def on_elected(term: int) -> None:
             self.terms[name] = term
+            self.notified[name] = term
             emit(ev="elected", name=name, term=term, t_us=now_us())
 
         def on_revoked(term: int) -> None:
+            if self.notified.get(name) == term:
+                self.notified[name] = None
             emit(ev="revoked", name=name, term=term, t_us=now_us())
 
         if ttl_ms is None:
@@ -264,8 +270,18 @@ class Agent:
             current = election.term if is_leader else None
             term = current if current is not None else self.terms.get(name)
             done = is_leader or force
+            notified = self.notified.get(name)
             accepted = await self.fenced_write(witness_key, term) if done else None
-            emit(id=cid, ev="lead", done=done, accepted=accepted, is_leader=is_leader, term=term, current_term=current)
+            emit(
+                id=cid,
+                ev="lead",
+                done=done,
+                accepted=accepted,
+                is_leader=is_leader,
+                term=term,
+                current_term=current,
+                notified_term=notified,
+            )
         elif verb in ("stats", "ping"):
             # `ping`: the counters first, then a PING on the client's connection, so every
             # attempt counted has been answered by Redis when the reply arrives.

@@ -366,6 +366,8 @@ impl Agent {
                     None
                 };
                 let term = current.or(*candidate.term.lock().unwrap_or_else(|p| p.into_inner()));
+                // what an application following `watch()` believes
+                let notified = *candidate.election.watch().borrow();
                 let (done, accepted) = if is_leader || force {
                     (true, Some(self.fenced_write(witness_key, term).await?))
                 } else {
@@ -379,6 +381,7 @@ impl Agent {
                     ("is_leader", is_leader.into()),
                     ("term", term.into()),
                     ("current_term", current.into()),
+                    ("notified_term", notified.into()),
                 ]);
             }
             _ => return Ok(false),
