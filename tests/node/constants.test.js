@@ -44,15 +44,21 @@ test("the option table's defaults and caps are the exported constants", () => {
 
 // A valid value for an option of the core's table.
 function sample(option) {
-  return { millis: Number(option.default), priority: 7, flag: true, owner_id: 'saga-1', text: 't-1' }[option.kind]
+  const millis = option.default === 'none' ? 1000 : Number(option.default)
+  return { millis, priority: 7, flag: true, owner_id: 'saga-1', text: 't-1', count: Number(option.default), choice: option.default }[
+    option.kind
+  ]
 }
+
+const LOCK_TABLES = ['client', 'lock', 'manager']
 
 test("every option of the core's manager, client and lock tables is read by its JS name", () => {
   // Each row of the core's option tables is read by the binding (a new row needs no binding
-  // code). Nothing connects. (The acquire table is exercised by lock.test.js.)
+  // code). Nothing connects. (The acquire table is exercised by lock.test.js, the monitor's
+  // tables below.)
   const url = 'redis://127.0.0.1:1/0'
-  const rows = native.optionTable().filter((o) => o.table !== 'acquire')
-  assert.deepEqual([...new Set(rows.map((o) => o.table))].sort(), ['client', 'lock', 'manager'])
+  const rows = native.optionTable().filter((o) => LOCK_TABLES.includes(o.table))
+  assert.deepEqual([...new Set(rows.map((o) => o.table))].sort(), LOCK_TABLES)
   for (const o of rows) {
     const options = { [o.js]: sample(o) }
     if (o.table === 'manager') new txcoord.LockManager(url, options)
@@ -71,6 +77,38 @@ test("every option of the core's manager, client and lock tables is read by its 
     )
   }
   assert.equal(new txcoord.LockManager(url, { ownerId: 'saga-1', deadlockTimeout: 0 }).ownerId, 'saga-1')
+})
+
+test("every option of the core's monitor, Alertmanager, metrics and serve tables is read by its JS name", async () => {
+  // As above, for the saga monitor's tables: each row is read by the binding, and the value
+  // of the wrong type refused naming the option. Nothing connects (the monitor does not start;
+  // the endpoint listens on a free loopback port and is closed).
+  const url = 'redis://127.0.0.1:1/0'
+  const rows = native.optionTable().filter((o) => o.table !== 'acquire' && !LOCK_TABLES.includes(o.table))
+  assert.deepEqual([...new Set(rows.map((o) => o.table))].sort(), ['alertmanager', 'metrics', 'monitor', 'serve'])
+  const repo = new txcoord.RedisSagaRepository(url)
+  const detector = new txcoord.SagaDeadlockDetector(repo, null)
+  const metrics = { recordGauge() {}, recordHistogram() {} }
+  const make = async (o, value) => {
+    const options = { [o.js]: value }
+    if (o.table === 'monitor') {
+      const m = new txcoord.SagaMonitor(repo, metrics, { send() {} }, detector, { start: false, ...options })
+      await m.stop()
+    } else if (o.table === 'alertmanager') new txcoord.AlertmanagerSink('http://127.0.0.1:1', options)
+    else if (o.table === 'metrics') new txcoord.TransactionMetricsCollector(null, options)
+    else {
+      const server = await txcoord.serveMetrics(new txcoord.TransactionMetricsCollector(), { host: '127.0.0.1', port: 0, ...options })
+      await server.close()
+    }
+  }
+  for (const o of rows) {
+    let value = sample(o)
+    if (o.js === 'start') value = false // a started monitor would try to connect
+    if (o.table === 'serve') value = o.js === 'port' ? 0 : '127.0.0.1'
+    await make(o, value)
+    const wrong = typeof value === 'string' ? 5 : 'x'
+    await assert.rejects(make(o, wrong), { code: 'TXCOORD_INVALID_TYPE', argument: o.js }, `${o.table}.${o.js}`)
+  }
 })
 
 test('the JavaScript layer (index.js and lib/) keeps no copy of error codes, caps or defaults', () => {
