@@ -190,6 +190,14 @@ function surface(file) {
     classes.push(cls)
   }
 
+  // Exported functions (overloads: the first declaration speaks for them).
+  const functions = []
+  for (const st of sf.statements) {
+    if (!ts.isFunctionDeclaration(st) || !st.name || !isExported(st)) continue
+    if (functions.some((f) => f.name === st.name.text)) continue
+    functions.push({ kind: 'method', name: st.name.text, params: params(st), returns: returns(st) })
+  }
+
   const ifaces = {}
   for (const [name, decl] of interfaces) {
     if (!isExported(decl)) continue
@@ -213,7 +221,7 @@ function surface(file) {
       else enums[d.name.getText(sf)] = members
     }
   }
-  return { classes, interfaces: ifaces, unions, constants, enums }
+  return { classes, functions, interfaces: ifaces, unions, constants, enums }
 }
 
 // `{ readonly PENDING: 'PENDING', ... }` → `{ PENDING: 'PENDING', ... }`, else null.

@@ -23,6 +23,9 @@ Names are normalised before they are compared:
   `[Symbol.asyncDispose]`/`[Symbol.dispose]`; `<event:NAME>` is an EventEmitter event the JS
   class declares (`on('lost', ...)`), which Python has no counterpart of.
 
+Exported module-level functions (`serve_metrics` ↔ `serveMetrics`) are compared like methods
+of no class, and named by themselves in a difference (`serve_metrics(port)`).
+
 Value types are classes in Python and plain objects in JS: a Python class that index.d.ts
 declares no class of is compared with the exported interface of its name (`SagaRecord`,
 `DeadlockCycle`, `Leader`, ...), field by field both ways (`waited_ms` ↔ `waitedMs`), and its
@@ -34,8 +37,9 @@ Beyond the classes, the check compares both packages against the core's tables
 (`binding::options`, read from the native modules: `txcoord._native._binding_table()` and the
 Node addon's `constants()`/`optionTable()`): the module constants (Python attributes, JS named
 exports, their declarations in the stubs and index.d.ts, and their values), and each option of
-the acquire, manager, lock and client tables (declared in the stubs under its Python name and in
-index.d.ts under its JS name, with the core's default where that is a number or a boolean: the
+every table (acquire, manager, lock, client, and the saga monitor's, the Alertmanager sink's,
+the metrics collector's and the `/metrics` endpoint's; OPTION_PLACES says where), declared in
+the stubs under its Python name and in index.d.ts under its JS name, with the core's default where that is a number or a boolean: the
 stub's default value, the "Default N." of the d.ts doc comment). The two builds must carry the
 same tables.
 
@@ -69,6 +73,7 @@ from parity_read import (
     PythonStubs,
     camel_to_snake,
     js_classes,
+    js_functions,
     js_values,
     read_dts,
     read_node_constants,
@@ -84,6 +89,8 @@ def _label(cls: str, member: Member) -> str:
     `DistributedLock.on('lost')`, `LockManager()` (the constructor)."""
     if member.kind == "constructor":
         return f"{cls}()"
+    if not cls:  # a module-level function
+        return member.name
     return f"{cls}.{'<scope>' if member.kind == 'scope' else member.name}"
 
 
@@ -133,6 +140,18 @@ def _compare_value(surface: str, cname: str, pm: dict[str, Member], jm: dict[str
         diffs += _compare_member(surface, cname, pf[key], jf[key], compare_async=False)
     if "<constructor>" in pm and "<constructor>" in jm:
         diffs += _compare_params(surface, cname, pm["<constructor>"], jm["<constructor>"], positions=False)
+    return diffs
+
+
+def compare_functions(surface: str, py: dict[str, Member], js: dict[str, Member], compare_async: bool) -> list[str]:
+    """The module-level functions (`serve_metrics` / `serveMetrics`), as methods of no class."""
+    diffs: list[str] = []
+    for key in sorted(set(py) - set(js)):
+        diffs.append(f"{surface}: function {py[key].name}: python only")
+    for key in sorted(set(js) - set(py)):
+        diffs.append(f"{surface}: function {js[key].name}: js only")
+    for key in sorted(set(py) & set(js)):
+        diffs += _compare_member(surface, "", py[key], js[key], compare_async)
     return diffs
 
 
@@ -292,6 +311,11 @@ OPTION_PLACES: dict[str, tuple[list[tuple[str, str]], str]] = {
     "manager": ([("LockManager", "<constructor>")], "ManagerOptions"),
     "lock": ([("DistributedLock", "<constructor>")], "LockOptions"),
     "client": ([("Client", "<constructor>")], "ClientOptions"),
+    "monitor": ([("SagaMonitor", "<constructor>")], "SagaMonitorOptions"),
+    "alertmanager": ([("AlertmanagerSink", "<constructor>")], "AlertmanagerSinkOptions"),
+    "metrics": ([("TransactionMetricsCollector", "<constructor>")], "MetricsOptions"),
+    # "" is the module: serve_metrics(collector, host, port) / serveMetrics(collector, { host, port })
+    "serve": ([("", "serve_metrics")], "ServeMetricsOptions"),
 }
 
 
@@ -314,7 +338,7 @@ def compare_options(stubs: PythonStubs, dts: dict[str, Any], options: list[dict[
         places, interface = OPTION_PLACES[o["table"]]
         core = f"{o['table']}.{o['name']}"
         for surface, exports, is_async in surfaces:
-            classes = stubs.surface(exports, is_async)
+            classes = {**stubs.surface(exports, is_async), "": stubs.module_functions(exports)}
             for cls, member_key in places:
                 member = classes.get(cls, {}).get(member_key)
                 if member is None:
@@ -428,8 +452,10 @@ def differences(inputs: Inputs) -> list[str]:
     dts = read_dts(inputs.dts)
     js, values = js_classes(dts), js_values(dts)
     diffs: list[str] = []
+    functions = js_functions(dts)
     for surface, exports, is_async in (("txcoord", stubs.async_exports, True), ("txcoord.sync", stubs.sync_exports, False)):
         diffs += compare_classes(surface, stubs.surface(exports, is_async), js, is_async, values)
+        diffs += compare_functions(surface, stubs.module_functions(exports), functions, is_async)
         diffs += compare_enums(surface, stubs.enums(exports), dts["enums"])
     codes = inputs.python_codes
     if codes is None:

@@ -73,11 +73,14 @@ class PythonStubs:
     def __init__(self, pyi: Path, init: Path, sync: Path) -> None:
         tree = ast.parse(pyi.read_text(encoding="utf-8"))
         self.classes: dict[str, ast.ClassDef] = {}
+        self.functions: dict[str, ast.FunctionDef] = {}  # module-level
         self.aliases: dict[str, ast.expr] = {}
         self.constants: list[str] = []  # module-level upper-case names
         for node in tree.body:
             if isinstance(node, ast.ClassDef):
                 self.classes[node.name] = node
+            elif isinstance(node, ast.FunctionDef):
+                self.functions[node.name] = node
             elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
                 self.aliases[node.targets[0].id] = node.value
             elif (
@@ -177,13 +180,15 @@ class PythonStubs:
             return f"-{node.operand.value}"
         return None
 
-    def _params(self, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> list[Param]:
+    def _params(self, fn: ast.FunctionDef | ast.AsyncFunctionDef, bound: bool = True) -> list[Param]:
+        """`bound`: a method's, whose first parameter (self / cls) is left out."""
         a = fn.args
         positional = a.posonlyargs + a.args
         defaults: list[Optional[ast.expr]] = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)
+        skip = 1 if bound else 0
         out = [
             Param(py_key(p.arg), p.arg, True, d is None, self.literals(p.annotation), self._default(d))
-            for p, d in zip(positional[1:], defaults[1:])  # self / cls
+            for p, d in zip(positional[skip:], defaults[skip:])
         ]
         out += [
             Param(py_key(p.arg), p.arg, False, d is None, self.literals(p.annotation), self._default(d))
@@ -231,6 +236,18 @@ class PythonStubs:
             for public, native in exports.items()
             if native in self.classes and not self.is_exception(native) and not self.is_enum(native)
         }
+
+    def module_functions(self, exports: dict[str, str]) -> dict[str, Member]:
+        """The exported module-level functions (`serve_metrics`), as methods of no class."""
+        out: dict[str, Member] = {}
+        for public, native in exports.items():
+            fn = self.functions.get(native)
+            if fn is None:
+                continue
+            is_async, returns_value = self._returns(fn.returns)
+            key = py_key(public)
+            out[key] = Member(key, public, "method", is_async, returns_value, self._params(fn, bound=False))
+        return out
 
     def exception_classes(self, exports: dict[str, str]) -> dict[str, str]:
         return {public: native for public, native in exports.items() if native in self.classes and self.is_exception(native)}
@@ -354,4 +371,13 @@ def js_classes(dts: dict[str, Any]) -> Classes:
                 key = camel_to_snake(m["name"])
                 members[key] = Member(key, m["name"], "property", literals=_js_literals(m.get("literals")))
         out[cls["name"]] = members
+    return out
+
+
+def js_functions(dts: dict[str, Any]) -> dict[str, Member]:
+    """The exported functions of index.d.ts (`serveMetrics`), as methods of no class."""
+    out: dict[str, Member] = {}
+    for f in dts.get("functions", []):
+        key = camel_to_snake(f["name"])
+        out[key] = Member(key, f["name"], "method", f["returns"]["async"], not f["returns"]["void"], _js_params(f["params"]))
     return out

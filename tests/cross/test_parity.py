@@ -194,6 +194,32 @@ INJECTIONS: list[tuple[str, tuple[str, str, str], set[str]]] = [
         ("dts", "  guardFinished?: boolean\n", ""),
         {f"{s}: RedisSagaRepository.save(guard_finished): python only" for s in BOTH},
     ),
+    (
+        "a monitor default changed in the stubs",
+        ("pyi", "        max_retries: int = 3,\n", "        max_retries: int = 4,\n"),
+        {"options: txcoord: SagaMonitor(max_retries): default 4, the core's 3"},
+    ),
+    (
+        "a monitor handler dropped from index.d.ts",
+        ("dts", "  onRetry?: (saga: SagaRecord) => unknown\n", ""),
+        {f"{s}: SagaMonitor(on_retry): python only" for s in BOTH},
+    ),
+    (
+        "a module function made blocking in the stubs",
+        ("pyi", ") -> Coroutine[Any, Any, MetricsServer]:", ") -> MetricsServer:"),
+        {"txcoord: serve_metrics: async in js only"},
+    ),
+    (
+        "an option of a module function dropped from index.d.ts",
+        ("dts", "  port?: number\n", ""),
+        {f"{s}: serve_metrics(port): python only" for s in BOTH}
+        | {"options: index.d.ts: ServeMetricsOptions: no port (core option serve.port)"},
+    ),
+    (
+        "a module function only in the stubs",
+        ("init", "    serve_metrics,\n", "    serve_metrics,\n    serve_metrics as serve,\n"),
+        {"txcoord: function serve: python only"},
+    ),
 ]
 
 
