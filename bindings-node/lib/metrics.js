@@ -34,6 +34,9 @@ function isPromClientRegistry(value) {
   )
 }
 
+const REGISTRY_KINDS =
+  "the seed's MetricsRegistry (createHistogram() and createCounter()) or a prom-client Registry (registerMetric() and getSingleMetric())"
+
 /**
  * The seed's `TransactionMetricsCollector`: its four metrics (names, help texts, labels and
  * buckets exactly as the seed defines them), the monitor's gauges, lock metrics of the clients
@@ -54,6 +57,9 @@ class TransactionMetricsCollector {
 
   constructor(metricsRegistry, options) {
     const seedStyle = isSeedRegistry(metricsRegistry)
+    if (!seedStyle && metricsRegistry !== undefined && metricsRegistry !== null && !isPromClientRegistry(metricsRegistry)) {
+      throw native.wrongType('metricsRegistry', REGISTRY_KINDS, metricsRegistry)
+    }
     this.#n = seedStyle
       ? native.TransactionMetricsCollector.withRegistry(metricsRegistry, options)
       : new native.TransactionMetricsCollector(options)

@@ -344,6 +344,7 @@ function compiledTs() {
 
 module.exports = {
   ROOT,
+  freePort,
   startRedis,
   ioredis,
   rawRedis,

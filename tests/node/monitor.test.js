@@ -3,9 +3,9 @@
 // limits, stuck sagas retried while retryCount < 3 then compensated, the user's handlers,
 // deadlocks broken, the seed's gauges) and what the seed left broken (an unset retry count,
 // every instance acting, no way to stop), with txcoord's and the user's own repositories,
-// alert sinks and metrics objects; bad arguments. Scenario names follow
-// tests/python/test_monitor.py. Each file starts its own redis-server; each test its own key
-// prefix.
+// alert sinks and metrics objects; alerts as plain objects; a dropped monitor collected; bad
+// arguments. Scenario names follow tests/python/test_monitor.py. Each file starts its own
+// redis-server; each test its own key prefix.
 'use strict'
 
 const { test, before, after, afterEach } = require('node:test')
@@ -436,6 +436,83 @@ test('a started monitor keeps the process alive until stop(), then lets it exit'
     for (let i = 0; i < 10 && lines[lines.length - 1] !== 'stopped'; i++) lines.push(await child.line())
     assert.deepEqual(lines.slice(0, 3), ['pass', 'pass', 'pass'], child.output())
     assert.equal(lines[lines.length - 1], 'stopped', child.output())
+    const { code } = await child.exit(20000)
+    assert.equal(code, 0, child.output())
+  } finally {
+    await child.stop()
+  }
+})
+
+test('alerts as values', async () => {
+  // a JS alert is the seed's plain object: the built-in sinks take it as it is, and judge it
+  const records = []
+  setLogger({ warn: (m) => records.push(['warn', m]), error: (m) => records.push(['error', m]), info: (m) => records.push(['info', m]) })
+  const sink = new LogAlertSink()
+  await sink.send({ severity: 'info', summary: 'hello', description: 'd', metadata: { sagaId: 'x', when: new Date(0) } })
+  await sink.send({ severity: 'critical', summary: 'boom', description: 'd', metadata: {}, name: 'StuckSaga', labels: { saga_id: 'x' } })
+  await waitFor(() => records.length >= 2, { what: 'both alerts logged' })
+  assert.deepEqual(records[0], ['info', 'hello [info]: d {"sagaId":"x","when":"1970-01-01T00:00:00.000Z"}'])
+  assert.equal(records[1][0], 'warn', 'a critical alert is a warning record')
+  assert.match(records[1][1], /boom/)
+  await assert.rejects(sink.send({ severity: 'urgent', summary: 's', description: 'd' }), {
+    code: 'TXCOORD_INVALID_ARGUMENT',
+    argument: 'severity',
+  })
+  await assert.rejects(sink.send({ summary: 's', description: 'd' }), { code: 'TXCOORD_INVALID_TYPE', argument: 'severity' })
+})
+
+// A service whose monitor's sink, metrics object and handler are its own: it ticks once, stops
+// the monitor and drops the service, then calls gc() every 50 ms for at most 30 s. It prints
+// `collected` when the service is garbage-collected; then nothing may keep the process alive.
+const GC_CHILD = `
+  'use strict'
+  const { Client, RedisSagaRepository, SagaDeadlockDetector, SagaMonitor } = require('txcoord')
+  const repo = new RedisSagaRepository(new Client(process.env.TXCOORD_TEST_REDIS, { keyPrefix: 'gc-monitor:' }))
+  let collect = null
+  const collected = new FinalizationRegistry(() => {
+    console.log('collected')
+    clearInterval(collect)
+  })
+  class Service {
+    constructor() {
+      this.alerts = []
+      this.monitor = new SagaMonitor(repo, this, this, new SagaDeadlockDetector(repo, null), {
+        start: false,
+        onRetry: (saga) => this.retry(saga),
+      })
+    }
+    async send(alert) { this.alerts.push(alert) }
+    recordGauge() {}
+    recordHistogram() {}
+    async retry() {}
+  }
+  async function main() {
+    let service = new Service()
+    console.log('leader', (await service.monitor.tick()).leader)
+    await service.monitor.stop()
+    collected.register(service, null)
+    service = null
+  }
+  main().then(
+    () => {
+      const started = Date.now()
+      collect = setInterval(() => {
+        globalThis.gc()
+        if (Date.now() - started > 30000) clearInterval(collect)
+      }, 50)
+    },
+    (e) => {
+      console.error(e)
+      process.exit(1)
+    },
+  )
+`
+
+test('a monitor and the objects referring to it are collected', async () => {
+  const child = nodeChild(['--expose-gc', '-e', GC_CHILD], { TXCOORD_TEST_REDIS: server.url })
+  try {
+    assert.equal(await child.line(), 'leader true', child.output())
+    assert.equal(await child.line(), 'collected', child.output())
     const { code } = await child.exit(20000)
     assert.equal(code, 0, child.output())
   } finally {
