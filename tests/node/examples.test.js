@@ -53,6 +53,29 @@ test('examples/node/quickstart.ts (compiled by tsc)', async () => {
   await runExample(path.join(out, 'examples', 'node', 'quickstart.js'))
 })
 
+test('examples/node/monitor.js', () => {
+  const file = path.join(ROOT, 'examples', 'node', 'monitor.js')
+  const r = spawnSync(process.execPath, [file], {
+    cwd: ROOT,
+    env: { ...process.env, REDIS_URL: server.url },
+    encoding: 'utf8',
+    timeout: 60000,
+    killSignal: 'SIGKILL',
+  })
+  assert.equal(r.status, 0, `${file}\n${r.stdout}\n${r.stderr}`)
+  const lines = r.stdout.split('\n')
+  for (const expected of [
+    'alert [critical]: Stuck saga detected: PaymentSaga',
+    'alert [warning]: Long-running saga detected: PaymentSaga',
+    'retrying order-42 (attempt 1)',
+    'leader=true, errors=[]',
+    'sagas_active_total 1',
+  ]) {
+    assert.ok(lines.includes(expected), `${expected}\n${r.stdout}`)
+  }
+  assert.equal(lines[lines.length - 2], 'stopped', r.stdout)
+})
+
 test('bindings-node/README.md shows examples/node/quickstart.js verbatim', () => {
   // (The root README's quickstarts are checked by examples/rust/tests/examples.rs.)
   const readme = fs.readFileSync(path.join(ROOT, 'bindings-node', 'README.md'), 'utf8')

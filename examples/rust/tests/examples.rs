@@ -102,6 +102,7 @@ fn readme_shows_the_tested_quickstarts() {
         "examples/python/monitor.py",
         "examples/node/quickstart.js",
         "examples/node/quickstart.ts",
+        "examples/node/monitor.js",
     ] {
         let file = std::fs::read_to_string(format!("{root}/{path}")).expect(path);
         let body: String = file
