@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! `txcoord graph`: the wait-for graph among sagas, as DOT with the cycles marked.
+//! `txcoord graph`: the wait-for graph among sagas, as DOT with the cycles marked; from Redis,
+//! or from a snapshot saved earlier with `--json`.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -19,6 +20,32 @@ pub struct Args {
     /// Exit with 3 when the graph has a deadlock.
     #[arg(long)]
     fail_on_deadlock: bool,
+    /// Read the graph from this file (as `--json` writes it; `-` for stdin) instead of Redis:
+    /// a snapshot taken while a deadlock stood, drawn later.
+    #[arg(long, value_name = "FILE")]
+    from: Option<std::path::PathBuf>,
+}
+
+impl Args {
+    /// Whether the graph is read from Redis (not from a file).
+    pub fn needs_redis(&self) -> bool {
+        self.from.is_none()
+    }
+}
+
+/// A graph as `--json` writes it (its `cycles` are found again).
+fn read_snapshot(path: &std::path::Path) -> Result<txcoord::WaitForGraph, String> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("--from -: {e}"))?
+    } else {
+        std::fs::read_to_string(path).map_err(|e| format!("--from {}: {e}", path.display()))?
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "--from {}: not a graph as `txcoord graph --json` writes it: {e}",
+            path.display()
+        )
+    })
 }
 
 fn quote(s: &str) -> String {
@@ -64,14 +91,20 @@ pub fn dot(graph: &txcoord::WaitForGraph, cycles: &[Vec<String>]) -> String {
     out
 }
 
-pub async fn run(client: &txcoord::Client, args: Args) -> Outcome {
-    let detector = txcoord::SagaDeadlockDetector::new(
-        Arc::new(txcoord::RedisSagaRepository::new(client)),
-        Arc::new(txcoord::TracingLogger),
-        txcoord::DetectorOptions::new(),
-    )
-    .map_err(|e| e.to_string())?;
-    let graph = detector.wait_for_graph().await.map_err(|e| e.to_string())?;
+pub async fn run(client: Option<&txcoord::Client>, args: Args) -> Outcome {
+    let graph = match (&args.from, client) {
+        (Some(path), _) => read_snapshot(path)?,
+        (None, Some(client)) => {
+            let detector = txcoord::SagaDeadlockDetector::new(
+                Arc::new(txcoord::RedisSagaRepository::new(client)),
+                Arc::new(txcoord::TracingLogger),
+                txcoord::DetectorOptions::new(),
+            )
+            .map_err(|e| e.to_string())?;
+            detector.wait_for_graph().await.map_err(|e| e.to_string())?
+        }
+        (None, None) => return Err("--redis URL (or REDIS_URL) is required".into()),
+    };
     let cycles = graph.cycles();
     if args.json {
         println!(
