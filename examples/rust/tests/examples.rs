@@ -7,11 +7,12 @@ use std::process::Command;
 use txcoord_testkit::RedisServer;
 
 fn run(bin: &str, server: &RedisServer) -> String {
-    run_with(bin, server, &[])
+    run_with(bin, &[], server, &[])
 }
 
-fn run_with(bin: &str, server: &RedisServer, env: &[(&str, &str)]) -> String {
+fn run_with(bin: &str, args: &[&str], server: &RedisServer, env: &[(&str, &str)]) -> String {
     let out = Command::new(bin)
+        .args(args)
         .env("REDIS_URL", server.url())
         .envs(env.iter().copied())
         .output()
@@ -41,13 +42,14 @@ fn quickstart_runs() {
     );
 }
 
-/// `make demo`: a Rust task, the Python worker and the Node service of examples/demo contend
-/// for one lock, and a frozen holder in one language loses its lock to the other. Needs the
-/// project's .venv (txcoord, redis-py) and the Node addon: `scripts/demo.sh --prepare`.
+/// `make demo`: a Rust task, the Python worker and the Node service of examples/demo
+/// contend for one lock, and a frozen holder in one language loses its lock to the other. Needs
+/// the project's .venv (txcoord, redis-py) and the Node addon: `scripts/demo.sh --prepare`.
 fn demo_keeps_its_guarantees(paused: &str) {
     let server = RedisServer::start();
     let out = run_with(
         env!("CARGO_BIN_EXE_demo"),
+        &["locks"],
         &server,
         &[("TXCOORD_DEMO_PAUSED", paused)],
     );
