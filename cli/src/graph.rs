@@ -48,8 +48,13 @@ fn read_snapshot(path: &std::path::Path) -> Result<txcoord::WaitForGraph, String
     })
 }
 
+/// A DOT string: quotes and backslashes escaped, line breaks as DOT's `\n`.
 fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    format!("\"{escaped}\"")
 }
 
 /// The graph as DOT: sagas as nodes (priority in the label), edges labelled with the lock and
@@ -74,7 +79,7 @@ pub fn dot(graph: &txcoord::WaitForGraph, cycles: &[Vec<String>]) -> String {
         out.push_str(&format!(
             "  {} [label={}{color}];\n",
             quote(&n.id),
-            quote(&format!("{}\\npriority {}", n.id, n.priority))
+            quote(&format!("{}\npriority {}", n.id, n.priority))
         ));
     }
     for e in &graph.edges {
@@ -146,7 +151,11 @@ mod tests {
     #[test]
     fn cycles_are_drawn_in_red() {
         let graph = txcoord::WaitForGraph {
-            nodes: vec![],
+            nodes: vec![txcoord::SagaNode {
+                id: "a".into(),
+                priority: 3,
+                since_ms: 0,
+            }],
             edges: vec![
                 txcoord::GraphEdge {
                     waiter: "a".into(),
@@ -171,6 +180,11 @@ mod tests {
         let d = dot(&graph, &cycles);
         assert!(
             d.contains("\"a\" -> \"b\" [label=\"lock:x (5 ms)\", color=red"),
+            "{d}"
+        );
+        // the label breaks its line with DOT's \n (one backslash, not an escaped one)
+        assert!(
+            d.contains("\"a\" [label=\"a\\npriority 3\", color=red"),
             "{d}"
         );
     }
