@@ -48,7 +48,14 @@ async function save(record) {
 }
 
 async function start(spec) {
-  const record = { id: spec.id, type: spec.type, priority: spec.priority ?? 0, status: 'EXECUTING' }
+  // createdAt stays on the record: a save without it would count the saga as created anew
+  const record = {
+    id: spec.id,
+    type: spec.type,
+    priority: spec.priority ?? 0,
+    status: 'EXECUTING',
+    createdAt: new Date(),
+  }
   await save(record)
   emit('started', { id: record.id, type: record.type })
   return record

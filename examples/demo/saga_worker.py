@@ -73,7 +73,8 @@ class Worker:
             resource, ttl_ms=TTL_MS, timeout_ms=LOCK_TIMEOUT_MS, owner_id=record.id, priority=record.priority
         )
         if lock is not None:
-            emit("locked", id=record.id, resource=resource, token=lock.fencing_token, waited_ms=now_ms() - asked)
+            waited = now_ms() - asked
+            emit("locked", id=record.id, resource=resource, token=lock.fencing_token, waited_ms=waited)
         return lock
 
     async def release(self, saga_id: str, locks: list[txcoord.DistributedLock]) -> None:
@@ -93,7 +94,8 @@ class Worker:
         record.error = error
         await self.save(record)
         await self.release(record.id, locks)
-        emit("finished", id=record.id, type=record.type, status=status.value, error=error, ms=now_ms() - started)
+        ms = now_ms() - started
+        emit("finished", id=record.id, type=record.type, status=status.value, error=error, ms=ms)
 
     async def compensate(
         self,
@@ -121,7 +123,8 @@ class Worker:
             if step.get("resource"):
                 lock = await self.lock(record, step["resource"])
                 if lock is None:
-                    await self.finish(record, locks, SagaStatus.FAILED, f"{step['resource']} stayed busy", started)
+                    why = f"{step['resource']} stayed busy"
+                    await self.finish(record, locks, SagaStatus.FAILED, why, started)
                     return
                 locks.append(lock)
             await asyncio.sleep(step["work_ms"] / 1000)
@@ -180,7 +183,8 @@ class Worker:
             if now_ms() - started > give_up_ms:
                 raise RuntimeError(f"{current.id}: never marked COMPENSATING ({current.retry_count} retries)")
             await asyncio.sleep(poll_ms / 1000)
-        emit("compensating", id=current.id, reason=current.stuck_reason, steps=hang_at, retries=current.retry_count)
+        retries = current.retry_count
+        emit("compensating", id=current.id, reason=current.stuck_reason, steps=hang_at, retries=retries)
         await self.release(current.id, locks)
         for _ in range(5):
             # conditional: the monitor's record, one version on (it may write meanwhile)
@@ -189,7 +193,8 @@ class Worker:
             current.error = f"stalled at {step_name}; compensated after {current.retry_count} retries"
             current.updated_at = datetime.now(timezone.utc)
             if await self.repo.save(current, expected_version=version):
-                emit("finished", id=current.id, type=current.type, status="COMPENSATED", error=current.error, ms=now_ms() - started)
+                ms = now_ms() - started
+                emit("finished", id=current.id, type=current.type, status="COMPENSATED", error=current.error, ms=ms)
                 return
             again = await self.repo.find_by_id(current.id)
             if again is None:

@@ -127,7 +127,7 @@ fn saga_demo_tells_its_story() {
     );
     assert!(out.contains("js-order-stalled COMPENSATED in "), "{out}");
     assert!(
-        out.contains("js-order-deadlock is the DEADLOCK VICTIM: deadlock "),
+        out.contains("js-order-deadlock is the DEADLOCK VICTIM, told the cycle (deadlock "),
         "{out}"
     );
     assert!(out.contains("py-order-deadlock COMPLETED in "), "{out}");

@@ -18,14 +18,14 @@ use crate::demo::event::{now_ms, Who};
 use crate::demo::process::Proc;
 
 /// The wait-for graph as captured while the deadlock stood.
-pub struct Graph {
-    pub json: PathBuf,
-    pub dot: Option<String>,
-    pub dot_path: PathBuf,
+pub(super) struct Graph {
+    pub(super) json: PathBuf,
+    pub(super) dot: Option<String>,
+    pub(super) dot_path: PathBuf,
     /// The SVG written, or why there is none.
-    pub svg: Result<PathBuf, String>,
+    pub(super) svg: Result<PathBuf, String>,
     /// Its cycles, as found here.
-    pub cycles: Vec<Vec<String>>,
+    pub(super) cycles: Vec<Vec<String>>,
 }
 
 /// Scene 3: the two deadlock sagas each take their first lock; the leading sidecar is killed;
@@ -131,9 +131,9 @@ pub(super) async fn scene(
             std::fs::write(&json_path, text.to_string())
                 .map_err(|e| format!("{}: {e}", json_path.display()))?;
             hub.note(format!(
-                "reads the wait-for graph while the deadlock stands: {} -> {}",
+                "reads the wait-for graph while the deadlock stands: {} (saved to {})",
                 cycles[0].join(" -> "),
-                json_path.display()
+                json_path.strip_prefix(root).unwrap_or(&json_path).display()
             ));
             story.graph = Some(Graph {
                 json: json_path,

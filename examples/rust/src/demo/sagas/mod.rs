@@ -98,26 +98,26 @@ impl Workers {
 }
 
 /// What the story measured, for the summary.
-pub struct Story {
-    pub start: f64,
-    pub versions: BTreeMap<Who, String>,
+struct Story {
+    start: f64,
+    versions: BTreeMap<Who, String>,
     /// Every saga, with its worker.
-    pub sagas: Vec<(Who, Saga)>,
-    pub stalled: (Who, Saga),
-    pub deadlock: Deadlock,
-    /// When the second deadlocked saga began to wait, and when the victim heard it.
-    pub deadlock_formed: Option<f64>,
-    pub graph: Option<deadlock::Graph>,
+    sagas: Vec<(Who, Saga)>,
+    stalled: (Who, Saga),
+    deadlock: Deadlock,
+    /// When the second deadlocked saga began to wait.
+    deadlock_formed: Option<f64>,
+    graph: Option<deadlock::Graph>,
     /// The leader killed, when; who took over, when.
-    pub killed: Option<(Who, f64)>,
-    pub took_over: Option<(Who, f64)>,
-    pub survivor_exit: Option<Result<i32, String>>,
-    pub metrics: Result<String, String>,
+    killed: Option<(Who, f64)>,
+    took_over: Option<(Who, f64)>,
+    survivor_exit: Option<Result<i32, String>>,
+    metrics: Result<String, String>,
     /// Each saga's record at the end.
-    pub records: HashMap<String, SagaRecord>,
+    records: HashMap<String, SagaRecord>,
     /// Whether the demo's own redis-server holds only this run's sagas.
-    pub own_server: bool,
-    pub settings: Settings,
+    own_server: bool,
+    settings: Settings,
 }
 
 /// The saga story, start to end.

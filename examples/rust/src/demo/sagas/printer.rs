@@ -173,7 +173,16 @@ impl Narrate for Printer {
                 s
             }
             "waiting" => format!("{id} waits for {}", e.str("resource")),
-            "victim" => format!("{id} is the DEADLOCK VICTIM: {}", e.str("cycle")),
+            "victim" => {
+                // `deadlock <id>: <hop>; <hop>; ...`: one hop a line
+                let cycle = e.str("cycle");
+                let (head, hops) = cycle.split_once(": ").unwrap_or((cycle, ""));
+                let mut s = format!("{id} is the DEADLOCK VICTIM, told the cycle ({head}):");
+                for hop in hops.split("; ").filter(|h| !h.is_empty()) {
+                    s += &format!("\n{:>20}{hop}", "");
+                }
+                s
+            }
             "alert" => {
                 if !self.alerts.insert(alert_key(e)) {
                     return None;

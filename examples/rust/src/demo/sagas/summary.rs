@@ -46,7 +46,7 @@ impl Log<'_> {
     }
 }
 
-pub fn summary(events: &mut [Event], story: &Story, broken: &mut Vec<String>) {
+pub(super) fn summary(events: &mut [Event], story: &Story, broken: &mut Vec<String>) {
     events.sort_by(|a, b| a.t.total_cmp(&b.t));
     let mut log = Log {
         events,
