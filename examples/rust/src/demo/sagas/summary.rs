@@ -330,7 +330,7 @@ fn alerts(log: &Log, broken: &mut Vec<String>) -> String {
         .map(|(k, (sent, resolved))| format!("{k}: {sent} sent, {resolved} resolved"))
         .collect();
     format!(
-        "{} alert lines ({} distinct): {}",
+        "{} alert lines, {} shown above (an alert sent again while it fires is shown once): {}",
         alerts.len(),
         distinct.len(),
         kinds.join("; ")
