@@ -35,6 +35,14 @@ pub struct Args {
     /// the seed's limits for its types otherwise, 300 s for the rest).
     #[arg(long = "limit", value_name = "TYPE=SECONDS", value_parser = parse_limit)]
     limits: Vec<(String, u64)>,
+    /// How long a saga of TYPE may go without an update before it counts as stuck, as
+    /// TYPE=SECONDS (repeatable), or SECONDS for the types without their own (the seed's
+    /// limits for its types otherwise, 300 s for the rest).
+    #[arg(long = "stuck-after", value_name = "[TYPE=]SECONDS", value_parser = parse_stuck_after)]
+    stuck_after: Vec<(Option<String>, u64)>,
+    /// How many times a stuck saga is retried before it is compensated.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=1_000))]
+    max_retries: u32,
     /// Where to serve /metrics (host:port; port 0 picks a free one). `off` serves nothing.
     #[arg(long, default_value = "127.0.0.1:9464")]
     metrics_addr: String,
@@ -63,6 +71,19 @@ fn parse_limit(s: &str) -> Result<(String, u64), String> {
         ));
     }
     Ok((kind.to_string(), secs))
+}
+
+/// `TYPE=SECONDS` (one type's limit) or `SECONDS` (the limit of the types without their own).
+fn parse_stuck_after(s: &str) -> Result<(Option<String>, u64), String> {
+    if s.contains('=') {
+        return parse_limit(s).map(|(kind, secs)| (Some(kind), secs));
+    }
+    match s.parse::<u64>() {
+        Ok(secs) if secs > 0 => Ok((None, secs)),
+        _ => Err(format!(
+            "{s:?} is neither TYPE=SECONDS nor a whole number of seconds above 0"
+        )),
+    }
 }
 
 /// SIGINT or SIGTERM, whichever comes first.
@@ -112,7 +133,15 @@ pub async fn run(client: &txcoord::Client, args: Args) -> Outcome {
         .map_err(|e| e.to_string())?;
         Arc::new(sink)
     };
-    let repo = Arc::new(RedisSagaRepository::new(client));
+    let mut repo = RedisSagaRepository::new(client);
+    for (kind, secs) in args.stuck_after {
+        let after = Duration::from_secs(secs);
+        repo = match kind {
+            Some(kind) => repo.set_stuck_after(kind, after),
+            None => repo.set_default_stuck_after(after),
+        };
+    }
+    let repo = Arc::new(repo);
     let detector = SagaDeadlockDetector::new(
         repo.clone(),
         Arc::new(TracingLogger),
@@ -123,6 +152,7 @@ pub async fn run(client: &txcoord::Client, args: Args) -> Outcome {
         .set_interval(Duration::from_secs(args.interval))
         .set_election_name(args.election)
         .set_leader_ttl(Duration::from_millis(args.leader_ttl_ms))
+        .set_max_retries(args.max_retries)
         .set_start(false);
     if let Some(id) = args.candidate_id {
         options = options.set_candidate_id(id);

@@ -159,6 +159,52 @@ async fn two_sidecars_elect_one_leader_recover_once_and_hand_over_when_it_dies()
     assert_eq!(status.code(), Some(0));
 }
 
+/// `--stuck-after` and `--max-retries`: a saga of one type counts as stuck after a second
+/// without an update (the default is minutes), and with no retries allowed the monitor moves it
+/// straight to COMPENSATING; a saga of another type (default threshold) is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_after_and_max_retries_shape_the_recovery() {
+    let server = RedisServer::start();
+    let c = txcoord::Client::open(&server.url()).unwrap();
+    let repo = RedisSagaRepository::new(&c);
+    repo.save(&SagaRecord::new("pay-2", "PaymentSaga"))
+        .await
+        .unwrap();
+    repo.save(&SagaRecord::new("ship-2", "ShippingSaga"))
+        .await
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_txcoord"))
+        .env_remove("REDIS_URL")
+        .args(["--redis", &server.url(), "monitor", "--interval", "1"])
+        .args(["--metrics-addr", "off", "--stuck-after", "PaymentSaga=1"])
+        .args(["--stuck-after", "600", "--max-retries", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start txcoord monitor");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let saga = loop {
+        let saga = repo.find_by_id("pay-2").await.unwrap().unwrap();
+        if saga.status != txcoord::SagaStatus::Executing {
+            break saga;
+        }
+        assert!(Instant::now() < deadline, "never recovered: {saga:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await; // polling a condition with a deadline
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(saga.status, txcoord::SagaStatus::Compensating, "{saga:?}");
+    assert_eq!(saga.retry_count, 0, "{saga:?}");
+    assert_eq!(
+        saga.stuck_reason.as_deref(),
+        Some("no-progress"),
+        "{saga:?}"
+    );
+    let other = repo.find_by_id("ship-2").await.unwrap().unwrap();
+    assert_eq!(other.status, txcoord::SagaStatus::Executing, "{other:?}");
+    assert_eq!(other.version, 1, "untouched: {other:?}");
+}
+
 #[test]
 fn bad_monitor_flags_are_refused_with_exit_2() {
     for args in [
@@ -166,6 +212,15 @@ fn bad_monitor_flags_are_refused_with_exit_2() {
         &["--limit", "PaymentSaga=0"],
         &["--interval", "0"],
         &["--metric-names", "pretty"],
+        &["--stuck-after", "PaymentSaga"],
+        &["--stuck-after", "PaymentSaga=0"],
+        &["--stuck-after", "PaymentSaga=soon"],
+        &["--stuck-after", "=5"],
+        &["--stuck-after", "0"],
+        &["--stuck-after=-1"],
+        &["--max-retries=-1"],
+        &["--max-retries", "many"],
+        &["--max-retries", "1001"],
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_txcoord"))
             .env_remove("REDIS_URL")
@@ -174,6 +229,9 @@ fn bad_monitor_flags_are_refused_with_exit_2() {
             .output()
             .unwrap();
         assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        let flag = args[0].split('=').next().unwrap();
+        assert!(err.contains(flag), "{args:?}: {err}");
     }
     let o = Command::new(env!("CARGO_BIN_EXE_txcoord"))
         .env_remove("REDIS_URL")
