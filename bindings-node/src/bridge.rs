@@ -224,6 +224,9 @@ unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mu
 
 unsafe extern "C" fn cleanup(arg: *mut c_void) {
     let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        // The environment is going away: the locks its finalizers drop from here on are left
+        // to their TTLs (the core's rule for a host that exits).
+        txcoord::binding::host_exiting();
         // SAFETY: `arg` is the queue; the threadsafe function (which owns a reference to it) is
         // finalized by Node only after this hook, which was registered after it.
         let queue = unsafe { &*(arg as *const Queue) };

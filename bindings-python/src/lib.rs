@@ -48,6 +48,15 @@ fn after_fork() {
     runtime::after_fork();
 }
 
+/// `atexit.register(...)`: from here on, a lock dropped on this thread (by the interpreter's
+/// finalization) is left to its TTL rather than released by a task the exiting process may not
+/// finish (the core's rule for a host that exits).
+#[pyfunction]
+#[pyo3(name = "_host_exiting")]
+fn host_exiting() {
+    txcoord::binding::host_exiting();
+}
+
 /// A future that panics when polled (the `txcoord::Result` type makes it usable by the bridge).
 #[cfg(feature = "test-hooks")]
 async fn panicking(site: &'static str) -> txcoord::Result<()> {
@@ -172,5 +181,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     py.import("os")?
         .getattr("register_at_fork")?
         .call((), Some(&kwargs))?;
+    py.import("atexit")?
+        .getattr("register")?
+        .call1((wrap_pyfunction!(host_exiting, m)?,))?;
     Ok(())
 }

@@ -97,8 +97,12 @@ test('a process still holding a lock exits, and its key expires with the ttl', a
   const ttl = 5000
   const script = `
     const { LockManager } = require('txcoord')
-    new LockManager(process.env.REDIS_URL).acquireLock('held:1', ${ttl}, 1000).then((l) =>
-      console.log('held', JSON.stringify({ key: l.key, token: l.fencingToken })))`
+    // referenced until the exit (an unreferenced lock may be collected, and so released, first)
+    globalThis.manager = new LockManager(process.env.REDIS_URL)
+    globalThis.manager.acquireLock('held:1', ${ttl}, 1000).then((l) => {
+      globalThis.held = l
+      console.log('held', JSON.stringify({ key: l.key, token: l.fencingToken }))
+    })`
   const r = await run(['-e', script])
   assert.equal(r.code, 0, r.stderr)
   const m = /^held (.*)$/m.exec(r.stdout)

@@ -87,6 +87,45 @@ async def test_a_vanished_holder_its_lock_expires_and_the_next_token_is_larger(u
     await m.release_all_locks()
 
 
+async def test_a_process_still_holding_a_lock_exits_and_its_key_expires_with_the_ttl(
+    url: str, raw: redis.Redis, name: str
+) -> None:
+    """A normal exit (not a crash) with a lock still held: the interpreter's finalization drops
+    the handles, and the lock is left to its TTL (never a release the exiting process may or may
+    not finish)."""
+    ttl = 5000
+    # The manager and its lock live in a module global until the interpreter's finalization.
+    script = (
+        "import asyncio, os, txcoord\n"
+        "held = []\n"
+        "async def main():\n"
+        "    manager = txcoord.LockManager(os.environ['REDIS_URL'])\n"
+        f"    lock = await manager.acquire_lock({name!r}, {ttl}, 1000)\n"
+        "    held.extend([manager, lock])\n"
+        "    print(lock.fencing_token, flush=True)\n"
+        "asyncio.run(main())\n"
+    )
+    child = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", script],
+        env={**os.environ, "REDIS_URL": url},
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert child.returncode == 0, child.stderr
+    token = int(child.stdout.decode().split()[0])
+    checked = time.monotonic()
+    value, pttl = raw.get(f"lock:{name}"), raw.pttl(f"lock:{name}")
+    assert value is not None and LOCK_VALUE.match(value), "held after the exit, with the child's value"
+    assert 0 < pttl <= ttl, f"pttl {pttl}"
+    secs, micros = raw.time()
+    assert token <= secs * 1_000_000 + micros
+    # It disappears by expiry: not before its pttl ran out.
+    await wait_for(lambda: raw.exists(f"lock:{name}") == 0, "the key's expiry", (pttl + 10_000) / 1000, 0.05)
+    assert (time.monotonic() - checked) * 1000 >= pttl - 100, "gone before its pttl ran out"
+
+
 async def test_lost_lock_reason_taken_by_lost_and_on_lost(url: str, raw: redis.Redis, name: str) -> None:
     m = LockManager(url)
     reasons: list[str] = []

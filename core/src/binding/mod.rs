@@ -13,7 +13,9 @@
 //! - [`monitor`]: the options of the saga monitor, the Alertmanager sink and the metrics
 //!   collector (in [`options`]' tables), the monitor's limits and the sink's labels;
 //! - [`serve`]: the options of the `/metrics` endpoint a binding starts, and the endpoint;
-//! - [`saga`]: the fields of a saga record, from the raw values a binding received.
+//! - [`saga`]: the fields of a saga record, from the raw values a binding received;
+//! - [`host_exiting`]: the host's shutdown on this thread, after which dropped locks are left
+//!   to their TTLs.
 //!
 //! Nothing here is needed by a Rust user of the crate.
 
@@ -24,3 +26,5 @@ pub mod scope;
 pub mod serve;
 pub mod target;
 pub mod validate;
+
+pub use crate::lock::host_exiting;

@@ -543,6 +543,26 @@ impl DistributedLock {
     }
 }
 
+thread_local! {
+    /// Set on a thread whose host (a Node environment, the Python interpreter) is shutting down.
+    static HOST_EXITING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Tells the core that the host language's runtime is shutting down on this thread (a Node
+/// environment's cleanup, Python's `atexit`): a lock dropped on this thread from now on is not
+/// released but left to its TTL, as after a crash. The finalizers a shutting-down host runs
+/// would otherwise start releases that the exiting process may or may not finish, so whether
+/// the key survived would be a race; a program that wants a fast handoff releases its locks
+/// before it exits. Other threads (another Node worker) are not affected.
+pub fn host_exiting() {
+    HOST_EXITING.with(|e| e.set(true));
+}
+
+/// Whether [`host_exiting`] was called on this thread.
+pub(crate) fn is_host_exiting() -> bool {
+    HOST_EXITING.with(|e| e.get())
+}
+
 impl Drop for LockInner {
     fn drop(&mut self) {
         let scheduler = self.client.scheduler().clone();
@@ -550,7 +570,7 @@ impl Drop for LockInner {
         if let Some(ticket) = st.ticket.take() {
             scheduler.cancel(ticket);
         }
-        if st.crashed || !st.status.needs_release() {
+        if st.crashed || !st.status.needs_release() || is_host_exiting() {
             return;
         }
         let (Some(value), Some(hold)) = (st.value.take(), st.hold_id.take()) else {

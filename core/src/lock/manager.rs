@@ -11,8 +11,8 @@ use std::time::Duration;
 use super::acquire::WaitParams;
 use super::keys::LockKeys;
 use super::{
-    DistributedLock, LockOptions, LockStatus, DEFAULT_DEADLOCK_TIMEOUT, DEFAULT_FALLBACK_POLL,
-    DEFAULT_TIMEOUT, DEFAULT_TTL, DEFAULT_WAITER_LEASE,
+    is_host_exiting, DistributedLock, LockOptions, LockStatus, DEFAULT_DEADLOCK_TIMEOUT,
+    DEFAULT_FALLBACK_POLL, DEFAULT_TIMEOUT, DEFAULT_TTL, DEFAULT_WAITER_LEASE,
 };
 use crate::binding::validate;
 use crate::client::Client;
@@ -200,6 +200,10 @@ struct ScopeGuard(Option<DistributedLock>);
 
 impl Drop for ScopeGuard {
     fn drop(&mut self) {
+        if is_host_exiting() {
+            // left to its TTL, as any lock dropped while the host exits
+            return;
+        }
         if let Some(lock) = self.0.take() {
             let client = lock.client().clone();
             client.spawn(async move {

@@ -19,7 +19,8 @@ mod scripts;
 
 use std::time::Duration;
 
-pub use handle::{DistributedLock, LockOptions, LockStatus, LossWatch};
+pub(crate) use handle::is_host_exiting;
+pub use handle::{host_exiting, DistributedLock, LockOptions, LockStatus, LossWatch};
 pub use keys::{hash_tag, slot, LockKeys};
 pub use manager::{AcquireOptions, LockManager, ManagerOptions};
 
