@@ -126,9 +126,7 @@ pub fn run(b: &mut Bench) {
         .map(Duration::from_secs_f64);
     let max = lat.last().copied();
     let met = (lat.len() == reps).then(|| max.is_some_and(|m| m <= TARGET));
-    println!(
-        "## From a deadlock forming to the victim's error ({reps} deadlocks of two sagas)\n"
-    );
+    println!("## From a deadlock forming to the victim's error ({reps} deadlocks of two sagas)\n");
     let mut t = Table::new(&[
         "detector",
         "median",

@@ -474,7 +474,10 @@ pub fn run(b: &mut Bench) {
             serde_json::from_str(&line).map_err(|e| format!("the child's result: {e}"))?;
         child.finish(Duration::from_secs(30))?;
         if r.term != term {
-            return Err(format!("the term moved from {term} to {} in the pass", r.term));
+            return Err(format!(
+                "the term moved from {term} to {} in the pass",
+                r.term
+            ));
         }
         Ok((r, populate_time, written))
     })();
@@ -602,4 +605,3 @@ mod tests {
         assert_eq!(short(1_050), "1,050");
     }
 }
-

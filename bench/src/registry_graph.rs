@@ -49,7 +49,10 @@ pub struct Layout {
 
 impl Layout {
     pub fn new(sagas: usize, locks: usize) -> Layout {
-        assert!(locks >= 100 && sagas >= locks, "{sagas} sagas, {locks} locks");
+        assert!(
+            locks >= 100 && sagas >= locks,
+            "{sagas} sagas, {locks} locks"
+        );
         Layout {
             sagas,
             locks,
@@ -162,7 +165,10 @@ fn check_graph(g: &WaitForGraph, layout: &Layout) -> Result<(), String> {
         ));
     }
     if let Some(n) = g.nodes.iter().find(|n| n.since_ms == 0) {
-        return Err(format!("saga {} has no age: its owner record was not read", n.id));
+        return Err(format!(
+            "saga {} has no age: its owner record was not read",
+            n.id
+        ));
     }
     Ok(())
 }
@@ -212,7 +218,10 @@ pub fn run(b: &mut Bench) {
             drop(g);
             let warned = logger.warns.load(Ordering::Relaxed);
             let t = Instant::now();
-            let r = detector.detect_deadlock().await.map_err(|e| e.to_string())?;
+            let r = detector
+                .detect_deadlock()
+                .await
+                .map_err(|e| e.to_string())?;
             detects.push(t.elapsed());
             let lengths = |n: usize| r.cycles.iter().filter(|c| c.len() == n + 1).count();
             if r.cycles.len() != layout.cycles()
@@ -279,7 +288,11 @@ pub fn run(b: &mut Bench) {
         read.map(dur).unwrap_or_else(dash),
         runs(&reads),
         if ok {
-            format!("{} / {}", num(layout.sagas as f64), num(layout.sagas as f64))
+            format!(
+                "{} / {}",
+                num(layout.sagas as f64),
+                num(layout.sagas as f64)
+            )
         } else {
             dash()
         },
@@ -367,4 +380,3 @@ mod tests {
         assert_eq!(layout.deadlocked_sagas(), 100 + 100);
     }
 }
-

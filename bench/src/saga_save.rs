@@ -60,7 +60,11 @@ struct Snapshot {
 }
 
 async fn snapshot(admin: &mut redis::aio::MultiplexedConnection) -> Snapshot {
-    let cpu = match redis::cmd("INFO").arg("cpu").query_async::<String>(admin).await {
+    let cpu = match redis::cmd("INFO")
+        .arg("cpu")
+        .query_async::<String>(admin)
+        .await
+    {
         Ok(info) => {
             let field = |k: &str| {
                 info.lines()
@@ -171,7 +175,10 @@ async fn conditional(
                     guard_finished: true,
                 };
                 let t = Instant::now();
-                let outcome = repo.save_if(&r, &options).await.map_err(|e| e.to_string())?;
+                let outcome = repo
+                    .save_if(&r, &options)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 if lat.len() < MAX_SAMPLES / tasks {
                     lat.push(t.elapsed());
                 }
@@ -228,7 +235,8 @@ async fn plain(
     secs: Duration,
     run: usize,
 ) -> Result<Run, String> {
-    let client = redis::Client::open(format!("{url}/?protocol=resp3")).map_err(|e| e.to_string())?;
+    let client =
+        redis::Client::open(format!("{url}/?protocol=resp3")).map_err(|e| e.to_string())?;
     let con = redis::aio::ConnectionManager::new(client)
         .await
         .map_err(|e| e.to_string())?;

@@ -114,7 +114,12 @@ impl SagaConfig {
             registry_sagas,
             registry_locks: (registry_sagas / 10).max(1),
             registry_reps: if quick { 1 } else { 3 },
-            deadlock_reps: count("BENCH_DEADLOCK_REPS", if quick { 3 } else { 10 }, 1.0, 200.0),
+            deadlock_reps: count(
+                "BENCH_DEADLOCK_REPS",
+                if quick { 3 } else { 10 },
+                1.0,
+                200.0,
+            ),
             monitor_sagas,
             monitor_stuck: (monitor_sagas / 100).max(1),
             save_secs: Duration::from_millis(
