@@ -5,11 +5,12 @@ CARGO ?= cargo
 # Rust crates tested with `cargo test` (the binding crates are tested from Python and Node).
 RUST_PKGS := -p txcoord -p txcoord-cli -p txcoord-testkit -p txcoord-examples
 # Test and smoke runs start their own throwaway redis-server: a server named by an inherited
-# URL is never used, let alone flushed (`make demo` and the bench scripts say what they use).
+# URL is never used, let alone flushed (`make demo`, `make demo-locks` and the bench scripts
+# say what they use: a throwaway redis-server, or $REDIS_URL).
 NO_URLS := env -u REDIS_URL -u BENCH_REDIS_URL -u BENCH_REDIS_FLUSH
 
 
-.PHONY: cli help deps demo test test-rust test-python test-node test-cross test-dist lint bench bench-rust bench-smoke soak dist
+.PHONY: cli help deps demo demo-locks test test-rust test-python test-node test-cross test-dist lint bench bench-rust bench-smoke soak dist
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -17,8 +18,11 @@ help: ## list the targets
 deps: ## install what is missing (redis-server, redis-tools) with apt
 	@scripts/install-deps.sh
 
-demo: deps ## the cross-language demo: Rust, Python and Node contend for one lock (throwaway redis-server or $$REDIS_URL)
-	@scripts/demo.sh
+demo: deps ## sagas in Rust, Python and Node: a stalled saga, a deadlock, two monitor sidecars and a failover (~15 s once built)
+	@scripts/demo.sh sagas
+
+demo-locks: deps ## Rust, Python and Node contend for one lock: handoffs, fencing tokens, a lost lock (~5 s once built)
+	@scripts/demo.sh locks
 
 lint: deps ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check

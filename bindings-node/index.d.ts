@@ -19,6 +19,8 @@ export declare const DEFAULT_WAITER_LEASE_MS: number
 export declare const DEFAULT_DEADLOCK_TIMEOUT_MS: number
 /** The largest `fallbackPoll`, in ms. */
 export declare const MAX_FALLBACK_POLL_MS: number
+/** The default `ttl` of a `LeaderElection` (the lease of a leadership), in ms. */
+export declare const DEFAULT_LEADER_TTL_MS: number
 /** The largest duration any argument takes, in ms (2^31 − 1). */
 export declare const MAX_MS: number
 

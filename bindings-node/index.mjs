@@ -16,6 +16,7 @@ export const {
   DEFAULT_WAITER_LEASE_MS,
   DEFAULT_DEADLOCK_TIMEOUT_MS,
   MAX_FALLBACK_POLL_MS,
+  DEFAULT_LEADER_TTL_MS,
   MAX_MS,
   SagaStatus,
   RedisSagaRepository,

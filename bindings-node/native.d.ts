@@ -289,20 +289,6 @@ export declare class SagaRepository {
 export type JsSagaRepository = SagaRepository
 
 /**
- * For the test suite only: emits a tracing event at `level` (`error`, `warn`, `info`,
- * `debug`) through the core's logging path, on the calling thread (so records of successive
- * calls arrive in order).
- */
-export declare function __logForTests(level: string, message: string): void
-
-/**
- * For the test suite only: panics, synchronously (`sync = true`, caught and thrown as an
- * `Error`) or inside a future (the promise rejects with code `TXCOORD_INTERNAL`), to show that
- * a panic never aborts the process.
- */
-export declare function __panicForTests(sync: boolean): Promise<void> | void
-
-/**
  * Switches every ref'd promise to napi-rs' own future → promise path (one threadsafe function
  * and one event-loop wake-up per promise), for comparing the two. For benchmarks only.
  */

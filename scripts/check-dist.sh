@@ -180,6 +180,8 @@ def check(ok, what):
 
 check(txcoord.__file__.startswith(venv + os.sep), f"txcoord imported from {txcoord.__file__}, not from the venv")
 check(txcoord._native.__file__.endswith(".abi3.so"), f"extension {txcoord._native.__file__} is not abi3")
+hooks = [n for n in ("_test_panic", "_test_log") if hasattr(txcoord._native, n)]
+check(not hooks, f"the release wheel carries test-only hooks {hooks}")
 
 async def main():
     resource = "check-dist:python"
@@ -257,6 +259,9 @@ const { LockManager } = require('txcoord')
 const addons = Object.keys(require.cache).filter((f) => f.endsWith('.node'))
 const prebuilt = path.join(pkgDir, 'bindings-node', 'prebuilt', 'txcoord.linux-x64-gnu.node')
 check(addons.length === 1 && addons[0] === prebuilt, `loaded addons ${JSON.stringify(addons)}, expected ${prebuilt}`)
+const native = require(prebuilt)
+const hooks = ['__panicForTests', '__logForTests'].filter((n) => n in native)
+check(hooks.length === 0, `the release addon carries test-only hooks ${hooks}`)
 
 async function main() {
   const resource = 'check-dist:node'

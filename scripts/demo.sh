@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT OR Apache-2.0
-# `make demo`: the cross-language demo. The Rust binary examples/rust/src/bin/demo.rs runs a
-# Rust task and drives a Python worker (examples/demo/worker.py, run by the project's .venv)
-# and a Node service (examples/demo/worker.js) on a throwaway redis-server, or $REDIS_URL.
+# `make demo` and `make demo-locks`: the cross-language demo, on a throwaway redis-server or
+# $REDIS_URL. The Rust binary examples/rust/src/bin/demo.rs (the stories are in
+# examples/rust/src/demo/) tells one of two stories:
 #
-#   scripts/demo.sh             prepare what is missing or out of date, then run the demo
-#   scripts/demo.sh --prepare   prepare only (what `cargo test -p txcoord-examples` needs)
+# - sagas (`make demo`): saga workers in Rust (in the demo's process), Python
+#   (examples/demo/saga_worker.py, run by the project's .venv) and Node
+#   (examples/demo/saga_worker.js), a stalled saga, a deadlock across languages, and two
+#   `txcoord monitor` sidecars (the CLI, debug build) with a leader failover;
+# - locks (`make demo-locks`): a Rust task, a Python worker (examples/demo/worker.py) and a Node
+#   service (examples/demo/worker.js) contend for one lock.
+#
+#   scripts/demo.sh [sagas|locks]   prepare what is missing or out of date, then run a story
+#   scripts/demo.sh --prepare       prepare only (what `cargo test -p txcoord-examples` needs)
 #
 # Prepared only when missing or older than their sources: redis-server (scripts/install-deps.sh;
 # not needed with REDIS_URL), the virtualenv with redis-py and maturin (pinned in
 # bindings-python/requirements-dev.txt) and a debug build of the Python package (maturin
 # develop, as scripts/test-python.sh does), node_modules (npm ci) and a debug build of the Node
-# addon (napi build, as scripts/test-node.sh does).
+# addon (napi build, as scripts/test-node.sh does). The txcoord CLI (debug) is built every time
+# (cargo does nothing when it is up to date).
 #
 # Needs: Rust (cargo), Python >= 3.9, Node >= 20 with npm. Environment: PYTHON (default
 # python3), TXCOORD_VENV (default .venv), REDIS_URL, CARGO (default cargo).
@@ -24,10 +32,12 @@ VENV="${TXCOORD_VENV:-$ROOT/.venv}"
 CARGO="${CARGO:-cargo}"
 
 prepare_only=0
+story=sagas
 case "${1:-}" in
   --prepare) prepare_only=1 ;;
+  sagas | locks) story="$1" ;;
   "") ;;
-  *) echo "usage: scripts/demo.sh [--prepare]" >&2; exit 2 ;;
+  *) echo "usage: scripts/demo.sh [--prepare | sagas | locks]" >&2; exit 2 ;;
 esac
 
 say() { echo "demo: $*" >&2; }
@@ -93,8 +103,11 @@ if stale bindings-node/txcoord.node core/src core/Cargo.toml bindings-node/src b
     --package-json-path package.json --dts ../target/demo/native.d.ts
 fi
 
+# The monitor sidecars of the saga story: target/debug/txcoord, beside the demo binary.
+"$CARGO" build -q --locked -p txcoord-cli
+
 if [ "$prepare_only" = 1 ]; then
-  say "ready: $VENV (txcoord, redis-py), bindings-node/txcoord.node, node_modules"
+  say "ready: $VENV (txcoord, redis-py), bindings-node/txcoord.node, node_modules, target/debug/txcoord"
   exit 0
 fi
-exec "$CARGO" run -q -p txcoord-examples --bin demo
+exec "$CARGO" run -q --locked -p txcoord-examples --bin demo -- "$story"

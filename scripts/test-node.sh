@@ -17,9 +17,20 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   TXCOORD_SKIP_BUILD=1 npm ci --no-audit --no-fund
 fi
 
-# The addon (debug) and its generated declarations, which must match the committed ones.
+# The addon (debug, with the test-only hooks `__panicForTests` and `__logForTests` that release
+# builds leave out) and its generated declarations. The committed native.d.ts is the release
+# surface: the generated one less the hooks' declarations, which must match it.
+mkdir -p target/test-node
 npx --no-install napi build --manifest-path bindings-node/Cargo.toml --output-dir bindings-node \
-  --package-json-path package.json --dts native.d.ts
+  --package-json-path package.json --features test-hooks --dts ../target/test-node/native.d.ts
+node -e '
+  const fs = require("node:fs")
+  const [from, to] = process.argv.slice(1)
+  const blocks = fs.readFileSync(from, "utf8").split("\n\n")
+  const kept = blocks.filter((b) => !/^export declare function __\w+ForTests\(/m.test(b))
+  if (kept.length !== blocks.length - 2) throw new Error(`expected 2 test-only declarations in ${from}`)
+  fs.writeFileSync(to, kept.join("\n\n"))
+' target/test-node/native.d.ts bindings-node/native.d.ts
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   if ! git diff --exit-code -- bindings-node/native.d.ts; then
     echo "test-node: bindings-node/native.d.ts changed when regenerated: commit the new version" >&2

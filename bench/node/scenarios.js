@@ -79,7 +79,7 @@ function config() {
 function txcoordInner() {
   const out = new Set(['publish', 'spublish'])
   for (const f of ['release.lua', 'release_hold.lua', 'extend.lua']) {
-    const src = fs.readFileSync(path.join(ROOT, 'core', 'src', 'lua', f), 'utf8')
+    const src = fs.readFileSync(path.join(ROOT, 'core', 'src', 'lock', 'lua', f), 'utf8')
     for (const m of src.matchAll(/redis\.p?call\(\s*['"](\w+)['"]/g)) out.add(m[1].toLowerCase())
   }
   return out

@@ -125,7 +125,7 @@ def txcoord_inner() -> set[str]:
     contended, fair or owned acquisitions."""
     out = {"publish", "spublish"}
     for name in ("release.lua", "release_hold.lua", "extend.lua"):
-        src = (ROOT / "core" / "src" / "lua" / name).read_text()
+        src = (ROOT / "core" / "src" / "lock" / "lua" / name).read_text()
         out.update(m.lower() for m in re.findall(r"redis\.p?call\(\s*['\"](\w+)['\"]", src))
     return out
 

@@ -32,7 +32,9 @@ pub use deadlock::JsSagaDeadlockDetector;
 pub use election::JsLeaderElection;
 pub use error::wrong_type;
 pub use lock::JsDistributedLock;
-pub use logging::{log_for_tests, set_log_level, set_log_sink, warn, LogRecord};
+#[cfg(feature = "test-hooks")]
+pub use logging::log_for_tests;
+pub use logging::{set_log_level, set_log_sink, warn, LogRecord};
 pub use manager::{CancelToken, JsLockManager};
 pub use saga::{saga_statuses, JsSagaRepository};
 pub use table::{constants, error_codes, option_table, OptionInfo};
@@ -40,6 +42,7 @@ pub use table::{constants, error_codes, option_table, OptionInfo};
 /// For the test suite only: panics, synchronously (`sync = true`, caught and thrown as an
 /// `Error`) or inside a future (the promise rejects with code `TXCOORD_INTERNAL`), to show that
 /// a panic never aborts the process.
+#[cfg(feature = "test-hooks")]
 #[napi_derive::napi(
     js_name = "__panicForTests",
     catch_unwind,

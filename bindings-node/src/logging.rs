@@ -249,6 +249,7 @@ pub fn warn(message: String) {
 /// For the test suite only: emits a tracing event at `level` (`error`, `warn`, `info`,
 /// `debug`) through the core's logging path, on the calling thread (so records of successive
 /// calls arrive in order).
+#[cfg(feature = "test-hooks")]
 #[napi(js_name = "__logForTests", catch_unwind)]
 pub fn log_for_tests(level: String, message: String) {
     match level.as_str() {

@@ -475,9 +475,5 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyLeader>()?;
     m.add_class::<PyLeaderElection>()?;
     m.add("SyncLeaderElection", py.get_type::<PySyncLeaderElection>())?;
-    m.add(
-        "DEFAULT_LEADER_TTL_MS",
-        txcoord::DEFAULT_LEADER_TTL.as_millis() as u64,
-    )?;
     Ok(())
 }

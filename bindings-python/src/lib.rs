@@ -43,12 +43,14 @@ fn after_fork() {
 }
 
 /// A future that panics when polled (the `txcoord::Result` type makes it usable by the bridge).
+#[cfg(feature = "test-hooks")]
 async fn panicking(site: &'static str) -> txcoord::Result<()> {
     panic!("test panic ({site})")
 }
 
 /// Raises the error a panic becomes, from synchronous code ("sync"), a blocking call
 /// ("blocking") or an awaitable ("async"). For the test suite.
+#[cfg(feature = "test-hooks")]
 #[pyfunction]
 #[pyo3(name = "_test_panic")]
 fn test_panic<'py>(py: Python<'py>, where_: &str) -> PyResult<Bound<'py, PyAny>> {
@@ -72,6 +74,7 @@ fn test_panic<'py>(py: Python<'py>, where_: &str) -> PyResult<Bound<'py, PyAny>>
 
 /// Emits a tracing event at `level` ("error", "warn", "info", "debug") through the core's
 /// logging path. For the test suite.
+#[cfg(feature = "test-hooks")]
 #[pyfunction]
 #[pyo3(name = "_test_log")]
 fn test_log(level: &str, message: &str) {
@@ -145,8 +148,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(binding_table, m)?)?;
 
     m.add_function(wrap_pyfunction!(bridge::use_plain_bridge, m)?)?;
-    m.add_function(wrap_pyfunction!(test_panic, m)?)?;
-    m.add_function(wrap_pyfunction!(test_log, m)?)?;
+    // Attributes, not exports: `__all__` stays the release build's.
+    #[cfg(feature = "test-hooks")]
+    {
+        m.setattr("_test_panic", wrap_pyfunction!(test_panic, m)?)?;
+        m.setattr("_test_log", wrap_pyfunction!(test_log, m)?)?;
+    }
     let before = wrap_pyfunction!(before_fork, m)?;
     let after = wrap_pyfunction!(after_fork, m)?;
     let kwargs = pyo3::types::PyDict::new(py);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! `txcoord graph`: the wait-for graph among sagas, as DOT with the cycles marked.
+//! `txcoord graph`: the wait-for graph among sagas, as DOT with the cycles marked; from Redis,
+//! or from a snapshot saved earlier with `--json`.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -19,10 +20,41 @@ pub struct Args {
     /// Exit with 3 when the graph has a deadlock.
     #[arg(long)]
     fail_on_deadlock: bool,
+    /// Read the graph from this file (as `--json` writes it; `-` for stdin) instead of Redis:
+    /// a snapshot taken while a deadlock stood, drawn later.
+    #[arg(long, value_name = "FILE")]
+    from: Option<std::path::PathBuf>,
 }
 
+impl Args {
+    /// Whether the graph is read from Redis (not from a file).
+    pub fn needs_redis(&self) -> bool {
+        self.from.is_none()
+    }
+}
+
+/// A graph as `--json` writes it (its `cycles` are found again).
+fn read_snapshot(path: &std::path::Path) -> Result<txcoord::WaitForGraph, String> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("--from -: {e}"))?
+    } else {
+        std::fs::read_to_string(path).map_err(|e| format!("--from {}: {e}", path.display()))?
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "--from {}: not a graph as `txcoord graph --json` writes it: {e}",
+            path.display()
+        )
+    })
+}
+
+/// A DOT string: quotes and backslashes escaped, line breaks as DOT's `\n`.
 fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    format!("\"{escaped}\"")
 }
 
 /// The graph as DOT: sagas as nodes (priority in the label), edges labelled with the lock and
@@ -47,7 +79,7 @@ pub fn dot(graph: &txcoord::WaitForGraph, cycles: &[Vec<String>]) -> String {
         out.push_str(&format!(
             "  {} [label={}{color}];\n",
             quote(&n.id),
-            quote(&format!("{}\\npriority {}", n.id, n.priority))
+            quote(&format!("{}\npriority {}", n.id, n.priority))
         ));
     }
     for e in &graph.edges {
@@ -64,14 +96,20 @@ pub fn dot(graph: &txcoord::WaitForGraph, cycles: &[Vec<String>]) -> String {
     out
 }
 
-pub async fn run(client: &txcoord::Client, args: Args) -> Outcome {
-    let detector = txcoord::SagaDeadlockDetector::new(
-        Arc::new(txcoord::RedisSagaRepository::new(client)),
-        Arc::new(txcoord::TracingLogger),
-        txcoord::DetectorOptions::new(),
-    )
-    .map_err(|e| e.to_string())?;
-    let graph = detector.wait_for_graph().await.map_err(|e| e.to_string())?;
+pub async fn run(client: Option<&txcoord::Client>, args: Args) -> Outcome {
+    let graph = match (&args.from, client) {
+        (Some(path), _) => read_snapshot(path)?,
+        (None, Some(client)) => {
+            let detector = txcoord::SagaDeadlockDetector::new(
+                Arc::new(txcoord::RedisSagaRepository::new(client)),
+                Arc::new(txcoord::TracingLogger),
+                txcoord::DetectorOptions::new(),
+            )
+            .map_err(|e| e.to_string())?;
+            detector.wait_for_graph().await.map_err(|e| e.to_string())?
+        }
+        (None, None) => return Err("--redis URL (or REDIS_URL) is required".into()),
+    };
     let cycles = graph.cycles();
     if args.json {
         println!(
@@ -113,7 +151,11 @@ mod tests {
     #[test]
     fn cycles_are_drawn_in_red() {
         let graph = txcoord::WaitForGraph {
-            nodes: vec![],
+            nodes: vec![txcoord::SagaNode {
+                id: "a".into(),
+                priority: 3,
+                since_ms: 0,
+            }],
             edges: vec![
                 txcoord::GraphEdge {
                     waiter: "a".into(),
@@ -138,6 +180,11 @@ mod tests {
         let d = dot(&graph, &cycles);
         assert!(
             d.contains("\"a\" -> \"b\" [label=\"lock:x (5 ms)\", color=red"),
+            "{d}"
+        );
+        // the label breaks its line with DOT's \n (one backslash, not an escaped one)
+        assert!(
+            d.contains("\"a\" [label=\"a\\npriority 3\", color=red"),
             "{d}"
         );
     }

@@ -55,22 +55,53 @@ fn client(cli: &Cli, url: &str) -> txcoord::Result<txcoord::Client> {
 /// Outcome of a command: `Ok(code)` or an error for one line on stderr.
 type Outcome = Result<u8, String>;
 
-async fn run(cli: Cli, url: String) -> Outcome {
-    let client = client(&cli, &url).map_err(|e| e.to_string())?;
-    match cli.command {
-        Command::Locks(a) => locks::run(&client, a).await,
-        Command::Graph(a) => graph::run(&client, a).await,
-        Command::Sagas(a) => sagas::run(&client, a).await,
-        Command::Monitor(a) => monitor::run(&client, a).await,
+impl Command {
+    /// Whether the command talks to Redis (`graph --from FILE` does not).
+    fn needs_redis(&self) -> bool {
+        match self {
+            Command::Graph(a) => a.needs_redis(),
+            _ => true,
+        }
     }
+}
+
+async fn run(cli: Cli) -> Outcome {
+    let client = match &cli.redis {
+        Some(url) => Some(client(&cli, url).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let redis = || {
+        client
+            .as_ref()
+            .ok_or_else(|| "--redis URL (or REDIS_URL) is required".to_string())
+    };
+    match cli.command {
+        Command::Locks(a) => locks::run(redis()?, a).await,
+        Command::Graph(a) => graph::run(client.as_ref(), a).await,
+        Command::Sagas(a) => sagas::run(redis()?, a).await,
+        Command::Monitor(a) => monitor::run(redis()?, a).await,
+    }
+}
+
+/// Log records (alerts of the log sink, warnings) on stderr; `RUST_LOG` overrides the level
+/// (`info` for txcoord by default, `warn` for the rest).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,txcoord=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Some(url) = cli.redis.clone() else {
+    init_logging();
+    if cli.redis.is_none() && cli.command.needs_redis() {
         eprintln!("txcoord: --redis URL (or the environment variable REDIS_URL) is required");
         return ExitCode::from(2);
-    };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -82,7 +113,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli, url)) {
+    match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
             eprintln!("txcoord: {message}");

@@ -81,6 +81,23 @@ async fn locks_graph_and_sagas_show_a_deadlock() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["cycles"][0].as_array().unwrap().len(), 3);
 
+    // the snapshot drawn later, without Redis: the same picture
+    let snapshot = std::env::temp_dir().join(format!("txcoord-graph-{}.json", std::process::id()));
+    std::fs::write(&snapshot, &o.stdout).unwrap();
+    let later = txcoord(None, &["graph", "--from", snapshot.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&snapshot);
+    assert!(later.status.success(), "{}", stderr(&later));
+    let redrawn = stdout(&later);
+    assert!(
+        redrawn.contains("\"saga-a\" -> \"saga-b\" [label=\"lock:y"),
+        "{redrawn}"
+    );
+    assert_eq!(
+        redrawn.matches("color=red, penwidth=2").count(),
+        2,
+        "{redrawn}"
+    );
+
     // locks: both held, with their owners, tokens and the other saga waiting
     let o = txcoord(Some(&server), &["locks", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -152,6 +169,10 @@ fn errors_are_one_line_with_meaningful_exit_codes() {
     );
     let o = txcoord(None, &["nonsense"]);
     assert_eq!(o.status.code(), Some(2));
+    // a snapshot that is not a graph: exit 1, naming the flag
+    let o = txcoord(None, &["graph", "--from", "/nonexistent/graph.json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with("txcoord: --from"), "{}", stderr(&o));
     // --help lists every command
     let help = stdout(&txcoord(None, &["--help"]));
     for cmd in ["locks", "graph", "sagas", "monitor"] {

@@ -58,7 +58,8 @@ pub use lock::{
     DEFAULT_TIMEOUT, DEFAULT_TTL, DEFAULT_WAITER_LEASE,
 };
 pub use metrics::{
-    serve_metrics, MetricNames, MetricsOptions, MetricsServer, TransactionMetricsCollector,
+    serve_metrics, MetricNames, MetricsOptions, MetricsServer, SeedMetric, SeedMetricKind,
+    SeedMetricSpec, SeedRegistry, TransactionMetricsCollector, SEED_METRICS,
 };
 pub use monitor::{
     MonitorMetrics, MonitorOptions, RecoveryHandlers, SagaMonitor, TickReport, DEFAULT_INTERVAL,

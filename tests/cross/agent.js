@@ -15,7 +15,7 @@ const readline = require('node:readline')
 
 const ROOT = path.resolve(__dirname, '..', '..')
 // The package as an application requires it (package.json "main": bindings-node/index.js).
-const { Client, LockManager } = require(ROOT)
+const { Client, LeaderElection, LockManager } = require(ROOT)
 const ioredis = require('ioredis5')
 const Redis = ioredis.Redis || ioredis.default || ioredis
 
@@ -45,6 +45,16 @@ class Agent {
         ? new LockManager(this.client)
         : new LockManager(this.client, { fallbackPoll: Number(poll), waiterLease: 4 * Number(poll) })
     this.locks = new Map()
+    // name -> { election, ttl } (ttl undefined: the default)
+    this.elections = new Map()
+    // The term each election was last won with (kept after the leadership ends: a deposed
+    // leader that writes anyway writes with it).
+    this.terms = new Map()
+    // What the events said last: the term this candidate leads with, per 'elected' and
+    // 'revoked' (what an application following them believes).
+    this.notified = new Map()
+    // Cancels the campaigns still waiting when the agent quits.
+    this.quitting = new AbortController()
     this.store = new Redis(url, { maxRetriesPerRequest: 1 })
     this.store.defineCommand('witness', { numberOfKeys: 1, lua: witnessSrc })
   }
@@ -76,6 +86,32 @@ class Agent {
       this.locks.set(resource, lock)
     }
     return lock
+  }
+
+  // This agent's candidate in the election `name` (candidate id: the agent's name), created by
+  // its first command on `name` (with the default ttl unless a campaign).
+  election(name, ttl) {
+    const known = this.elections.get(name)
+    if (known !== undefined) {
+      if (ttl !== undefined && ttl !== known.ttl) {
+        throw new Error(`the election ${name} was joined with ttl ${known.ttl}, not ${ttl}`)
+      }
+      return known.election
+    }
+    const options = { candidateId: this.name }
+    if (ttl !== undefined) options.ttl = ttl
+    const election = new LeaderElection(this.client, name, options)
+    election.on('elected', (term) => {
+      this.terms.set(name, term)
+      this.notified.set(name, term)
+      emit({ ev: 'elected', name, term, t_us: nowUs() })
+    })
+    election.on('revoked', (term) => {
+      if (this.notified.get(name) === term) this.notified.set(name, null)
+      emit({ ev: 'revoked', name, term, t_us: nowUs() })
+    })
+    this.elections.set(name, { election, ttl })
+    return election
   }
 
   async fencedWrite(witnessKey, token) {
@@ -182,6 +218,63 @@ class Agent {
         emit({ id, ev: 'cycle', rounds, acquired })
         break
       }
+      case 'campaign': {
+        const [name, ttl, timeout] = [args[0], Number(args[1]), Number(args[2])]
+        const election = this.election(name, ttl)
+        const before = this.client.stats()
+        const t0 = nowUs()
+        const ok = await election.campaign({ timeout, signal: this.quitting.signal })
+        const t = nowUs()
+        const after = this.client.stats()
+        const term = election.term
+        if (ok && term !== null) this.terms.set(name, term)
+        emit({
+          id,
+          ev: 'campaign',
+          ok,
+          term,
+          t0_us: t0,
+          t_us: t,
+          wake_notified: after.wakeNotified - before.wakeNotified,
+          wake_timer: after.wakeTimer - before.wakeTimer,
+        })
+        break
+      }
+      case 'resign': {
+        const election = this.election(args[0])
+        const t0 = nowUs()
+        await election.resign()
+        emit({ id, ev: 'resign', t0_us: t0, t_us: nowUs(), is_leader: election.isLeader })
+        break
+      }
+      case 'leader': {
+        const election = this.election(args[0])
+        const leader = await election.leader()
+        emit({
+          id,
+          ev: 'leader',
+          candidate_id: leader === null ? null : leader.candidateId,
+          term: leader === null ? null : leader.term,
+          remaining_ms: leader === null ? null : leader.remainingMs,
+          is_leader: election.isLeader,
+          own_term: election.term,
+        })
+        break
+      }
+      case 'lead': {
+        const [name, witnessKey] = args
+        const force = args[2] === 'force'
+        const election = this.election(name)
+        // The leader's protected action: a candidate that does not believe it leads stops here.
+        const isLeader = election.isLeader
+        const current = isLeader ? election.term : null
+        const term = current !== null ? current : (this.terms.get(name) ?? null)
+        const done = isLeader || force
+        const notified = this.notified.get(name) ?? null
+        const accepted = done ? await this.fencedWrite(witnessKey, term) : null
+        emit({ id, ev: 'lead', done, accepted, is_leader: isLeader, term, current_term: current, notified_term: notified })
+        break
+      }
       case 'stats':
       case 'ping': {
         // `ping`: the counters first, then a PING on the client's connection, so every attempt
@@ -197,7 +290,11 @@ class Agent {
   }
 
   async close() {
+    this.quitting.abort(new Error('the agent quits'))
     await this.manager.close()
+    for (const { election } of this.elections.values()) {
+      await election.resign().catch(() => {})
+    }
     this.store.disconnect()
     this.client.close()
   }

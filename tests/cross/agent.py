@@ -45,6 +45,13 @@ class Agent:
                 self.client, fallback_poll_ms=int(poll), waiter_lease_ms=4 * int(poll)
             )
         self.locks: dict[str, txcoord.DistributedLock] = {}
+        self.elections: dict[str, tuple[txcoord.LeaderElection, int | None]] = {}
+        # The term each election was last won with (kept after the leadership ends: a
+        # deposed leader that writes anyway writes with it).
+        self.terms: dict[str, int] = {}
+        # What the callbacks said last: the term this candidate leads with, per on_elected
+        # and on_revoked (what an application following them believes).
+        self.notified: dict[str, int | None] = {}
         self.store = aioredis.Redis.from_url(url)
         self.witness = self.store.register_script(witness_src)
 
@@ -85,6 +92,37 @@ class Agent:
             box.append(lock)
             self.locks[resource] = lock
         return lock
+
+    def election(self, name: str, ttl_ms: int | None = None) -> txcoord.LeaderElection:
+        """This agent's candidate in the election `name` (candidate id: the agent's name),
+        created by its first command on `name` (with the default ttl unless a campaign)."""
+        known = self.elections.get(name)
+        if known is not None:
+            election, ttl = known
+            if ttl_ms is not None and ttl_ms != ttl:
+                raise RuntimeError(f"the election {name} was joined with ttl_ms={ttl}, not {ttl_ms}")
+            return election
+
+        def on_elected(term: int) -> None:
+            self.terms[name] = term
+            self.notified[name] = term
+            emit(ev="elected", name=name, term=term, t_us=now_us())
+
+        def on_revoked(term: int) -> None:
+            if self.notified.get(name) == term:
+                self.notified[name] = None
+            emit(ev="revoked", name=name, term=term, t_us=now_us())
+
+        if ttl_ms is None:
+            election = txcoord.LeaderElection(
+                self.client, name, candidate_id=self.name, on_elected=on_elected, on_revoked=on_revoked
+            )
+        else:
+            election = txcoord.LeaderElection(
+                self.client, name, ttl_ms=ttl_ms, candidate_id=self.name, on_elected=on_elected, on_revoked=on_revoked
+            )
+        self.elections[name] = (election, ttl_ms)
+        return election
 
     async def fenced_write(self, witness_key: str, token: int | None) -> bool:
         if token is None:
@@ -185,6 +223,65 @@ class Agent:
                     t_rel_us=t_rel,
                 )
             emit(id=cid, ev="cycle", rounds=rounds, acquired=acquired)
+        elif verb == "campaign":
+            name, ttl_ms, timeout_ms = args[0], int(args[1]), int(args[2])
+            election = self.election(name, ttl_ms)
+            before = self.stats()
+            t0 = now_us()
+            ok = await election.campaign(timeout_ms)
+            t = now_us()
+            after = self.stats()
+            term = election.term
+            if ok and term is not None:
+                self.terms[name] = term
+            emit(
+                id=cid,
+                ev="campaign",
+                ok=ok,
+                term=term,
+                t0_us=t0,
+                t_us=t,
+                wake_notified=after["wake_notified"] - before["wake_notified"],
+                wake_timer=after["wake_timer"] - before["wake_timer"],
+            )
+        elif verb == "resign":
+            election = self.election(args[0])
+            t0 = now_us()
+            await election.resign()
+            emit(id=cid, ev="resign", t0_us=t0, t_us=now_us(), is_leader=election.is_leader)
+        elif verb == "leader":
+            election = self.election(args[0])
+            leader = await election.leader()
+            emit(
+                id=cid,
+                ev="leader",
+                candidate_id=leader.candidate_id if leader else None,
+                term=leader.term if leader else None,
+                remaining_ms=leader.remaining_ms if leader else None,
+                is_leader=election.is_leader,
+                own_term=election.term,
+            )
+        elif verb == "lead":
+            name, witness_key = args[0], args[1]
+            force = args[2:3] == ["force"]
+            election = self.election(name)
+            # The leader's protected action: a candidate that does not believe it leads stops here.
+            is_leader = election.is_leader
+            current = election.term if is_leader else None
+            term = current if current is not None else self.terms.get(name)
+            done = is_leader or force
+            notified = self.notified.get(name)
+            accepted = await self.fenced_write(witness_key, term) if done else None
+            emit(
+                id=cid,
+                ev="lead",
+                done=done,
+                accepted=accepted,
+                is_leader=is_leader,
+                term=term,
+                current_term=current,
+                notified_term=notified,
+            )
         elif verb in ("stats", "ping"):
             # `ping`: the counters first, then a PING on the client's connection, so every
             # attempt counted has been answered by Redis when the reply arrives.
@@ -203,8 +300,14 @@ class Agent:
 
     async def close(self) -> int:
         failures = await self.manager.aclose()
+        resign_failures = 0
+        for election, _ in self.elections.values():
+            try:
+                await election.resign()
+            except txcoord.TxcoordError:
+                resign_failures += 1
         await self.store.aclose()
-        return len(failures)
+        return len(failures) + resign_failures
 
 
 async def main() -> None:

@@ -3,12 +3,20 @@
 // TypeScript compiler's own parser (the project's dev dependency): exported classes with their
 // constructors, methods (with parameters, options objects expanded) and properties, exported
 // interfaces (their fields with their doc comments), type aliases that are unions of string
-// literals, and exported constants. Used by test_parity.py.
+// literals, exported constants, and enumerations (an exported constant object of string
+// literals: `declare const SagaStatus: { readonly PENDING: 'PENDING', ... }`). Used by
+// test_parity.py.
+//
+// An options object is a parameter typed as an inline object type or as an interface named
+// `...Options` (`options?: SaveOptions`): its fields are the call's named options. A parameter
+// of any other interface type (`saga: SagaRecordInput`, `sagaRepository: SagaRepository`) is
+// one value.
 //
 //   node dts_surface.js <file.d.ts>              the declared surface
 //   node dts_surface.js --runtime <module.js>    the members the module's classes have at runtime
-//   node dts_surface.js --constants <module.js>  the module's constants, and the core's tables as
-//                                                its native part (native.js beside it) gives them
+//   node dts_surface.js --constants <module.js>  the module's constants and enumerations, and the
+//                                                core's tables as its native part (native.js
+//                                                beside it) gives them
 'use strict'
 
 const fs = require('node:fs')
@@ -110,9 +118,23 @@ function surface(file) {
     return inherited.filter((f) => !own.some((o) => o.name === f.name)).concat(own)
   }
 
+  // Whether a parameter's type is an options object (see the header), `| undefined` aside.
+  function isOptions(type) {
+    if (!type) return false
+    if (ts.isParenthesizedTypeNode(type)) return isOptions(type.type)
+    if (ts.isUnionTypeNode(type)) {
+      const parts = type.types.filter(
+        (t) => !(t.kind === ts.SyntaxKind.UndefinedKeyword || (ts.isLiteralTypeNode(t) && t.literal.kind === ts.SyntaxKind.NullKeyword)),
+      )
+      return parts.length === 1 && isOptions(parts[0])
+    }
+    if (ts.isTypeLiteralNode(type)) return true
+    return ts.isTypeReferenceNode(type) && ts.isIdentifier(type.typeName) && /Options$/.test(type.typeName.text)
+  }
+
   function params(node) {
     return node.parameters.map((p) => {
-      const fields = fieldsOf(p.type)
+      const fields = isOptions(p.type) ? fieldsOf(p.type) : null
       return {
         name: p.name.getText(sf),
         optional: Boolean(p.questionToken || p.initializer || p.dotDotDotToken),
@@ -182,15 +204,35 @@ function surface(file) {
     if (lits !== null) unions[name] = lits
   }
   const constants = []
+  const enums = {}
   for (const st of sf.statements) {
     if (!ts.isVariableStatement(st) || !isExported(st)) continue
-    for (const d of st.declarationList.declarations) constants.push(d.name.getText(sf))
+    for (const d of st.declarationList.declarations) {
+      const members = enumMembers(d.type)
+      if (members === null) constants.push(d.name.getText(sf))
+      else enums[d.name.getText(sf)] = members
+    }
   }
-  return { classes, interfaces: ifaces, unions, constants }
+  return { classes, interfaces: ifaces, unions, constants, enums }
+}
+
+// `{ readonly PENDING: 'PENDING', ... }` → `{ PENDING: 'PENDING', ... }`, else null.
+function enumMembers(type) {
+  if (!type || !ts.isTypeLiteralNode(type) || type.members.length === 0) return null
+  const out = {}
+  for (const m of type.members) {
+    if (!ts.isPropertySignature(m) || !m.type || !ts.isLiteralTypeNode(m.type) || !ts.isStringLiteral(m.type.literal)) {
+      return null
+    }
+    out[m.name.getText()] = m.type.literal.text
+  }
+  return out
 }
 
 // The public members the classes a module exports have at runtime (own and inherited from
-// the package's own prototypes; Object and EventEmitter members are left out).
+// the package's own prototypes; Object and EventEmitter members are left out), and for an
+// EventEmitter the methods it inherits from EventEmitter (which its declaration may restate
+// with its events' types).
 function runtime(file) {
   const { EventEmitter } = require('node:events')
   const mod = require(path.resolve(file))
@@ -213,21 +255,34 @@ function runtime(file) {
       }
     }
     const statics = Object.getOwnPropertyNames(value).filter((k) => !['length', 'name', 'prototype'].includes(k))
-    out[name] = { members, statics }
+    const emitter = value.prototype instanceof EventEmitter
+    const inherited = emitter
+      ? Object.getOwnPropertyNames(EventEmitter.prototype).filter((k) => k !== 'constructor' && !(k in members))
+      : []
+    out[name] = { members, statics, extends: emitter ? ['EventEmitter'] : [], inherited }
   }
   return out
 }
 
-// The module's constants (its upper-case exports that are numbers), and the core's tables as
-// the native part beside it gives them.
+// The module's constants (its upper-case exports), its enumerations (frozen objects of
+// strings, as `SagaStatus`), and the core's tables as the native part beside it gives them.
 function constants(file) {
   const mod = require(path.resolve(file))
   const native = require(path.join(path.dirname(path.resolve(file)), 'native.js'))
   const exports = {}
+  const enums = {}
   for (const [name, value] of Object.entries(mod)) {
     if (/^[A-Z][A-Z0-9_]*$/.test(name)) exports[name] = value
+    else if (
+      value !== null &&
+      typeof value === 'object' &&
+      Object.isFrozen(value) &&
+      Object.values(value).every((v) => typeof v === 'string')
+    ) {
+      enums[name] = { ...value }
+    }
   }
-  return { exports, table: { constants: native.constants(), options: native.optionTable() } }
+  return { exports, enums, table: { constants: native.constants(), options: native.optionTable() } }
 }
 
 const args = process.argv.slice(2)

@@ -12,12 +12,23 @@ Names are normalised before they are compared:
   `additional_time_ms` ↔ `additionalTime`, `remaining_validity_ms` ↔ `remainingValidity`,
   `fallback_poll_ms` ↔ `fallbackPoll`);
 - Python's keyword-only arguments correspond to the fields of a JS options object
-  (`owner_id=` ↔ `{ ownerId }`), its positional arguments to JS positional parameters;
+  (`owner_id=` ↔ `{ ownerId }`), its positional arguments to JS positional parameters. An
+  options object is a parameter typed as an inline object type or as an interface named
+  `…Options`; a parameter of another interface type is one value (`save(saga: SagaRecordInput,
+  options?: SaveOptions)` ↔ `save(saga, *, expected_version=None, term=None,
+  guard_finished=False)`);
 - `__new__` ↔ `constructor`; the async close of the async API is spelled `aclose` in Python
   (PEP 525, `contextlib.aclosing`) ↔ `close`;
 - pseudo-members: `<scope>` is `async with`/`with` (`__aenter__`/`__enter__`) ↔
   `[Symbol.asyncDispose]`/`[Symbol.dispose]`; `<event:NAME>` is an EventEmitter event the JS
   class declares (`on('lost', ...)`), which Python has no counterpart of.
+
+Value types are classes in Python and plain objects in JS: a Python class that index.d.ts
+declares no class of is compared with the exported interface of its name (`SagaRecord`,
+`DeadlockCycle`, `Leader`, ...), field by field both ways (`waited_ms` ↔ `waitedMs`), and its
+constructor with the fields of the interface `<Name>Input` where there is one (which exist,
+which are required). String enumerations (Python `class SagaStatus(str, Enum)`, JS `declare
+const SagaStatus: { readonly PENDING: 'PENDING', ... }`) are compared member by member.
 
 Beyond the classes, the check compares both packages against the core's tables
 (`binding::options`, read from the native modules: `txcoord._native._binding_table()` and the
@@ -39,310 +50,31 @@ import ast
 import importlib
 import json
 import re
-import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-PY_PKG = ROOT / "bindings-python" / "python" / "txcoord"
-PYI = PY_PKG / "_native.pyi"
-PY_INIT = PY_PKG / "__init__.py"
-PY_SYNC = PY_PKG / "sync.py"
-DTS = ROOT / "bindings-node" / "index.d.ts"
-NODE_INDEX = ROOT / "bindings-node" / "index.js"
-CORE_ERRORS = ROOT / "core" / "src" / "error.rs"
-CORE_CLIENT = ROOT / "core" / "src" / "client" / "stats.rs"
+from parity_read import (
+    CORE_CLIENT,
+    CORE_ERRORS,
+    DTS,
+    HERE,
+    NODE_INDEX,
+    PY_INIT,
+    PY_SYNC,
+    PYI,
+    Classes,
+    Member,
+    Param,
+    PythonStubs,
+    camel_to_snake,
+    js_classes,
+    js_values,
+    read_dts,
+    read_node_constants,
+)
+
 EXCLUSIONS = HERE / "parity-exceptions.toml"
-
-EVENT_METHODS = {"on", "once", "addListener", "prependListener", "prependOnceListener", "off", "removeListener"}
-SCOPE_PY = {"__aenter__", "__enter__"}
-SCOPE_PY_EXIT = {"__aexit__", "__exit__"}
-SCOPE_JS = {"[Symbol.asyncDispose]", "[Symbol.dispose]"}
-
-
-# -- the normalised model -----------------------------------------------------------------------
-
-
-@dataclass
-class Param:
-    key: str  # normalised
-    name: str  # as spelled
-    positional: bool  # else keyword-only (Python) / an options-object field (JS)
-    required: bool
-    literals: Optional[frozenset[str]] = None
-    default: Optional[str] = None  # a stub's literal default, as the core's table spells it
-
-
-@dataclass
-class Member:
-    key: str  # normalised
-    name: str  # as spelled
-    kind: str  # constructor, method, property, scope, event
-    is_async: Optional[bool] = None
-    returns_value: Optional[bool] = None
-    params: list[Param] = field(default_factory=list)
-    literals: Optional[frozenset[str]] = None
-
-
-Classes = dict[str, dict[str, Member]]  # public class name -> member key -> member
-
-
-def camel_to_snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
-
-
-def py_key(name: str) -> str:
-    return name[: -len("_ms")] if name.endswith("_ms") else name
-
-
-# -- Python: the stubs, read with ast -------------------------------------------------------------
-
-
-class PythonStubs:
-    def __init__(self, pyi: Path, init: Path, sync: Path) -> None:
-        tree = ast.parse(pyi.read_text(encoding="utf-8"))
-        self.classes: dict[str, ast.ClassDef] = {}
-        self.aliases: dict[str, ast.expr] = {}
-        self.constants: list[str] = []  # module-level upper-case names
-        for node in tree.body:
-            if isinstance(node, ast.ClassDef):
-                self.classes[node.name] = node
-            elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                self.aliases[node.targets[0].id] = node.value
-            elif (
-                isinstance(node, ast.AnnAssign)
-                and isinstance(node.target, ast.Name)
-                and re.fullmatch(r"[A-Z][A-Z0-9_]*", node.target.id)
-            ):
-                self.constants.append(node.target.id)
-        self.async_exports = self._exports(init)
-        self.sync_exports = self._exports(sync)
-
-    @staticmethod
-    def _exports(module: Path) -> dict[str, str]:
-        """Public name -> `_native` name, from the module's `from ._native import ...`."""
-        out: dict[str, str] = {}
-        for node in ast.parse(module.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.ImportFrom) and node.module == "_native" and node.level == 1:
-                for alias in node.names:
-                    public = alias.asname or alias.name
-                    if not public.startswith("_"):
-                        out[public] = alias.name
-        return out
-
-    def is_exception(self, name: str) -> bool:
-        cls = self.classes.get(name)
-        if cls is None:
-            return name.endswith("Error") or name in ("Exception", "BaseException")
-        return any(isinstance(b, ast.Name) and self.is_exception(b.id) for b in cls.bases)
-
-    def literals(self, node: Optional[ast.expr], seen: frozenset[str] = frozenset()) -> Optional[frozenset[str]]:
-        """The strings a `Literal[...]` annotation (through aliases, `| None`) allows, else None."""
-        if node is None:
-            return None
-        if isinstance(node, ast.Constant) and node.value is None:
-            return frozenset()
-        if isinstance(node, ast.Name):
-            if node.id in self.aliases and node.id not in seen:
-                return self.literals(self.aliases[node.id], seen | {node.id})
-            return None
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-            left, right = self.literals(node.left, seen), self.literals(node.right, seen)
-            return None if left is None or right is None else left | right
-        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
-            elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-            if node.value.id == "Literal":
-                if all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in elts):
-                    return frozenset(e.value for e in elts if isinstance(e, ast.Constant) and isinstance(e.value, str))
-                return None
-            if node.value.id in ("Optional", "Union"):
-                parts = [self.literals(e, seen) for e in elts]
-                if any(p is None for p in parts):
-                    return None
-                return frozenset().union(*(p for p in parts if p is not None))
-        return None
-
-    @staticmethod
-    def _returns(node: Optional[ast.expr]) -> tuple[bool, bool]:
-        """(is async, returns a value) of a return annotation."""
-        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in ("Coroutine", "Awaitable"):
-            elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-            result = elts[-1]
-            return True, not (isinstance(result, ast.Constant) and result.value is None)
-        return False, not (node is None or (isinstance(node, ast.Constant) and node.value is None))
-
-    @staticmethod
-    def _default(node: Optional[ast.expr]) -> Optional[str]:
-        """A literal default as the core's table spells defaults (`30000`, `false`), else None."""
-        if isinstance(node, ast.Constant) and isinstance(node.value, bool):
-            return "true" if node.value else "false"
-        if isinstance(node, ast.Constant) and isinstance(node.value, int):
-            return str(node.value)
-        if (
-            isinstance(node, ast.UnaryOp)
-            and isinstance(node.op, ast.USub)
-            and isinstance(node.operand, ast.Constant)
-            and isinstance(node.operand.value, int)
-        ):
-            return f"-{node.operand.value}"
-        return None
-
-    def _params(self, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> list[Param]:
-        a = fn.args
-        positional = a.posonlyargs + a.args
-        defaults: list[Optional[ast.expr]] = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)
-        out = [
-            Param(py_key(p.arg), p.arg, True, d is None, self.literals(p.annotation), self._default(d))
-            for p, d in zip(positional[1:], defaults[1:])  # self / cls
-        ]
-        out += [
-            Param(py_key(p.arg), p.arg, False, d is None, self.literals(p.annotation), self._default(d))
-            for p, d in zip(a.kwonlyargs, a.kw_defaults)
-        ]
-        return out
-
-    def members(self, native_name: str, is_async_surface: bool) -> dict[str, Member]:
-        out: dict[str, Member] = {}
-        for node in self.classes[native_name].body:
-            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                # a declared attribute reads like a property
-                name = node.target.id
-                if not name.startswith("_"):
-                    out[py_key(name)] = Member(py_key(name), name, "property", literals=self.literals(node.annotation))
-                continue
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                continue
-            name = node.name
-            decorators = {d.id for d in node.decorator_list if isinstance(d, ast.Name)}
-            if name in ("__new__", "__init__"):
-                out["<constructor>"] = Member("<constructor>", name, "constructor", params=self._params(node))
-            elif name in SCOPE_PY:
-                out["<scope>"] = Member("<scope>", name, "scope")
-            elif name.startswith("_"):
-                continue  # private, or a dunder covered above (__aexit__ with __aenter__)
-            elif "property" in decorators:
-                key = py_key(name)
-                out[key] = Member(key, name, "property", literals=self.literals(node.returns))
-            else:
-                is_async, returns_value = self._returns(node.returns)
-                if isinstance(node, ast.AsyncFunctionDef):
-                    is_async, returns_value = True, self._returns(node.returns)[1]
-                key = py_key(name)
-                if is_async_surface and is_async and name == "aclose":
-                    key = "close"
-                out[key] = Member(key, name, "method", is_async, returns_value, self._params(node))
-        return out
-
-    def surface(self, exports: dict[str, str], is_async_surface: bool) -> Classes:
-        return {
-            public: self.members(native, is_async_surface)
-            for public, native in exports.items()
-            if native in self.classes and not self.is_exception(native)
-        }
-
-    def exception_classes(self, exports: dict[str, str]) -> dict[str, str]:
-        return {public: native for public, native in exports.items() if native in self.classes and self.is_exception(native)}
-
-    def exception_attributes(self, native_name: str) -> set[str]:
-        """The attributes a stub exception class declares, with those of its stub bases."""
-        cls = self.classes[native_name]
-        attrs = {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
-        for base in cls.bases:
-            if isinstance(base, ast.Name) and base.id in self.classes:
-                attrs |= self.exception_attributes(base.id)
-        return attrs
-
-
-# -- JS: index.d.ts, read by dts_surface.js -------------------------------------------------------
-
-
-def read_dts(dts: Path) -> dict[str, Any]:
-    out = subprocess.run(
-        ["node", str(HERE / "dts_surface.js"), str(dts)], capture_output=True, text=True, timeout=120, check=False
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"dts_surface.js failed on {dts}:\n{out.stderr}")
-    data: dict[str, Any] = json.loads(out.stdout)
-    return data
-
-
-def read_node_constants(index_js: Path) -> dict[str, Any]:
-    """`{"exports": {name: value}, "table": {"constants": ..., "options": [...]}}` of the Node
-    package: its constant exports, and the core's tables as its native addon gives them."""
-    out = subprocess.run(
-        ["node", str(HERE / "dts_surface.js"), "--constants", str(index_js)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"dts_surface.js --constants failed on {index_js}:\n{out.stderr}")
-    data: dict[str, Any] = json.loads(out.stdout)
-    return data
-
-
-def read_node_runtime(index_js: Path) -> dict[str, Any]:
-    out = subprocess.run(
-        ["node", str(HERE / "dts_surface.js"), "--runtime", str(index_js)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"dts_surface.js --runtime failed on {index_js}:\n{out.stderr}")
-    data: dict[str, Any] = json.loads(out.stdout)
-    return data
-
-
-def _js_literals(values: Optional[list[str]]) -> Optional[frozenset[str]]:
-    return None if values is None else frozenset(values)
-
-
-def _js_params(params: list[dict[str, Any]]) -> list[Param]:
-    out: list[Param] = []
-    for p in params:
-        if p["fields"] is not None:  # an options object: its fields are the keyword arguments
-            out += [
-                Param(camel_to_snake(f["name"]), f["name"], False, not f["optional"], _js_literals(f["literals"]))
-                for f in p["fields"]
-            ]
-        else:
-            out.append(Param(camel_to_snake(p["name"]), p["name"], True, not p["optional"], _js_literals(p["literals"])))
-    return out
-
-
-def js_classes(dts: dict[str, Any]) -> Classes:
-    out: Classes = {}
-    for cls in dts["classes"]:
-        members: dict[str, Member] = {}
-        for m in cls["members"]:
-            if m.get("static"):
-                key = f"static {camel_to_snake(m['name'])}"
-                members[key] = Member(key, m["name"], m["kind"])
-            elif m["kind"] == "constructor":
-                members["<constructor>"] = Member("<constructor>", "constructor", "constructor", params=_js_params(m["params"]))
-            elif m["kind"] == "method" and m["name"] in EVENT_METHODS:
-                events = m["params"][0]["literals"] if m["params"] else None
-                for ev in events or []:  # the generic (string | symbol) overload is EventEmitter's
-                    members[f"<event:{ev}>"] = Member(f"<event:{ev}>", f"on('{ev}')", "event")
-            elif m["name"] in SCOPE_JS:
-                members["<scope>"] = Member("<scope>", m["name"], "scope")
-            elif m["kind"] == "method":
-                key = camel_to_snake(m["name"])
-                if key not in members:  # overloads: the first declaration speaks for them
-                    members[key] = Member(
-                        key, m["name"], "method", m["returns"]["async"], not m["returns"]["void"], _js_params(m["params"])
-                    )
-            else:
-                key = camel_to_snake(m["name"])
-                members[key] = Member(key, m["name"], "property", literals=_js_literals(m.get("literals")))
-        out[cls["name"]] = members
-    return out
-
 
 # -- comparing ---------------------------------------------------------------------------------------
 
@@ -360,10 +92,19 @@ def _call(cls: str, member: Member, param: Param) -> str:
     return f"{cls}({param.name})" if member.kind == "constructor" else f"{_label(cls, member)}({param.name})"
 
 
-def compare_classes(surface: str, py: Classes, js: Classes, compare_async: bool) -> list[str]:
+def compare_classes(
+    surface: str, py: Classes, js: Classes, compare_async: bool, values: Optional[Classes] = None
+) -> list[str]:
+    """The classes of one Python surface against the JS classes; a Python class without a JS
+    class of its name is compared, as a value type, with the JS interface of its name (`values`,
+    from js_values) if there is one."""
     diffs: list[str] = []
+    values = values or {}
     for name in sorted(set(py) - set(js)):
-        diffs.append(f"{surface}: class {name}: python only")
+        if name in values:
+            diffs += _compare_value(surface, name, py[name], values[name])
+        else:
+            diffs.append(f"{surface}: class {name}: python only")
     for name in sorted(set(js) - set(py)):
         diffs.append(f"{surface}: class {name}: js only")
     for cname in sorted(set(py) & set(js)):
@@ -374,6 +115,42 @@ def compare_classes(surface: str, py: Classes, js: Classes, compare_async: bool)
             diffs.append(f"{surface}: {_label(cname, jm[key])}: js only")
         for key in sorted(set(pm) & set(jm)):
             diffs += _compare_member(surface, cname, pm[key], jm[key], compare_async)
+    return diffs
+
+
+def _compare_value(surface: str, cname: str, pm: dict[str, Member], jm: dict[str, Member]) -> list[str]:
+    """A Python value class against a JS interface: its fields both ways, and the Python
+    constructor against the fields of `<Name>Input` where JS declares one (which arguments
+    exist and which are required; a plain object has no positions)."""
+    diffs: list[str] = []
+    pf = {k: m for k, m in pm.items() if m.kind != "constructor"}
+    jf = {k: m for k, m in jm.items() if m.kind != "constructor"}
+    for key in sorted(set(pf) - set(jf)):
+        diffs.append(f"{surface}: {_label(cname, pf[key])}: python only")
+    for key in sorted(set(jf) - set(pf)):
+        diffs.append(f"{surface}: {_label(cname, jf[key])}: js only")
+    for key in sorted(set(pf) & set(jf)):
+        diffs += _compare_member(surface, cname, pf[key], jf[key], compare_async=False)
+    if "<constructor>" in pm and "<constructor>" in jm:
+        diffs += _compare_params(surface, cname, pm["<constructor>"], jm["<constructor>"], positions=False)
+    return diffs
+
+
+def compare_enums(surface: str, py: dict[str, dict[str, str]], js: dict[str, dict[str, str]]) -> list[str]:
+    """String enumerations (a Python `str` Enum, a JS frozen object): members and values."""
+    diffs: list[str] = []
+    for name in sorted(set(py) - set(js)):
+        diffs.append(f"{surface}: enum {name}: python only")
+    for name in sorted(set(js) - set(py)):
+        diffs.append(f"{surface}: enum {name}: js only")
+    for name in sorted(set(py) & set(js)):
+        for member in sorted(set(py[name]) - set(js[name])):
+            diffs.append(f"{surface}: {name}.{member}: python only")
+        for member in sorted(set(js[name]) - set(py[name])):
+            diffs.append(f"{surface}: {name}.{member}: js only")
+        for member in sorted(set(py[name]) & set(js[name])):
+            if py[name][member] != js[name][member]:
+                diffs.append(f"{surface}: {name}.{member}: {py[name][member]!r} in python, {js[name][member]!r} in js")
     return diffs
 
 
@@ -394,6 +171,14 @@ def _compare_member(surface: str, cname: str, p: Member, j: Member, compare_asyn
             diffs.append(f"{where}: value {v!r} js only")
     if p.kind not in ("method", "constructor"):
         return diffs
+    return diffs + _compare_params(surface, cname, p, j, positions=True)
+
+
+def _compare_params(surface: str, cname: str, p: Member, j: Member, positions: bool) -> list[str]:
+    """The parameters of a method or constructor; `positions`: also positional against named,
+    and the order of the positional ones."""
+    where = f"{surface}: {_label(cname, p)}"
+    diffs: list[str] = []
     pp = {x.key: x for x in p.params}
     jp = {x.key: x for x in j.params}
     for x in p.params:
@@ -406,7 +191,7 @@ def _compare_member(surface: str, cname: str, p: Member, j: Member, compare_asyn
         b = jp.get(a.key)
         if b is None:
             continue
-        if a.positional != b.positional:
+        if positions and a.positional != b.positional:
             how = "positional in python, an option in js" if a.positional else "keyword-only in python, positional in js"
             diffs.append(f"{surface}: {_call(cname, p, a)}: {how}")
         if a.required != b.required:
@@ -417,7 +202,7 @@ def _compare_member(surface: str, cname: str, p: Member, j: Member, compare_asyn
             )
     common_py = [x.key for x in p.params if x.positional and x.key in jp and jp[x.key].positional]
     common_js = [x.key for x in j.params if x.positional and x.key in pp and pp[x.key].positional]
-    if common_py != common_js:
+    if positions and common_py != common_js:
         diffs.append(f"{where}: positional order ({', '.join(common_py)}) in python, ({', '.join(common_js)}) in js")
     return diffs
 
@@ -641,9 +426,11 @@ def runtime_python_constants() -> dict[str, Any]:
 def differences(inputs: Inputs) -> list[str]:
     stubs = PythonStubs(inputs.pyi, inputs.init, inputs.sync)
     dts = read_dts(inputs.dts)
-    js = js_classes(dts)
-    diffs = compare_classes("txcoord", stubs.surface(stubs.async_exports, True), js, compare_async=True)
-    diffs += compare_classes("txcoord.sync", stubs.surface(stubs.sync_exports, False), js, compare_async=False)
+    js, values = js_classes(dts), js_values(dts)
+    diffs: list[str] = []
+    for surface, exports, is_async in (("txcoord", stubs.async_exports, True), ("txcoord.sync", stubs.sync_exports, False)):
+        diffs += compare_classes(surface, stubs.surface(exports, is_async), js, is_async, values)
+        diffs += compare_enums(surface, stubs.enums(exports), dts["enums"])
     codes = inputs.python_codes
     if codes is None:
         codes = runtime_python_codes(sorted(stubs.exception_classes(stubs.async_exports)))

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import parity
+import parity_read
 from parity import Inputs
 
 
@@ -59,7 +60,8 @@ def test_the_reviewed_list_is_well_formed() -> None:
 
 def _copies(tmp_path: Path) -> Inputs:
     out = {}
-    for name, src in [("pyi", parity.PYI), ("init", parity.PY_INIT), ("sync", parity.PY_SYNC), ("dts", parity.DTS)]:
+    sources = [("pyi", parity_read.PYI), ("init", parity_read.PY_INIT), ("sync", parity_read.PY_SYNC), ("dts", parity_read.DTS)]
+    for name, src in sources:
         dst = tmp_path / f"{name}-{src.name}"
         shutil.copyfile(src, dst)
         out[name] = dst
@@ -129,7 +131,7 @@ INJECTIONS: list[tuple[str, tuple[str, str, str], set[str]]] = [
         "an error attribute added to the stubs",
         ("pyi", '    """The loss reason of a LockLostError."""\n',
          '    """The loss reason of a LockLostError."""\n    retry_after_ms: int | None\n'),
-        {"errors: TxcoordError.retry_after_ms: python only", "errors: LockLostError.retry_after_ms: python only"},
+        {f"errors: {e}.retry_after_ms: python only" for e in ("TxcoordError", "LockLostError", "DeadlockVictimError")},
     ),
     (
         "a class exported by txcoord.sync only",
@@ -166,6 +168,32 @@ INJECTIONS: list[tuple[str, tuple[str, str, str], set[str]]] = [
         ("pyi", "DEFAULT_DEADLOCK_TIMEOUT_MS: Final[int]\n", ""),
         {"constants: DEFAULT_DEADLOCK_TIMEOUT_MS: only in js and core"},
     ),
+    (
+        "a field removed from an interface a Python value class matches",
+        ("dts", "  /** How long its lease has left, in ms. */\n  remainingMs: number\n", ""),
+        {f"{s}: Leader.remaining_ms: python only" for s in BOTH},
+    ),
+    (
+        "a field added to a Python value class",
+        ("pyi", "    @property\n    def average_duration(self) -> float:\n",
+         "    @property\n    def median_duration(self) -> float: ...\n    @property\n    def average_duration(self) -> float:\n"),
+        {f"{s}: SagaStatistics.median_duration: python only" for s in BOTH},
+    ),
+    (
+        "a field dropped from the record JS accepts",
+        ("dts", "  retryCount?: number | null\n", ""),
+        {f"{s}: SagaRecord(retry_count): python only" for s in BOTH},
+    ),
+    (
+        "a status added to the JS enumeration",
+        ("dts", "  readonly FAILED: 'FAILED'\n", "  readonly FAILED: 'FAILED'\n  readonly PAUSED: 'PAUSED'\n"),
+        {f"{s}: SagaStatus.PAUSED: js only" for s in BOTH},
+    ),
+    (
+        "an option dropped beside a record parameter in index.d.ts",
+        ("dts", "  guardFinished?: boolean\n", ""),
+        {f"{s}: RedisSagaRepository.save(guard_finished): python only" for s in BOTH},
+    ),
 ]
 
 
@@ -183,7 +211,7 @@ def test_the_check_catches_an_injected_difference(
 
 
 def test_the_check_catches_a_changed_error_code(baseline: list[str]) -> None:
-    stubs = parity.PythonStubs(parity.PYI, parity.PY_INIT, parity.PY_SYNC)
+    stubs = parity_read.PythonStubs(parity_read.PYI, parity_read.PY_INIT, parity_read.PY_SYNC)
     codes = parity.runtime_python_codes(sorted(stubs.exception_classes(stubs.async_exports)))
     assert codes["InternalError"] == "TXCOORD_INTERNAL"
     found = parity.differences(Inputs(python_codes={**codes, "InternalError": "TXCOORD_BUG"}))
@@ -200,7 +228,7 @@ def test_the_check_catches_a_changed_error_code(baseline: list[str]) -> None:
 
 def test_the_check_catches_constants_that_are_not_the_cores(baseline: list[str]) -> None:
     python = parity.runtime_python_constants()
-    node = parity.read_node_constants(parity.NODE_INDEX)
+    node = parity_read.read_node_constants(parity_read.NODE_INDEX)
     assert node["exports"] == python["exports"] == python["table"]["constants"], "both export the core's values"
     changed = {**node, "exports": {**node["exports"], "DEFAULT_TTL_MS": 12345}}
     found = parity.differences(Inputs(python_constants=python, node_constants=changed))
@@ -256,16 +284,21 @@ def test_a_malformed_list_is_refused(tmp_path: Path) -> None:
 
 def test_index_d_ts_declares_what_index_js_has() -> None:
     """The Node counterpart of stubtest: every class index.js exports is declared, with the
-    same public members, and nothing is declared that index.js lacks."""
-    declared = {c["name"]: c for c in parity.read_dts(parity.DTS)["classes"]}
-    runtime = parity.read_node_runtime(parity.NODE_INDEX)
+    same public members, and nothing is declared that index.js lacks. A class that extends
+    EventEmitter is declared so, and may restate the EventEmitter methods it inherits (typed
+    with its events)."""
+    declared = {c["name"]: c for c in parity_read.read_dts(parity_read.DTS)["classes"]}
+    runtime = parity_read.read_node_runtime(parity_read.NODE_INDEX)
     assert set(declared) == set(runtime)
     problems = []
     for name, cls in declared.items():
         members = {m["name"]: m["kind"] for m in cls["members"] if m["kind"] != "constructor" and not m.get("static")}
         statics = {m["name"] for m in cls["members"] if m.get("static")}
         have = runtime[name]["members"]
-        for member in sorted(set(members) - set(have)):
+        if ("EventEmitter" in cls["extends"]) != ("EventEmitter" in runtime[name]["extends"]):
+            problems.append(f"{name}: extends {cls['extends']} declared, {runtime[name]['extends']} at runtime")
+        inherited = set(runtime[name]["inherited"])
+        for member in sorted(set(members) - set(have) - inherited):
             problems.append(f"{name}.{member}: declared, missing at runtime")
         for member in sorted(set(have) - set(members)):
             problems.append(f"{name}.{member}: at runtime, not declared")
@@ -277,3 +310,12 @@ def test_index_d_ts_declares_what_index_js_has() -> None:
         if statics != runtime_statics:
             problems.append(f"{name}: statics declared {sorted(statics)}, at runtime {sorted(runtime_statics)}")
     assert not problems, "\n".join(problems)
+
+
+def test_index_d_ts_declares_the_enumerations_index_js_has() -> None:
+    """`SagaStatus` as declared (`declare const SagaStatus: { readonly PENDING: 'PENDING', ... }`)
+    is what index.js exports (a frozen object built from the core's list)."""
+    declared = parity_read.read_dts(parity_read.DTS)["enums"]
+    runtime = parity_read.read_node_constants(parity_read.NODE_INDEX)["enums"]
+    assert "SagaStatus" in runtime
+    assert declared == runtime

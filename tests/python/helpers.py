@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,3 +44,13 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0, 
 def waiter_keys(resource: str) -> tuple[str, str]:
     """The queue and waiter-entry keys of `lock:<resource>` (PROTOCOL.md, section 1)."""
     return f"{{lock:{resource}}}:~q", f"{{lock:{resource}}}:~w"
+
+
+def native_hook(name: str) -> Callable[..., Any]:
+    """A test-only function of the native module (`_test_panic`, `_test_log`), present when the
+    package is built with the `test-hooks` feature, as scripts/test-python.sh builds it."""
+    import txcoord._native
+
+    hook: Callable[..., Any] | None = getattr(txcoord._native, name, None)
+    assert callable(hook), f"txcoord._native.{name} is missing: build with --features test-hooks"
+    return hook

@@ -19,7 +19,7 @@ import redis
 import txcoord
 from txcoord import Client, DistributedLock, LockManager
 
-from helpers import ROOT, wait_for, waiter_keys
+from helpers import ROOT, native_hook, wait_for, waiter_keys
 
 # A lock value of protocol 2: the version, then a UUID v4 like the seed's values.
 LOCK_VALUE = re.compile(r"^2:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -478,9 +478,9 @@ async def test_a_dropped_handle_releases_its_lock(url: str, raw: redis.Redis, na
 
 async def test_a_panic_becomes_an_internal_error() -> None:
     with pytest.raises(txcoord.InternalError, match="panic") as info:
-        await txcoord._native._test_panic("async")
+        await native_hook("_test_panic")("async")
     assert info.value.code == "TXCOORD_INTERNAL"
     with pytest.raises(txcoord.InternalError, match="panic"):
-        txcoord._native._test_panic("sync")
+        native_hook("_test_panic")("sync")
     with pytest.raises(txcoord.InternalError, match="panic"):
-        txcoord._native._test_panic("blocking")
+        native_hook("_test_panic")("blocking")

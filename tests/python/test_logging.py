@@ -13,7 +13,7 @@ import redis
 import txcoord
 import txcoord.sync
 
-from helpers import wait_for, wait_until
+from helpers import native_hook, wait_for, wait_until
 
 
 def records(caplog: pytest.LogCaptureFixture, text: str, level: int) -> list[logging.LogRecord]:
@@ -23,7 +23,7 @@ def records(caplog: pytest.LogCaptureFixture, text: str, level: int) -> list[log
 def test_events_are_forwarded_with_their_level(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="txcoord")
     for level, py_level in [("error", logging.ERROR), ("warn", logging.WARNING), ("info", logging.INFO), ("debug", logging.DEBUG)]:
-        txcoord._native._test_log(level, f"hello {level} %s")
+        native_hook("_test_log")(level, f"hello {level} %s")
         wait_until(lambda: bool(records(caplog, f"hello {level} %s", py_level)), f"the {level} record")
 
 

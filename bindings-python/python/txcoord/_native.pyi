@@ -70,18 +70,12 @@ __all__ = [
     "MAX_MS",
     "_binding_table",
     "_use_plain_bridge",
-    "_test_panic",
-    "_test_log",
 ]
 
 def _binding_table() -> dict[str, Any]:
     """The core's constants and option tables (for the parity test)."""
 def _use_plain_bridge(enabled: bool) -> None:
     """Benchmarks only: one event-loop wake-up per future (pyo3-async-runtimes)."""
-def _test_panic(where_: str) -> Any:
-    """Tests only: raises the InternalError a Rust panic becomes."""
-def _test_log(level: str, message: str) -> None:
-    """Tests only: emits a Rust tracing event."""
 
 # Milliseconds as an int (or an integral float), or a timedelta of whole milliseconds.
 _Millis = Union[int, float, timedelta]

@@ -510,6 +510,10 @@ pub fn constants() -> Vec<(&'static str, u64)> {
             DEFAULT_DEADLOCK_TIMEOUT.as_millis() as u64,
         ),
         ("MAX_FALLBACK_POLL_MS", MAX_FALLBACK_POLL_MS),
+        (
+            "DEFAULT_LEADER_TTL_MS",
+            crate::election::DEFAULT_LEADER_TTL.as_millis() as u64,
+        ),
         ("MAX_MS", MAX_MS),
     ]
 }

@@ -121,8 +121,8 @@ impl SagaDeadlockDetector {
                 None => return Err(Error::invalid_argument(
                     "redis",
                     "is required: the saga repository is not txcoord's RedisSagaRepository, so \
-                     the detector cannot tell which Redis holds the lock registry (pass \
-                     options.redis)",
+                     the detector cannot tell which Redis holds the lock registry (give the \
+                     detector the redis option)",
                 )),
             };
         Ok(SagaDeadlockDetector {

@@ -57,11 +57,16 @@ impl LockInner {
     }
 }
 
+/// How long the loss waits for Redis to say what became of the key after the local deadline.
+const CLASSIFY_BUDGET: Duration = Duration::from_millis(100);
+
 /// The loss reason once the local deadline passed without a failed renewal: `taken` or
 /// `expired` when Redis can say, `deadline` when it cannot (or the key is, oddly, still ours).
-/// Only reads: a lock given up locally is never extended again.
+/// Only reads: a lock given up locally is never extended again. The question is short (100 ms
+/// at most): the loss is announced once it is answered, and a holder whose Redis is itself
+/// unreachable (stopped, partitioned) should hear of its loss at once, with `deadline`.
 async fn classify_after_deadline(inner: &LockInner, value: &str) -> LossReason {
-    let budget = inner.client.op_budget().min(Duration::from_millis(500));
+    let budget = inner.client.op_budget().min(CLASSIFY_BUDGET);
     let mut cmd = redis::cmd("GET");
     cmd.arg(&inner.keys.lock);
     match inner.client.query::<Option<String>>(cmd, budget).await {

@@ -12,12 +12,13 @@ mod http;
 mod locks;
 mod monitor;
 mod names;
+mod seed;
 
 use std::sync::Arc;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{CounterVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{IntCounterVec, Opts, Registry};
 
 use crate::client::Client;
 use crate::deadlock::DeadlockMetrics;
@@ -25,6 +26,8 @@ use crate::error::{Error, Result};
 use crate::monitor::MonitorMetrics;
 
 pub use http::{serve_metrics, MetricsServer};
+use seed::SeedMetrics;
+pub use seed::{SeedMetric, SeedMetricKind, SeedMetricSpec, SeedRegistry, SEED_METRICS};
 
 /// Which names the monitor's gauges are exported under.
 ///
@@ -106,55 +109,6 @@ impl MetricsOptions {
     pub fn set_names(mut self, names: MetricNames) -> Self {
         self.names = names;
         self
-    }
-}
-
-/// The seed's four metrics, as it defines them.
-struct SeedMetrics {
-    transactions: HistogramVec,
-    sagas: HistogramVec,
-    compensations: CounterVec,
-    deadlocks: CounterVec,
-}
-
-impl SeedMetrics {
-    fn new() -> SeedMetrics {
-        use names::*;
-        let histogram = |name: &str, help: &str, buckets: &[f64], labels: &[&str]| {
-            HistogramVec::new(
-                HistogramOpts::new(name, help).buckets(buckets.to_vec()),
-                labels,
-            )
-            .expect("valid seed histogram")
-        };
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            CounterVec::new(Opts::new(name, help), labels).expect("valid seed counter")
-        };
-        SeedMetrics {
-            transactions: histogram(
-                TX_DURATION,
-                TX_DURATION_HELP,
-                &TX_DURATION_BUCKETS,
-                &TX_DURATION_LABELS,
-            ),
-            sagas: histogram(
-                SAGA_EXECUTION,
-                SAGA_EXECUTION_HELP,
-                &SAGA_EXECUTION_BUCKETS,
-                &SAGA_EXECUTION_LABELS,
-            ),
-            compensations: counter(COMPENSATIONS, COMPENSATIONS_HELP, &COMPENSATIONS_LABELS),
-            deadlocks: counter(DEADLOCKS, DEADLOCKS_HELP, &DEADLOCKS_LABELS),
-        }
-    }
-
-    fn collectors(&self) -> [&dyn Collector; 4] {
-        [
-            &self.transactions,
-            &self.sagas,
-            &self.compensations,
-            &self.deadlocks,
-        ]
     }
 }
 
@@ -274,10 +228,25 @@ impl TransactionMetricsCollector {
 
     /// A collector with options (which names the monitor's gauges take).
     pub fn with_options(options: MetricsOptions) -> TransactionMetricsCollector {
+        Self::build(options, SeedMetrics::own())
+    }
+
+    /// The seed's `new TransactionMetricsCollector(metricsRegistry)`: the seed's four metrics
+    /// are created in `registry` (a seed-style registry, [`SeedRegistry`]) exactly as the seed
+    /// creates them, and recorded there; everything else (the monitor's gauges, lock metrics)
+    /// stays in this collector. Fails with the registry's error when it refuses a metric.
+    pub fn with_registry(
+        registry: &dyn SeedRegistry,
+        options: MetricsOptions,
+    ) -> Result<TransactionMetricsCollector> {
+        Ok(Self::build(options, SeedMetrics::in_registry(registry)?))
+    }
+
+    fn build(options: MetricsOptions, seed: SeedMetrics) -> TransactionMetricsCollector {
         TransactionMetricsCollector {
             inner: Arc::new(Inner {
                 names: options.names,
-                seed: SeedMetrics::new(),
+                seed,
                 monitor: monitor::MonitorSeries::new(options.names),
                 locks: locks::LockMetrics::new(),
                 alerts: AlertCounters::new(),
@@ -304,9 +273,7 @@ impl TransactionMetricsCollector {
         self.inner
             .seed
             .transactions
-            .with_label_values(&[transaction_type, status])
-            .observe(s);
-        Ok(())
+            .observe(&[transaction_type, status], s)
     }
 
     /// The seed's `recordSagaExecution(sagaType, status, duration)`: `status` is `completed`,
@@ -320,12 +287,7 @@ impl TransactionMetricsCollector {
         label_value("saga_type", saga_type)?;
         one_of("status", status, &names::SAGA_STATUSES)?;
         let s = seconds("duration", duration_ms)?;
-        self.inner
-            .seed
-            .sagas
-            .with_label_values(&[saga_type, status])
-            .observe(s);
-        Ok(())
+        self.inner.seed.sagas.observe(&[saga_type, status], s)
     }
 
     /// The seed's `recordCompensation(sagaType, step, reason)`. `reason` is a label value:
@@ -337,9 +299,7 @@ impl TransactionMetricsCollector {
         self.inner
             .seed
             .compensations
-            .with_label_values(&[saga_type, step, reason])
-            .inc();
-        Ok(())
+            .inc(&[saga_type, step, reason])
     }
 
     /// The seed's `recordDeadlock(resolutionMethod)`: `abort_saga`, `timeout` or `manual`.
@@ -349,12 +309,7 @@ impl TransactionMetricsCollector {
             resolution_method,
             &names::RESOLUTION_METHODS,
         )?;
-        self.inner
-            .seed
-            .deadlocks
-            .with_label_values(&[resolution_method])
-            .inc();
-        Ok(())
+        self.inner.seed.deadlocks.inc(&[resolution_method])
     }
 
     /// Exports the lock metrics of `client` (and of every clone of it) from now on, summed with

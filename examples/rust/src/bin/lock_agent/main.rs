@@ -11,130 +11,29 @@
 //! `TXCOORD_FALLBACK_POLL_MS`, if set, is the manager's fallback poll (its waiter lease is
 //! four times that).
 
+mod election;
+mod line;
+
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use txcoord::{
-    AcquireOptions, Client, ClientOptions, ClientStats, DistributedLock, LockManager,
-    ManagerOptions,
+    AcquireOptions, Client, ClientOptions, DistributedLock, LockManager, ManagerOptions,
 };
 
-/// One JSON value of an output line.
-enum V {
-    S(String),
-    I(i64),
-    B(bool),
-    Null,
-}
-
-impl From<&str> for V {
-    fn from(s: &str) -> V {
-        V::S(s.to_string())
-    }
-}
-impl From<String> for V {
-    fn from(s: String) -> V {
-        V::S(s)
-    }
-}
-impl From<bool> for V {
-    fn from(b: bool) -> V {
-        V::B(b)
-    }
-}
-impl From<u64> for V {
-    fn from(n: u64) -> V {
-        V::I(i64::try_from(n).unwrap_or(i64::MAX))
-    }
-}
-impl From<i64> for V {
-    fn from(n: i64) -> V {
-        V::I(n)
-    }
-}
-impl<T: Into<V>> From<Option<T>> for V {
-    fn from(o: Option<T>) -> V {
-        o.map_or(V::Null, Into::into)
-    }
-}
-
-fn quote(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// Prints one JSON object as one line (stdout is locked for the whole line).
-fn emit(fields: Vec<(&str, V)>) {
-    let mut line = String::from("{");
-    for (i, (k, v)) in fields.into_iter().enumerate() {
-        if i > 0 {
-            line.push(',');
-        }
-        quote(k, &mut line);
-        line.push(':');
-        match v {
-            V::S(s) => quote(&s, &mut line),
-            V::I(n) => line.push_str(&n.to_string()),
-            V::B(b) => line.push_str(if b { "true" } else { "false" }),
-            V::Null => line.push_str("null"),
-        }
-    }
-    line.push('}');
-    let mut out = std::io::stdout().lock();
-    // A closed stdout means the test harness is gone: nothing left to report to.
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
-/// Wall-clock microseconds (every agent reports the same clock, so times compare across
-/// processes on one host).
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
-fn stats_fields(s: &ClientStats) -> Vec<(&'static str, V)> {
-    vec![
-        ("attempts", s.attempts.into()),
-        ("acquired", s.acquired.into()),
-        ("released", s.released.into()),
-        ("renewals", s.renewals.into()),
-        ("renewal_errors", s.renewal_errors.into()),
-        ("lost", s.lost.into()),
-        ("wake_notified", s.wake_notified.into()),
-        ("wake_timer", s.wake_timer.into()),
-        ("sleeps", s.sleeps.into()),
-        ("messages", s.messages.into()),
-        ("disconnects", s.disconnects.into()),
-        ("subscribes", s.subscribes.into()),
-        ("unsubscribes", s.unsubscribes.into()),
-    ]
-}
-
-fn status_str(lock: &DistributedLock) -> &'static str {
-    lock.status().as_str()
-}
+use election::Candidate;
+use line::{emit, now_us, stats_fields, status_str};
 
 struct Agent {
     name: String,
     client: Client,
     manager: LockManager,
     locks: Mutex<HashMap<String, DistributedLock>>,
+    elections: Mutex<HashMap<String, Candidate>>,
+    /// Set when the agent quits: the campaigns still waiting stop.
+    quit: tokio::sync::watch::Sender<bool>,
     witness: redis::Script,
     store: redis::aio::MultiplexedConnection,
 }
@@ -373,7 +272,11 @@ impl Agent {
                 fields.extend(stats_fields(&stats));
                 emit(fields);
             }
-            other => return Err(format!("unknown command {other:?}").into()),
+            other => {
+                if !self.handle_election(id, other, args).await? {
+                    return Err(format!("unknown command {other:?}").into());
+                }
+            }
         }
         Ok(())
     }
@@ -421,6 +324,8 @@ async fn run(url: String, name: String, witness: redis::Script) -> Res<()> {
         manager: LockManager::with_options(&client, options)?,
         client,
         locks: Mutex::new(HashMap::new()),
+        elections: Mutex::new(HashMap::new()),
+        quit: tokio::sync::watch::channel(false).0,
         witness,
         store,
     });
@@ -472,13 +377,26 @@ async fn run(url: String, name: String, witness: redis::Script) -> Res<()> {
             }
         });
     }
-    // stdin closed or `quit`: release what is held, then leave.
-    let failures = agent.manager.close().await;
+    // stdin closed or `quit`: stop campaigning, release what is held and resign, then leave.
+    agent.quit.send_replace(true);
+    let mut failures = agent.manager.close().await.len();
+    let elections: Vec<Candidate> = agent
+        .elections
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    for candidate in elections {
+        if candidate.election.resign().await.is_err() {
+            failures += 1;
+        }
+    }
     if let Some(id) = quit_id {
         emit(vec![
             ("id", id.into()),
             ("ev", "quit".into()),
-            ("release_failures", (failures.len() as u64).into()),
+            ("release_failures", (failures as u64).into()),
         ]);
     }
     Ok(())
