@@ -30,7 +30,7 @@ use txcoord::{
 
 use crate::fmt::{dash, num, verdict, Table};
 use crate::registry_graph::CountingLogger;
-use crate::sagas::{dur, Batcher, Bench, Target};
+use crate::sagas::{dur, short, Batcher, Bench, Target};
 use crate::server::proc_status_kib;
 
 /// Set in the child's environment (with the server's URL as its value).
@@ -66,7 +66,7 @@ impl Population {
         (self.sagas / self.stuck.max(1)).max(1)
     }
     pub fn is_stuck(&self, i: usize) -> bool {
-        i % self.stride() == 0 && i / self.stride() < self.stuck
+        i.is_multiple_of(self.stride()) && i / self.stride() < self.stuck
     }
 }
 
@@ -560,15 +560,6 @@ fn print_table(b: &mut Bench, p: Population, r: Option<(&ChildResult, bool)>) {
         peak.map(|m| format!("{m:.1} MiB")).unwrap_or_else(dash),
         rss_met,
     ));
-}
-
-/// 100000 → "100k".
-fn short(n: usize) -> String {
-    if n >= 1000 && n % 1000 == 0 {
-        format!("{}k", n / 1000)
-    } else {
-        num(n as f64)
-    }
 }
 
 #[cfg(test)]

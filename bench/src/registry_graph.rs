@@ -333,7 +333,10 @@ pub fn run(b: &mut Bench) {
         num(layout.sagas as f64),
     );
     b.targets.push(Target::new(
-        "detector: whole-graph read + search, 100k waiting sagas",
+        &format!(
+            "detector: whole-graph read + search, {} waiting sagas",
+            crate::sagas::short(layout.sagas)
+        ),
         "≤ 1 s",
         detect.map(dur).unwrap_or_else(dash),
         met,

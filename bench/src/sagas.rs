@@ -161,6 +161,17 @@ impl Target {
     }
 }
 
+/// A count as the targets table names sizes: 1000000 → "1M", 100000 → "100k".
+pub fn short(n: usize) -> String {
+    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
+        format!("{}M", n / 1_000_000)
+    } else if n >= 1000 && n.is_multiple_of(1000) {
+        format!("{}k", n / 1000)
+    } else {
+        crate::fmt::num(n as f64)
+    }
+}
+
 /// Seconds as the tables show them: ms below 10 s.
 pub fn dur(d: Duration) -> String {
     let s = d.as_secs_f64();
@@ -400,6 +411,13 @@ fn run() -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_short() {
+        assert_eq!(short(1_000_000), "1M");
+        assert_eq!(short(100_000), "100k");
+        assert_eq!(short(1_050), "1,050");
+    }
 
     #[test]
     fn durations_read_as_ms_then_s() {

@@ -219,7 +219,10 @@ pub fn run(b: &mut Bench) {
         dur(build_time)
     );
     b.targets.push(Target::new(
-        "cycle search, 1M-edge graph in memory",
+        &format!(
+            "cycle search, {}-edge graph in memory",
+            crate::sagas::short(edges)
+        ),
         "≤ 1 s",
         med.map(dur).unwrap_or_else(crate::fmt::dash),
         met,
