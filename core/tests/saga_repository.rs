@@ -188,7 +188,7 @@ async fn active_sagas_are_read_whole_past_one_pipeline() {
     let c = client(&server);
     let repo = RedisSagaRepository::new(&c);
     for i in 0..N {
-        let mut s = SagaRecord::new(&format!("many-{i:05}"), "CreateOrderSaga");
+        let mut s = SagaRecord::new(format!("many-{i:05}"), "CreateOrderSaga");
         s.priority = (i % 7) as i32;
         repo.save(&s).await.unwrap();
     }
