@@ -58,7 +58,7 @@ bench-smoke: deps ## the benchmark programs of all three languages on a short ru
 test: lint test-rust test-python test-node test-cross test-dist bench-smoke ## everything (what CI runs)
 	@echo "make test: all suites passed"
 
-bench: deps ## server cost per lock cycle and ceiling beside the seed's, then A-D in Rust, Python and Node beside other libraries, one redis-server, ~7 min
+bench: deps ## server cost per lock cycle and ceiling beside the seed's, A-D in Rust, Python and Node beside other libraries, then deadlock detector, monitor and saga save at scale; one redis-server, ~8 min
 	scripts/bench.sh
 
 bench-rust: deps ## the Rust program alone: server cost, redis-benchmark ceiling, A-D beside rslock, ~3 min

@@ -46,6 +46,13 @@ and in the Rust program's only:
                             "commands": [{"step", "name", "command", "rps": [...],
                                           "server_us": [...], "hit": [...], "errors"}]}]}
 
+The saga program's JSON (cargo bench --bench sagas with BENCH_JSON), told apart by its "kind":
+
+    {"kind": "sagas", "mode": "quick"|"full", "machine": str, "sizes": str,
+     "targets": [{"figure", "target", "value", "met": true|false|null}], "failures": [str]}
+
+rendered after the languages as one table (figure, target, measured, met / MISSED / n/a).
+
 A soak result (one JSON object, printed by each soak program after `SOAK_RESULT `):
 
     {"lang", "lib", "cycles", "seconds", "tasks", "rss_early_at", "rss_early_kib",
@@ -333,6 +340,8 @@ def bench(paths: list[str]) -> int:
                 docs.append(json.load(f))
         except (OSError, ValueError) as e:
             print(f"(no figures from {p}: {e})\n")
+    sagas = [d for d in docs if d.get("kind") == "sagas"]
+    docs = [d for d in docs if d.get("kind") != "sagas"]
     order = {"rust": 0, "python": 1, "node": 2}
     docs.sort(key=lambda d: order.get(d.get("lang", ""), 9))
     rust = next((d for d in docs if d.get("lang") == "rust"), None)
@@ -340,12 +349,31 @@ def bench(paths: list[str]) -> int:
         for section in (cost_section(rust), ceiling_section(rust)):
             if section:
                 print(section)
-    print("## Side by side\n")
-    servers = sorted({d.get("server", "?") for d in docs})
-    print(f"One redis-server for every language: {', '.join(servers)}; the languages ran one after another.\n")
-    for d in docs:
-        print(language_table(d))
+    if docs:
+        print("## Side by side\n")
+        servers = sorted({d.get("server", "?") for d in docs})
+        print(f"One redis-server for every language: {', '.join(servers)}; the languages ran one after another.\n")
+        for d in docs:
+            print(language_table(d))
+    for d in sagas:
+        print(sagas_section(d))
     return 0
+
+
+def sagas_section(doc: dict[str, Any]) -> str:
+    out = [
+        "## Deadlock detector, saga monitor, saga repository (Rust)\n",
+        f"{doc.get('mode', '?')} run on {doc.get('machine', '?')}: {doc.get('sizes', '?')}.\n",
+    ]
+    t = Table(["figure", "target", "measured", "result"])
+    for x in doc.get("targets", []):
+        met = x.get("met")
+        t.row([str(x.get("figure", "?")), str(x.get("target", "")), str(x.get("value", "")),
+               "n/a" if met is None else ("met" if met else "MISSED")])
+    out.append(t.render())
+    for f in doc.get("failures", []):
+        out.append(f"- txcoord problem: {f}")
+    return "\n".join(out)
 
 
 def soak(paths: list[str]) -> int:

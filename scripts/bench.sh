@@ -9,6 +9,10 @@
 #           (synchronous: run in threads)                      (bench/python/scenarios.py)
 #   Node    txcoord beside redlock, @sesamecare-oss/redlock, redis-semaphore's Mutex and the
 #           seed's own DistributedLock/LockManager over ioredis      (bench/node/scenarios.js)
+#   Sagas   the deadlock detector (cycle search on a 1M-edge graph, the registry read at 100k
+#           waiters, deadlock to victim's error), one saga-monitor tick at 100k sagas with its
+#           RSS, the conditional saga save beside HSET          (bench/src/sagas.rs, Rust; ~10 s
+#           quick on smaller monitor data, ~1 min full)
 # then the combined markdown tables (bench/report.py), also written to target/bench/summary.md.
 #
 #   scripts/bench.sh                 full run, about 6–7 minutes (builds not counted)
@@ -17,7 +21,7 @@
 #
 # Environment: BENCH_SECONDS (C, C2, D; default 5, 0.5 quick), BENCH_AB_SECONDS (A, B; default 3,
 # 0.5 quick), BENCH_COST_CYCLES (server cost; default 200,000, 3,000 quick), BENCH_LANGS (default
-# rust,python,node), BENCH_OUT (default target/bench), BENCH_WHEEL (a txcoord wheel to benchmark
+# rust,sagas,python,node), BENCH_OUT (default target/bench), BENCH_WHEEL (a txcoord wheel to benchmark
 # instead of building one, e.g. from `make dist`), BENCH_NODE_ADDON (a prebuilt txcoord.node to
 # benchmark instead of building one), PYTHON, TXCOORD_REDIS_SERVER (the redis-server binary).
 # An inherited BENCH_REDIS_URL or REDIS_URL is ignored: the benchmarks flush the server between
@@ -41,7 +45,7 @@ OUT="${BENCH_OUT:-$ROOT/target/bench}"
 BENCH_DIR="$ROOT/target/bench"
 VENV="$BENCH_DIR/venv"
 NODE_PKG="$BENCH_DIR/node"
-LANGS="${BENCH_LANGS:-rust,python,node}"
+LANGS="${BENCH_LANGS:-rust,sagas,python,node}"
 PREPARE_ONLY=0
 [ "${1:-}" = "--prepare-only" ] && PREPARE_ONLY=1
 
@@ -66,8 +70,11 @@ done
 mkdir -p "$BENCH_DIR" "$OUT"
 
 prepare_rust() {
-  log "building the Rust benchmark (release)"
-  cargo bench --locked -q -p txcoord-bench --bench scenarios --no-run >&2
+  local targets=()
+  want rust && targets+=(--bench scenarios)
+  want sagas && targets+=(--bench sagas)
+  log "building the Rust benchmark (release): ${targets[*]}"
+  cargo bench --locked -q -p txcoord-bench "${targets[@]}" --no-run >&2
 }
 
 prepare_python() {
@@ -132,7 +139,7 @@ prepare_node() {
     >"$NODE_PKG/native.js"
 }
 
-want rust && prepare_rust
+if want rust || want sagas; then prepare_rust; fi
 want python && prepare_python
 want node && prepare_node
 [ "$PREPARE_ONLY" = 1 ] && exit 0
@@ -172,6 +179,10 @@ if want rust; then
   run_lang rust "$OUT/rust.json" "$OUT/rust.txt" \
     env BENCH_JSON="$OUT/rust.json" cargo bench --locked -q -p txcoord-bench --bench scenarios
 fi
+if want sagas; then
+  run_lang sagas "$OUT/sagas.json" "$OUT/sagas.txt" \
+    env BENCH_JSON="$OUT/sagas.json" cargo bench --locked -q -p txcoord-bench --bench sagas
+fi
 if want python; then
   run_lang python "$OUT/python.json" "$OUT/python.txt" \
     env PYTHONUNBUFFERED=1 "$VENV/bin/python" bench/python/scenarios.py --json "$OUT/python.json"
@@ -184,7 +195,7 @@ fi
 echo
 "$PYTHON" bench/report.py bench "${jsons[@]}" | tee "$OUT/summary.md"
 echo "Each language's own output (every table, the redis-benchmark runs, per-scenario notes):"
-for f in rust python node; do want "$f" && echo "  $OUT/$f.txt"; done
+for f in rust sagas python node; do want "$f" && echo "  $OUT/$f.txt"; done
 echo "bench: $((SECONDS - began)) s in all"
 if [ "${#failed[@]}" != 0 ]; then
   printf 'bench: FAILED: %s\n' "${failed[@]}" >&2

@@ -4,6 +4,10 @@
 //! throwaway redis-server on a loopback port. The program is the `scenarios` bench target
 //! (`benches/scenarios.rs`); this library holds its parts, one module per scenario.
 //!
+//! A second program, the `sagas` bench target (`benches/sagas.rs`, driven by [`sagas`]),
+//! measures the deadlock detector ([`wait_graph`], [`registry_graph`], [`deadlock_latency`]),
+//! the saga monitor ([`monitor_tick`]) and the saga repository ([`saga_save`]) at scale.
+//!
 //! ```text
 //! cargo bench -p txcoord-bench --bench scenarios                   # full run, about 4 minutes
 //! BENCH_SECONDS=20 cargo bench -p txcoord-bench --bench scenarios  # longer C, C2 and D
@@ -59,17 +63,23 @@ pub mod config;
 pub mod contention;
 pub mod cost;
 pub mod cycles;
+pub mod deadlock_latency;
 pub mod fmt;
 pub mod hold;
 pub mod json;
+pub mod monitor_tick;
 pub mod output;
 pub mod rbench;
+pub mod registry_graph;
 pub mod report;
 pub mod rss;
 pub mod run;
+pub mod saga_save;
+pub mod sagas;
 pub mod server;
 pub mod soak;
 pub mod summary;
+pub mod wait_graph;
 
 /// The program: the RSS probe child, the soak, or the scenarios; its exit status.
 pub fn main() -> i32 {

@@ -179,3 +179,30 @@ async fn bad_records_are_refused_before_redis() {
     let e = repo.save(&SagaRecord::new("x", "B")).await.unwrap_err();
     assert_eq!(e.argument(), Some("type"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_sagas_are_read_whole_past_one_pipeline() {
+    // More records than one read pipeline holds (1,000), and not a multiple of it.
+    const N: usize = 2_345;
+    let server = RedisServer::start();
+    let c = client(&server);
+    let repo = RedisSagaRepository::new(&c);
+    for i in 0..N {
+        let mut s = SagaRecord::new(format!("many-{i:05}"), "CreateOrderSaga");
+        s.priority = (i % 7) as i32;
+        repo.save(&s).await.unwrap();
+    }
+    let active = repo.find_active_sagas().await.unwrap();
+    let mut ids: Vec<&str> = active.iter().map(|s| s.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((active.len(), ids.len()), (N, N), "every saga once");
+    assert_eq!(ids[0], "many-00000");
+    assert_eq!(ids[N - 1], format!("many-{:05}", N - 1));
+    assert!(
+        active
+            .iter()
+            .all(|s| s.priority == s.id[5..].parse::<i32>().unwrap() % 7),
+        "each record read as written"
+    );
+}

@@ -3,7 +3,7 @@
 //! (strongly connected components, O(V+E), no recursion), one concrete cycle per component
 //! by a breadth-first search inside it, and the victim rule every process applies alike.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -86,8 +86,18 @@ impl WaitForGraph {
     /// One concrete cycle per deadlocked group of sagas (strongly connected component), in
     /// the seed's shape (`["B", "C", "B"]`), found in O(V+E) without recursion.
     pub fn cycles(&self) -> Vec<Vec<String>> {
-        let mut graph = self.clone();
-        graph.complete_nodes();
+        // A copy only when nodes are missing (the detector's graphs are complete).
+        let missing = self.missing_nodes();
+        let completed;
+        let graph = if missing.is_empty() {
+            self
+        } else {
+            completed = WaitForGraph {
+                nodes: self.nodes.iter().cloned().chain(missing).collect(),
+                edges: self.edges.clone(),
+            };
+            &completed
+        };
         let ix = graph.indexed();
         let none = vec![false; graph.edges.len()];
         ix.cyclic_components(&none)
@@ -99,12 +109,17 @@ impl WaitForGraph {
 
     /// Adds the nodes named by edges but missing from `nodes` (priority 0, age 0).
     pub(crate) fn complete_nodes(&mut self) {
-        let mut known: std::collections::HashSet<String> =
-            self.nodes.iter().map(|n| n.id.clone()).collect();
+        let missing = self.missing_nodes();
+        self.nodes.extend(missing);
+    }
+
+    /// The nodes named by edges but missing from `nodes`, each once, in order of appearance.
+    fn missing_nodes(&self) -> Vec<SagaNode> {
+        let mut known: HashSet<&str> = self.nodes.iter().map(|n| n.id.as_str()).collect();
         let mut missing = Vec::new();
         for e in &self.edges {
             for id in [&e.waiter, &e.holder] {
-                if known.insert(id.clone()) {
+                if known.insert(id.as_str()) {
                     missing.push(SagaNode {
                         id: id.clone(),
                         priority: 0,
@@ -113,7 +128,7 @@ impl WaitForGraph {
                 }
             }
         }
-        self.nodes.extend(missing);
+        missing
     }
 }
 

@@ -19,6 +19,10 @@ use crate::protocol::{array, bad_reply, int, text};
 
 static SAVE: LazyLock<Script> = LazyLock::new(|| Script::new(&crate::protocol::SAGA_SAVE_LUA));
 
+/// Records read per pipeline: the raw replies (some 2.5 KB a record before parsing) of one
+/// pipeline are held at a time, not those of every active saga.
+const RECORDS_PER_ROUND_TRIP: usize = 1_000;
+
 /// How long a finished saga's record is kept by default: 7 days.
 pub const DEFAULT_FINISHED_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -213,23 +217,23 @@ impl RedisSagaRepository {
         }
     }
 
-    /// Reads records by id in one round trip; absent ones are skipped.
+    /// Reads records by id, a pipeline of [`RECORDS_PER_ROUND_TRIP`] at a time (so the raw
+    /// replies of only one pipeline are held at once); absent ones are skipped.
     async fn records(&self, ids: &[String]) -> Result<Vec<SagaRecord>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.cmd("HGETALL").arg(self.keys.record(id));
-        }
-        let replies: Vec<Value> = self
-            .client
-            .query_pipeline(&pipe, self.client.op_budget())
-            .await?;
         let mut out = Vec::with_capacity(ids.len());
-        for v in &replies {
-            if let Some(r) = parse_record(v)? {
-                out.push(r);
+        for chunk in ids.chunks(RECORDS_PER_ROUND_TRIP) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.cmd("HGETALL").arg(self.keys.record(id));
+            }
+            let replies: Vec<Value> = self
+                .client
+                .query_pipeline(&pipe, self.client.op_budget())
+                .await?;
+            for v in &replies {
+                if let Some(r) = parse_record(v)? {
+                    out.push(r);
+                }
             }
         }
         Ok(out)
