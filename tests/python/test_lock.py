@@ -117,7 +117,7 @@ async def test_a_process_still_holding_a_lock_exits_and_its_key_expires_with_the
     token = int(child.stdout.decode().split()[0])
     checked = time.monotonic()
     value, pttl = raw.get(f"lock:{name}"), raw.pttl(f"lock:{name}")
-    assert value is not None and LOCK_VALUE.match(value), "held after the exit, with the child's value"
+    assert isinstance(value, str) and LOCK_VALUE.match(value), "held after the exit, with the child's value"
     assert 0 < pttl <= ttl, f"pttl {pttl}"
     secs, micros = raw.time()
     assert token <= secs * 1_000_000 + micros
