@@ -82,15 +82,25 @@ impl WaitForGraph {
         let mut extra: Vec<&str> = Vec::new();
         let known = self.nodes.len();
         let mut ends: Vec<(u32, u32)> = Vec::with_capacity(self.edges.len());
+        // The previous edge's ends: neighbouring edges often share a saga (the waiters of one
+        // lock share its holder; a saga waiting on several locks, a chain of waits), and a
+        // comparison with a string just read is cheaper than a lookup in a large table.
+        let mut previous: [(&str, u32); 2] = [("", NONE), ("", NONE)];
         for edge in &self.edges {
-            let mut id_of = |id: &'g String| -> u32 {
-                *index.entry(id.as_str()).or_insert_with(|| {
-                    extra.push(id.as_str());
+            let mut id_of = |id: &'g str| -> u32 {
+                for &(seen, v) in &previous {
+                    if v != NONE && seen == id {
+                        return v;
+                    }
+                }
+                *index.entry(id).or_insert_with(|| {
+                    extra.push(id);
                     (known + extra.len() - 1) as u32
                 })
             };
             let a = id_of(&edge.waiter);
             let b = id_of(&edge.holder);
+            previous = [(&edge.waiter, a), (&edge.holder, b)];
             ends.push((a, b));
         }
         drop(index);
