@@ -522,6 +522,23 @@ mod tests {
     }
 
     #[test]
+    fn sagas_missing_from_the_nodes_are_searched_too() {
+        // Only some nodes listed, one of them twice: the edges name the rest.
+        let complete = graph(&[("a", "b"), ("b", "a"), ("c", "d"), ("d", "e"), ("e", "c")]);
+        let mut partial = complete.clone();
+        partial.nodes = vec![complete.nodes[3].clone(), complete.nodes[3].clone()];
+        assert_eq!(partial.cycles(), cycles(&complete));
+        assert_eq!(
+            partial.cycles(),
+            vec![vec!["a", "b", "a"], vec!["c", "d", "e", "c"]]
+        );
+        let ix = partial.indexed();
+        assert_eq!(ix.len(), 6, "two listed (one twice), four named by edges");
+        assert_eq!(ix.id(2), "a");
+        assert_eq!(ix.out(2).collect::<Vec<_>>(), vec![0]);
+    }
+
+    #[test]
     fn deep_graphs_need_no_recursion() {
         let n = 200_000;
         let edges: Vec<(String, String)> = (0..n)
