@@ -3,7 +3,7 @@
 //! (strongly connected components, O(V+E), no recursion), one concrete cycle per component
 //! by a breadth-first search inside it, and the victim rule every process applies alike.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 
 use serde::{Deserialize, Serialize};
@@ -73,14 +73,12 @@ impl WaitForGraph {
             self.nodes.len() + 2 * self.edges.len() < NONE as usize,
             "a wait-for graph of fewer than 2^31 edges and nodes"
         );
-        let mut index: HashMap<&str, u32, BuildIdHasher> =
-            HashMap::with_capacity_and_hasher(self.nodes.len() + 16, BuildIdHasher);
-        for (i, n) in self.nodes.iter().enumerate() {
-            // A repeated id names its last node, as it always has.
-            index.insert(n.id.as_str(), i as u32);
-        }
-        let mut extra: Vec<&str> = Vec::new();
         let known = self.nodes.len();
+        let mut ids = Interner::with_capacity(known + 16);
+        for n in &self.nodes {
+            // A repeated id names its last node, as it always has.
+            ids.add_node(&n.id);
+        }
         let mut ends: Vec<(u32, u32)> = Vec::with_capacity(self.edges.len());
         // The previous edge's ends: neighbouring edges often share a saga (the waiters of one
         // lock share its holder; a saga waiting on several locks, a chain of waits), and a
@@ -93,17 +91,14 @@ impl WaitForGraph {
                         return v;
                     }
                 }
-                *index.entry(id).or_insert_with(|| {
-                    extra.push(id);
-                    (known + extra.len() - 1) as u32
-                })
+                ids.intern(id)
             };
             let a = id_of(&edge.waiter);
             let b = id_of(&edge.holder);
             previous = [(&edge.waiter, a), (&edge.holder, b)];
             ends.push((a, b));
         }
-        drop(index);
+        let extra = ids.names.split_off(known);
         let n = known + extra.len();
         // Counting sort of the edges by their source, stable: each node's edges in edge order.
         let mut offsets = vec![0u32; n + 1];
@@ -166,6 +161,85 @@ impl WaitForGraph {
             }
         }
         missing
+    }
+}
+
+/// Saga ids to dense indexes: an open-addressed table of 8-byte slots (32 bits of the id's
+/// hash beside its index + 1), so that a lookup reads one slot and, when the hash bits
+/// match, the id itself.
+struct Interner<'g> {
+    slots: Vec<u64>,
+    mask: usize,
+    /// Per index, its id (a repeated node id: each of its nodes).
+    names: Vec<&'g str>,
+}
+
+impl<'g> Interner<'g> {
+    fn with_capacity(n: usize) -> Interner<'g> {
+        let size = (2 * n).next_power_of_two().max(16);
+        Interner {
+            slots: vec![0; size],
+            mask: size - 1,
+            names: Vec::with_capacity(n),
+        }
+    }
+
+    fn hash(id: &str) -> u64 {
+        let mut h = IdHasher(0);
+        h.write(id.as_bytes());
+        h.finish()
+    }
+
+    /// The slot that holds `id`, or the empty one where it goes.
+    #[inline]
+    fn slot(&self, id: &str, h: u64) -> usize {
+        let tag = h >> 32;
+        let mut i = h as usize & self.mask;
+        loop {
+            let s = self.slots[i];
+            if s == 0 || (s >> 32 == tag && self.names[(s as u32 - 1) as usize] == id) {
+                return i;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// The next index for `id` into slot `i`, growing the table past half full.
+    fn put(&mut self, i: usize, id: &'g str, h: u64) -> u32 {
+        let v = self.names.len() as u32;
+        self.names.push(id);
+        self.slots[i] = (h >> 32 << 32) | u64::from(v + 1);
+        if 2 * self.names.len() > self.slots.len() {
+            let size = self.slots.len() * 2;
+            let old = std::mem::replace(&mut self.slots, vec![0; size]);
+            self.mask = size - 1;
+            for s in old.into_iter().filter(|&s| s != 0) {
+                let h = Self::hash(self.names[(s as u32 - 1) as usize]);
+                let mut i = h as usize & self.mask;
+                while self.slots[i] != 0 {
+                    i = (i + 1) & self.mask;
+                }
+                self.slots[i] = s;
+            }
+        }
+        v
+    }
+
+    /// A node's id: the next index, which a repeated id's slot then names.
+    fn add_node(&mut self, id: &'g str) {
+        let h = Self::hash(id);
+        let i = self.slot(id, h);
+        self.put(i, id, h);
+    }
+
+    /// The index of `id`, a new one if it has none.
+    fn intern(&mut self, id: &'g str) -> u32 {
+        let h = Self::hash(id);
+        let i = self.slot(id, h);
+        match self.slots[i] {
+            0 => self.put(i, id, h),
+            s => s as u32 - 1,
+        }
     }
 }
 
@@ -536,6 +610,21 @@ mod tests {
         assert_eq!(ix.len(), 6, "two listed (one twice), four named by edges");
         assert_eq!(ix.id(2), "a");
         assert_eq!(ix.out(2).collect::<Vec<_>>(), vec![0]);
+        // No nodes at all: the table of ids grows from its smallest size.
+        let ring: Vec<(String, String)> = (0..1000)
+            .map(|i| (format!("r{i}"), format!("r{}", (i + 7) % 1000)))
+            .collect();
+        let refs: Vec<(&str, &str)> = ring.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let complete = graph(&refs);
+        let bare = WaitForGraph {
+            nodes: Vec::new(),
+            edges: complete.edges.clone(),
+        };
+        assert_eq!(bare.indexed().len(), 1000);
+        let found = bare.cycles();
+        assert_eq!(found, cycles(&complete));
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].len(), 1001);
     }
 
     #[test]
