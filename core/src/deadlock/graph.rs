@@ -4,7 +4,10 @@
 //! by a breadth-first search inside it, and the victim rule every process applies alike.
 
 use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
+
+use hashbrown::hash_table::{Entry, HashTable};
+use rustc_hash::FxBuildHasher;
 
 use serde::{Deserialize, Serialize};
 
@@ -145,8 +148,8 @@ impl WaitForGraph {
 
     /// The nodes named by edges but missing from `nodes`, each once, in order of appearance.
     fn missing_nodes(&self) -> Vec<SagaNode> {
-        let mut known: HashSet<&str, BuildIdHasher> =
-            HashSet::with_capacity_and_hasher(self.nodes.len() + 16, BuildIdHasher);
+        let mut known: HashSet<&str, FxBuildHasher> =
+            HashSet::with_capacity_and_hasher(self.nodes.len() + 16, FxBuildHasher);
         known.extend(self.nodes.iter().map(|n| n.id.as_str()));
         let mut missing = Vec::new();
         for e in &self.edges {
@@ -164,132 +167,60 @@ impl WaitForGraph {
     }
 }
 
-/// Saga ids to dense indexes: an open-addressed table of 8-byte slots (32 bits of the id's
-/// hash beside its index + 1), so that a lookup reads one slot and, when the hash bits
-/// match, the id itself.
+/// Saga ids to dense indexes: hashbrown's table of indexes (the ids stay in `names`), hashed
+/// with FxHash: the ids come from one's own application's registry, and the table lives for
+/// one search.
 struct Interner<'g> {
-    slots: Vec<u64>,
-    mask: usize,
+    table: HashTable<u32>,
     /// Per index, its id (a repeated node id: each of its nodes).
     names: Vec<&'g str>,
 }
 
+fn id_hash(id: &str) -> u64 {
+    FxBuildHasher.hash_one(id)
+}
+
 impl<'g> Interner<'g> {
     fn with_capacity(n: usize) -> Interner<'g> {
-        let size = (2 * n).next_power_of_two().max(16);
         Interner {
-            slots: vec![0; size],
-            mask: size - 1,
+            table: HashTable::with_capacity(n),
             names: Vec::with_capacity(n),
         }
     }
 
-    fn hash(id: &str) -> u64 {
-        let mut h = IdHasher(0);
-        h.write(id.as_bytes());
-        h.finish()
-    }
-
-    /// The slot that holds `id`, or the empty one where it goes.
-    #[inline]
-    fn slot(&self, id: &str, h: u64) -> usize {
-        let tag = h >> 32;
-        let mut i = h as usize & self.mask;
-        loop {
-            let s = self.slots[i];
-            if s == 0 || (s >> 32 == tag && self.names[(s as u32 - 1) as usize] == id) {
-                return i;
-            }
-            i = (i + 1) & self.mask;
-        }
-    }
-
-    /// The next index for `id` into slot `i`, growing the table past half full.
-    fn put(&mut self, i: usize, id: &'g str, h: u64) -> u32 {
+    /// A node's id: the next index, which a repeated id's entry then names.
+    fn add_node(&mut self, id: &'g str) {
         let v = self.names.len() as u32;
         self.names.push(id);
-        self.slots[i] = (h >> 32 << 32) | u64::from(v + 1);
-        if 2 * self.names.len() > self.slots.len() {
-            let size = self.slots.len() * 2;
-            let old = std::mem::replace(&mut self.slots, vec![0; size]);
-            self.mask = size - 1;
-            for s in old.into_iter().filter(|&s| s != 0) {
-                let h = Self::hash(self.names[(s as u32 - 1) as usize]);
-                let mut i = h as usize & self.mask;
-                while self.slots[i] != 0 {
-                    i = (i + 1) & self.mask;
-                }
-                self.slots[i] = s;
+        let names = &self.names;
+        match self.table.entry(
+            id_hash(id),
+            |&i| names[i as usize] == id,
+            |&i| id_hash(names[i as usize]),
+        ) {
+            Entry::Occupied(mut o) => *o.get_mut() = v,
+            Entry::Vacant(e) => {
+                e.insert(v);
             }
         }
-        v
-    }
-
-    /// A node's id: the next index, which a repeated id's slot then names.
-    fn add_node(&mut self, id: &'g str) {
-        let h = Self::hash(id);
-        let i = self.slot(id, h);
-        self.put(i, id, h);
     }
 
     /// The index of `id`, a new one if it has none.
     fn intern(&mut self, id: &'g str) -> u32 {
-        let h = Self::hash(id);
-        let i = self.slot(id, h);
-        match self.slots[i] {
-            0 => self.put(i, id, h),
-            s => s as u32 - 1,
+        let names = &self.names;
+        match self.table.entry(
+            id_hash(id),
+            |&i| names[i as usize] == id,
+            |&i| id_hash(names[i as usize]),
+        ) {
+            Entry::Occupied(o) => *o.get(),
+            Entry::Vacant(e) => {
+                let v = names.len() as u32;
+                e.insert(v);
+                self.names.push(id);
+                v
+            }
         }
-    }
-}
-
-/// A fast hash for saga ids (FxHash's multiply-rotate over 8-byte words): the ids come from
-/// the registry of one's own application, and the map lives for one search.
-#[derive(Default, Clone, Copy)]
-struct BuildIdHasher;
-
-impl BuildHasher for BuildIdHasher {
-    type Hasher = IdHasher;
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher(0)
-    }
-}
-
-struct IdHasher(u64);
-
-impl IdHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for IdHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, b: u8) {
-        self.add(u64::from(b));
-    }
-    #[inline]
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        // The multiply leaves the low bits weakest; the table indexes by them.
-        self.0.rotate_left(26)
     }
 }
 
