@@ -3,7 +3,11 @@
 //! (strongly connected components, O(V+E), no recursion), one concrete cycle per component
 //! by a breadth-first search inside it, and the victim rule every process applies alike.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
+use std::hash::BuildHasher;
+
+use hashbrown::hash_table::{Entry, HashTable};
+use rustc_hash::FxBuildHasher;
 
 use serde::{Deserialize, Serialize};
 
@@ -48,61 +52,90 @@ pub(crate) struct FoundCycle {
     pub edges: Vec<usize>,
 }
 
-/// The graph in index form.
+/// The graph in index form: every saga id interned once to a dense index (the graph's nodes
+/// first, in order, then the sagas its edges name but its nodes lack, in order of appearance),
+/// and the outgoing edges of each node as one compressed sparse row, in edge order.
 pub(crate) struct Indexed<'g> {
     pub graph: &'g WaitForGraph,
-    /// Outgoing edges (edge indexes) per node.
-    pub out: Vec<Vec<usize>>,
-    /// Edge index → (from, to) node indexes.
-    pub ends: Vec<(usize, usize)>,
+    /// The sagas the edges name but `graph.nodes` lacks: nodes `graph.nodes.len()..`.
+    extra: Vec<&'g str>,
+    /// Node `v`'s outgoing edges are the positions `offsets[v]..offsets[v + 1]`.
+    offsets: Vec<u32>,
+    /// Per position: the node the edge leads to.
+    targets: Vec<u32>,
+    /// Per position: the edge's index in the graph.
+    edge_at: Vec<u32>,
 }
 
+/// A node or edge index that no node or edge has.
+const NONE: u32 = u32::MAX;
+
 impl WaitForGraph {
-    pub(crate) fn indexed(&self) -> Indexed<'_> {
-        let mut index: HashMap<&str, usize> = HashMap::with_capacity(self.nodes.len());
-        for (i, n) in self.nodes.iter().enumerate() {
-            index.insert(n.id.as_str(), i);
+    pub(crate) fn indexed<'g>(&'g self) -> Indexed<'g> {
+        assert!(
+            self.nodes.len() + 2 * self.edges.len() < NONE as usize,
+            "a wait-for graph of fewer than 2^31 edges and nodes"
+        );
+        let known = self.nodes.len();
+        let mut ids = Interner::with_capacity(known + 16);
+        for n in &self.nodes {
+            // A repeated id names its last node, as it always has.
+            ids.add_node(&n.id);
         }
-        let mut out = vec![Vec::new(); self.nodes.len()];
-        let mut ends = Vec::with_capacity(self.edges.len());
-        for (e, edge) in self.edges.iter().enumerate() {
-            let (Some(&a), Some(&b)) = (
-                index.get(edge.waiter.as_str()),
-                index.get(edge.holder.as_str()),
-            ) else {
-                ends.push((usize::MAX, usize::MAX));
-                continue;
+        let mut ends: Vec<(u32, u32)> = Vec::with_capacity(self.edges.len());
+        // The previous edge's ends: neighbouring edges often share a saga (the waiters of one
+        // lock share its holder; a saga waiting on several locks, a chain of waits), and a
+        // comparison with a string just read is cheaper than a lookup in a large table.
+        let mut previous: [(&str, u32); 2] = [("", NONE), ("", NONE)];
+        for edge in &self.edges {
+            let mut id_of = |id: &'g str| -> u32 {
+                for &(seen, v) in &previous {
+                    if v != NONE && seen == id {
+                        return v;
+                    }
+                }
+                ids.intern(id)
             };
-            out[a].push(e);
+            let a = id_of(&edge.waiter);
+            let b = id_of(&edge.holder);
+            previous = [(&edge.waiter, a), (&edge.holder, b)];
             ends.push((a, b));
+        }
+        let extra = ids.names.split_off(known);
+        let n = known + extra.len();
+        // Counting sort of the edges by their source, stable: each node's edges in edge order.
+        let mut offsets = vec![0u32; n + 1];
+        for &(a, _) in &ends {
+            offsets[a as usize + 1] += 1;
+        }
+        for v in 0..n {
+            offsets[v + 1] += offsets[v];
+        }
+        let mut fill: Vec<u32> = offsets[..n].to_vec();
+        let mut targets = vec![0u32; ends.len()];
+        let mut edge_at = vec![0u32; ends.len()];
+        for (e, &(a, b)) in ends.iter().enumerate() {
+            let p = fill[a as usize] as usize;
+            fill[a as usize] += 1;
+            targets[p] = b;
+            edge_at[p] = e as u32;
         }
         Indexed {
             graph: self,
-            out,
-            ends,
+            extra,
+            offsets,
+            targets,
+            edge_at,
         }
     }
 
     /// One concrete cycle per deadlocked group of sagas (strongly connected component), in
     /// the seed's shape (`["B", "C", "B"]`), found in O(V+E) without recursion.
     pub fn cycles(&self) -> Vec<Vec<String>> {
-        // A copy only when nodes are missing (the detector's graphs are complete).
-        let missing = self.missing_nodes();
-        let completed;
-        let graph = if missing.is_empty() {
-            self
-        } else {
-            completed = WaitForGraph {
-                nodes: self.nodes.iter().cloned().chain(missing).collect(),
-                edges: self.edges.clone(),
-            };
-            &completed
-        };
-        let ix = graph.indexed();
-        let none = vec![false; graph.edges.len()];
-        ix.cyclic_components(&none)
+        let ix = self.indexed();
+        ix.cyclic_components(&[])
             .iter()
-            .filter_map(|c| ix.cycle_in(c, &none))
+            .filter_map(|c| ix.cycle_in(c, &[]))
             .map(|c| c.sagas)
             .collect()
     }
@@ -115,7 +148,9 @@ impl WaitForGraph {
 
     /// The nodes named by edges but missing from `nodes`, each once, in order of appearance.
     fn missing_nodes(&self) -> Vec<SagaNode> {
-        let mut known: HashSet<&str> = self.nodes.iter().map(|n| n.id.as_str()).collect();
+        let mut known: HashSet<&str, FxBuildHasher> =
+            HashSet::with_capacity_and_hasher(self.nodes.len() + 16, FxBuildHasher);
+        known.extend(self.nodes.iter().map(|n| n.id.as_str()));
         let mut missing = Vec::new();
         for e in &self.edges {
             for id in [&e.waiter, &e.holder] {
@@ -132,45 +167,126 @@ impl WaitForGraph {
     }
 }
 
-impl Indexed<'_> {
+/// Saga ids to dense indexes: hashbrown's table of indexes (the ids stay in `names`), hashed
+/// with FxHash: the ids come from one's own application's registry, and the table lives for
+/// one search.
+struct Interner<'g> {
+    table: HashTable<u32>,
+    /// Per index, its id (a repeated node id: each of its nodes).
+    names: Vec<&'g str>,
+}
+
+fn id_hash(id: &str) -> u64 {
+    FxBuildHasher.hash_one(id)
+}
+
+impl<'g> Interner<'g> {
+    fn with_capacity(n: usize) -> Interner<'g> {
+        Interner {
+            table: HashTable::with_capacity(n),
+            names: Vec::with_capacity(n),
+        }
+    }
+
+    /// A node's id: the next index, which a repeated id's entry then names.
+    fn add_node(&mut self, id: &'g str) {
+        let v = self.names.len() as u32;
+        self.names.push(id);
+        let names = &self.names;
+        match self.table.entry(
+            id_hash(id),
+            |&i| names[i as usize] == id,
+            |&i| id_hash(names[i as usize]),
+        ) {
+            Entry::Occupied(mut o) => *o.get_mut() = v,
+            Entry::Vacant(e) => {
+                e.insert(v);
+            }
+        }
+    }
+
+    /// The index of `id`, a new one if it has none.
+    fn intern(&mut self, id: &'g str) -> u32 {
+        let names = &self.names;
+        match self.table.entry(
+            id_hash(id),
+            |&i| names[i as usize] == id,
+            |&i| id_hash(names[i as usize]),
+        ) {
+            Entry::Occupied(o) => *o.get(),
+            Entry::Vacant(e) => {
+                let v = names.len() as u32;
+                e.insert(v);
+                self.names.push(id);
+                v
+            }
+        }
+    }
+}
+
+impl<'g> Indexed<'g> {
+    /// The number of nodes.
+    pub(crate) fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// A node's saga id.
+    pub(crate) fn id(&self, v: usize) -> &'g str {
+        let graph: &'g WaitForGraph = self.graph;
+        match graph.nodes.get(v) {
+            Some(n) => n.id.as_str(),
+            None => self.extra[v - graph.nodes.len()],
+        }
+    }
+
+    /// The edges (indexes in the graph) leaving node `v`, in edge order.
+    pub(crate) fn out(&self, v: usize) -> impl Iterator<Item = usize> + '_ {
+        let (from, to) = (self.offsets[v] as usize, self.offsets[v + 1] as usize);
+        self.edge_at[from..to].iter().map(|&e| e as usize)
+    }
+
     /// The strongly connected components with a cycle (two nodes or more), each as sorted node
-    /// indexes, in a stable order. `removed[e]` edges are ignored.
+    /// indexes, in a stable order. `removed[e]` edges are ignored (none if it is empty).
     pub(crate) fn cyclic_components(&self, removed: &[bool]) -> Vec<Vec<usize>> {
-        let n = self.out.len();
-        const NONE: usize = usize::MAX;
+        let n = self.len();
+        let is_removed = |p: usize| -> bool {
+            !removed.is_empty() && removed.get(self.edge_at[p] as usize) == Some(&true)
+        };
         let mut index = vec![NONE; n];
-        let mut low = vec![0usize; n];
+        let mut low = vec![0u32; n];
         let mut on_stack = vec![false; n];
-        let mut stack: Vec<usize> = Vec::new();
-        let mut next = 0usize;
+        let mut stack: Vec<u32> = Vec::with_capacity(n);
+        // (node, next position in its outgoing edges)
+        let mut call: Vec<(u32, u32)> = Vec::with_capacity(n);
+        let mut next = 0u32;
         let mut out = Vec::new();
-        // (node, position in its outgoing list)
-        let mut call: Vec<(usize, usize)> = Vec::new();
         for root in 0..n {
             if index[root] != NONE {
                 continue;
             }
-            call.push((root, 0));
             index[root] = next;
             low[root] = next;
             next += 1;
-            stack.push(root);
+            stack.push(root as u32);
             on_stack[root] = true;
+            call.push((root as u32, self.offsets[root]));
             while let Some(&mut (v, ref mut pos)) = call.last_mut() {
-                if *pos < self.out[v].len() {
-                    let e = self.out[v][*pos];
+                let v = v as usize;
+                let end = self.offsets[v + 1];
+                if *pos < end {
+                    let p = *pos as usize;
                     *pos += 1;
-                    if removed.get(e).copied().unwrap_or(false) {
+                    if is_removed(p) {
                         continue;
                     }
-                    let w = self.ends[e].1;
+                    let w = self.targets[p] as usize;
                     if index[w] == NONE {
                         index[w] = next;
                         low[w] = next;
                         next += 1;
-                        stack.push(w);
+                        stack.push(w as u32);
                         on_stack[w] = true;
-                        call.push((w, 0));
+                        call.push((w as u32, self.offsets[w]));
                     } else if on_stack[w] {
                         low[v] = low[v].min(index[w]);
                     }
@@ -178,68 +294,75 @@ impl Indexed<'_> {
                 }
                 call.pop();
                 if let Some(&(parent, _)) = call.last() {
+                    let parent = parent as usize;
                     low[parent] = low[parent].min(low[v]);
                 }
                 if low[v] == index[v] {
-                    let mut component = Vec::new();
-                    while let Some(w) = stack.pop() {
-                        on_stack[w] = false;
-                        component.push(w);
-                        if w == v {
-                            break;
-                        }
-                    }
-                    if component.len() > 1 {
+                    // The component is the stack down to v.
+                    let at = stack
+                        .iter()
+                        .rposition(|&w| w as usize == v)
+                        .expect("v is on the stack");
+                    if stack.len() - at > 1 {
+                        let mut component: Vec<usize> =
+                            stack[at..].iter().map(|&w| w as usize).collect();
                         component.sort_unstable();
                         out.push(component);
                     }
+                    for &w in &stack[at..] {
+                        on_stack[w as usize] = false;
+                    }
+                    stack.truncate(at);
                 }
             }
         }
-        out.sort_by(|a, b| self.graph.nodes[a[0]].id.cmp(&self.graph.nodes[b[0]].id));
+        out.sort_by(|a, b| self.id(a[0]).cmp(self.id(b[0])));
         out
     }
 
-    /// One concrete cycle through the component: the shortest one from its smallest saga id
+    /// One concrete cycle through the component (sorted node indexes, as
+    /// [`Self::cyclic_components`] gives them): the shortest one from its smallest saga id
     /// back to it, found breadth-first inside the component.
     pub(crate) fn cycle_in(&self, component: &[usize], removed: &[bool]) -> Option<FoundCycle> {
-        let mut member = vec![false; self.out.len()];
-        for &c in component {
-            member[c] = true;
-        }
+        debug_assert!(component.windows(2).all(|w| w[0] < w[1]), "sorted");
+        let local = |v: usize| component.binary_search(&v).ok();
         let start = *component
             .iter()
-            .min_by(|a, b| self.graph.nodes[**a].id.cmp(&self.graph.nodes[**b].id))?;
-        // parent edge of each node reached
-        let mut parent: HashMap<usize, usize> = HashMap::new();
-        let mut queue = VecDeque::from([start]);
+            .min_by(|a, b| self.id(**a).cmp(self.id(**b)))?;
+        // Per member (by its place in `component`): the edge position it was reached by, and
+        // the node that edge leaves.
+        let mut parent: Vec<(u32, u32)> = vec![(NONE, NONE); component.len()];
+        let mut queue: VecDeque<u32> = VecDeque::with_capacity(component.len());
+        queue.push_back(start as u32);
         let mut closing = None;
         'search: while let Some(v) = queue.pop_front() {
-            for &e in &self.out[v] {
+            let v = v as usize;
+            for p in self.offsets[v] as usize..self.offsets[v + 1] as usize {
+                let e = self.edge_at[p] as usize;
                 if removed.get(e).copied().unwrap_or(false) {
                     continue;
                 }
-                let w = self.ends[e].1;
-                if !member[w] {
-                    continue;
-                }
+                let w = self.targets[p] as usize;
                 if w == start {
-                    closing = Some(e);
+                    closing = Some((e, v));
                     break 'search;
                 }
-                if w != start && !parent.contains_key(&w) {
-                    parent.insert(w, e);
-                    queue.push_back(w);
+                let Some(l) = local(w) else {
+                    continue;
+                };
+                if parent[l].0 == NONE {
+                    parent[l] = (e as u32, v as u32);
+                    queue.push_back(w as u32);
                 }
             }
         }
-        let mut e = closing?;
+        let (mut e, mut v) = closing?;
         let mut edges = vec![e];
-        let mut v = self.ends[e].0;
         while v != start {
-            e = parent[&v];
+            let l = local(v).expect("a member");
+            e = parent[l].0 as usize;
+            v = parent[l].1 as usize;
             edges.push(e);
-            v = self.ends[e].0;
         }
         edges.reverse();
         let mut sagas: Vec<String> = edges
@@ -286,7 +409,7 @@ pub(crate) fn resolve(ix: &Indexed<'_>, limit: usize) -> Resolution {
         let Some(cycle) = ix.cycle_in(component, &removed) else {
             break;
         };
-        for &e in &ix.out[victim] {
+        for e in ix.out(victim) {
             removed[e] = true;
         }
         steps.push((cycle, victim));
@@ -376,7 +499,7 @@ mod tests {
         let r = resolve(&ix, 100);
         let mut removed = vec![false; g.edges.len()];
         for (_, v) in &r.steps {
-            for &e in &ix.out[*v] {
+            for e in ix.out(*v) {
                 removed[e] = true;
             }
         }
@@ -401,6 +524,38 @@ mod tests {
         assert_eq!(ix_victim(&g), "c", "youngest");
         g.nodes.iter_mut().find(|n| n.id == "b").unwrap().priority = 1;
         assert_eq!(ix_victim(&g), "b", "lowest priority");
+    }
+
+    #[test]
+    fn sagas_missing_from_the_nodes_are_searched_too() {
+        // Only some nodes listed, one of them twice: the edges name the rest.
+        let complete = graph(&[("a", "b"), ("b", "a"), ("c", "d"), ("d", "e"), ("e", "c")]);
+        let mut partial = complete.clone();
+        partial.nodes = vec![complete.nodes[3].clone(), complete.nodes[3].clone()];
+        assert_eq!(partial.cycles(), cycles(&complete));
+        assert_eq!(
+            partial.cycles(),
+            vec![vec!["a", "b", "a"], vec!["c", "d", "e", "c"]]
+        );
+        let ix = partial.indexed();
+        assert_eq!(ix.len(), 6, "two listed (one twice), four named by edges");
+        assert_eq!(ix.id(2), "a");
+        assert_eq!(ix.out(2).collect::<Vec<_>>(), vec![0]);
+        // No nodes at all: the table of ids grows from its smallest size.
+        let ring: Vec<(String, String)> = (0..1000)
+            .map(|i| (format!("r{i}"), format!("r{}", (i + 7) % 1000)))
+            .collect();
+        let refs: Vec<(&str, &str)> = ring.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let complete = graph(&refs);
+        let bare = WaitForGraph {
+            nodes: Vec::new(),
+            edges: complete.edges.clone(),
+        };
+        assert_eq!(bare.indexed().len(), 1000);
+        let found = bare.cycles();
+        assert_eq!(found, cycles(&complete));
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].len(), 1001);
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub(crate) async fn break_cycles(
         cycle.victim = Some(victim_id.clone());
         let why = serde_json::to_string(&cycle).unwrap_or_default();
         let mut aborted_here = false;
-        for &e in &ix.out[victim] {
+        for e in ix.out(victim) {
             let edge = &graph.edges[e];
             if registry::abort_waiter_because(client, &edge.lock_key, &edge.waiter_id, &why).await?
             {
