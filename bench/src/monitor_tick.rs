@@ -107,9 +107,13 @@ fn populate(b: &mut Bench, p: Population) -> Result<usize, String> {
             record.arg(field).arg(value);
         }
         w.add(record)?;
-        for index in [format!("{S}:active"), format!("{S}:active:{t}")] {
+        for (index, score) in [
+            (format!("{S}:active"), updated),
+            (format!("{S}:active:{t}"), updated),
+            (format!("{S}:started"), created),
+        ] {
             let mut z = redis::cmd("ZADD");
-            z.arg(index).arg(updated).arg(&id);
+            z.arg(index).arg(score).arg(&id);
             w.add(z)?;
         }
     }

@@ -206,3 +206,94 @@ async fn active_sagas_are_read_whole_past_one_pipeline() {
         "each record read as written"
     );
 }
+
+/// How many `HGETALL`s (record reads) the server ran so far.
+fn record_reads(server: &RedisServer) -> u64 {
+    let mut con = server.connection();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut con)
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_hgetall:calls="))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_running_candidates_come_from_the_index_by_creation_time() {
+    const FRESH: usize = 300;
+    let server = RedisServer::start();
+    let c = client(&server);
+    let repo = RedisSagaRepository::new(&c);
+    let mut old = SagaRecord::new("old-1", "CreateOrderSaga");
+    old.created_at = SystemTime::now() - Duration::from_secs(3600);
+    repo.save(&old).await.unwrap();
+    for i in 0..FRESH {
+        repo.save(&SagaRecord::new(format!("fresh-{i}"), "CreateOrderSaga"))
+            .await
+            .unwrap();
+    }
+    let before = SystemTime::now() - Duration::from_secs(60);
+    let reads = record_reads(&server);
+    let found = repo.find_active_created_before(before).await.unwrap();
+    let ids: Vec<&str> = found.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, vec!["old-1"], "the old saga, not the fresh ones");
+    assert_eq!(
+        record_reads(&server) - reads,
+        1,
+        "only the old saga's record is read, not the {FRESH} fresh ones"
+    );
+    // a later update keeps its creation time in the index
+    let got = repo.find_by_id("old-1").await.unwrap().unwrap();
+    repo.save(&SagaRecord {
+        retry_count: 1,
+        updated_at: SystemTime::now(),
+        ..got.clone()
+    })
+    .await
+    .unwrap();
+    let found = repo.find_active_created_before(before).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].id.as_str(), found[0].retry_count), ("old-1", 1));
+    // a finished saga leaves the index
+    let got = repo.find_by_id("old-1").await.unwrap().unwrap();
+    repo.save(&SagaRecord {
+        status: SagaStatus::Completed,
+        ..got
+    })
+    .await
+    .unwrap();
+    assert!(repo
+        .find_active_created_before(before)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sagas_saved_before_the_creation_index_are_still_found() {
+    let server = RedisServer::start();
+    let c = client(&server);
+    let repo = RedisSagaRepository::new(&c);
+    let mut old = SagaRecord::new("legacy-1", "CreateOrderSaga");
+    old.created_at = SystemTime::now() - Duration::from_secs(3600);
+    repo.save(&old).await.unwrap();
+    repo.save(&SagaRecord::new("fresh-1", "CreateOrderSaga"))
+        .await
+        .unwrap();
+    // as a save made before the index by creation time existed left it
+    let mut con = server.connection();
+    let removed: i64 = redis::cmd("ZREM")
+        .arg("{txcoord:sagas}:started")
+        .arg("legacy-1")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(removed, 1, "the index holds the saga");
+    let found = repo
+        .find_active_created_before(SystemTime::now() - Duration::from_secs(60))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = found.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, vec!["legacy-1"]);
+}

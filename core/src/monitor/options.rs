@@ -150,6 +150,14 @@ impl MonitorOptions {
             .unwrap_or(self.default_limit)
     }
 
+    /// The smallest limit of any type: no saga younger than this is long-running.
+    pub(super) fn shortest_limit(&self) -> Duration {
+        self.limits
+            .values()
+            .copied()
+            .fold(self.default_limit, Duration::min)
+    }
+
     pub(super) fn validate(&self) -> Result<()> {
         validate::duration("interval", self.interval, 1, validate::MAX_MS)?;
         validate::duration("leader_ttl", self.leader_ttl, 1, validate::MAX_MS)?;

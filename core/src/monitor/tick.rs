@@ -101,7 +101,12 @@ async fn long_running(
     report: &mut TickReport,
     still: &mut HashSet<(String, String)>,
 ) -> Result<()> {
-    for saga in inner.repository.find_active_sagas().await? {
+    // only sagas older than the shortest limit can be long-running: the repository reads
+    // just those (from its index by creation time, when it has one)
+    let before = SystemTime::now()
+        .checked_sub(inner.options.shortest_limit())
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    for saga in inner.repository.find_active_created_before(before).await? {
         let runtime = ms_since(saga.created_at);
         if Duration::from_millis(runtime) <= inner.options.limit(&saga.saga_type) {
             continue;

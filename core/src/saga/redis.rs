@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! `RedisSagaRepository`: the saga records, their indexes and running totals in Redis
 //! (PROTOCOL.md, section 8). No query scans all sagas: active ones are read from their index,
-//! stuck ones from the per-type index by last update, statistics from the running totals.
+//! long-running candidates from the index by creation time, stuck ones from the per-type index
+//! by last update, statistics from the running totals.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use redis::{Script, Value};
 
@@ -62,6 +63,9 @@ impl Keys {
     }
     fn active_of(&self, saga_type: &str) -> String {
         format!("{}:active:{saga_type}", self.base)
+    }
+    fn started(&self) -> String {
+        format!("{}:started", self.base)
     }
     fn types(&self) -> String {
         format!("{}:types", self.base)
@@ -164,6 +168,7 @@ impl RedisSagaRepository {
                     &k.types(),
                     &k.totals(),
                     &k.finished(),
+                    &k.started(),
                 ],
                 &[
                     &saga.id,
@@ -368,6 +373,37 @@ impl SagaRepository for RedisSagaRepository {
         Box::pin(async move {
             let ids = self.ids_updated_before(&self.keys.active(), None).await?;
             self.records(&ids).await
+        })
+    }
+
+    fn find_active_created_before(
+        &self,
+        before: SystemTime,
+    ) -> BoxFuture<'_, Result<Vec<SagaRecord>>> {
+        Box::pin(async move {
+            let before_ms = to_ms(before);
+            let mut pipe = redis::pipe();
+            pipe.cmd("ZCARD")
+                .arg(self.keys.active())
+                .cmd("ZCARD")
+                .arg(self.keys.started())
+                .cmd("ZRANGE")
+                .arg(self.keys.started())
+                .arg("-inf")
+                .arg(before_ms)
+                .arg("BYSCORE");
+            let (active, started, ids): (u64, u64, Vec<String>) = self
+                .client
+                .query_pipeline(&pipe, self.client.op_budget())
+                .await?;
+            if active == started {
+                return self.records(&ids).await;
+            }
+            // Sagas last saved before the index by creation time existed are in `active` only:
+            // read every active saga until each has been saved again.
+            let mut sagas = self.find_active_sagas().await?;
+            sagas.retain(|s| s.created_at <= before);
+            Ok(sagas)
         })
     }
 

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::SystemTime;
 
 use super::record::{FinishedSaga, SagaRecord, SagaStatistics, SaveOptions, SaveOutcome};
 use crate::client::Client;
@@ -32,6 +33,20 @@ pub trait SagaRepository: Send + Sync {
 
     /// The seed's `findActiveSagas()`.
     fn find_active_sagas(&self) -> BoxFuture<'_, Result<Vec<SagaRecord>>>;
+
+    /// The active sagas created at or before `before` (the monitor's long-running candidates).
+    /// By default the active sagas filtered by `created_at`; a repository with an index by
+    /// creation time reads only those.
+    fn find_active_created_before(
+        &self,
+        before: SystemTime,
+    ) -> BoxFuture<'_, Result<Vec<SagaRecord>>> {
+        Box::pin(async move {
+            let mut sagas = self.find_active_sagas().await?;
+            sagas.retain(|s| s.created_at <= before);
+            Ok(sagas)
+        })
+    }
 
     /// The seed's `findStuckSagas()`.
     fn find_stuck_sagas(&self) -> BoxFuture<'_, Result<Vec<SagaRecord>>>;

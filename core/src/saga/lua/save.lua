@@ -1,6 +1,6 @@
 -- save: write a saga record, keep the indexes and the running totals (PROTOCOL.md, section 8).
 -- KEYS[1] the record  KEYS[2] active  KEYS[3] active:<type>  KEYS[4] types  KEYS[5] totals
--- KEYS[6] finished (stream)
+-- KEYS[6] finished (stream)  KEYS[7] started
 -- ARGV[1] id  ARGV[2] type  ARGV[3] status  ARGV[4] priority  ARGV[5] createdAt (ms)
 -- ARGV[6] updatedAt (ms, '' = the Redis time)  ARGV[7] retryCount  ARGV[8] error
 -- ARGV[9] stuckReason  ARGV[10] stuckDetail
@@ -39,6 +39,7 @@ redis.call('HSET', R, 'pv', '2', 'id', ARGV[1], 'type', ARGV[2], 'status', statu
 if finished(status) then
   redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('ZREM', KEYS[7], ARGV[1])
   if not (cur[4] and finished(cur[4])) then
     local field = ({COMPLETED = 'completed', COMPENSATED = 'compensated', FAILED = 'failed'})[status]
     local duration = math.max(updated - created, 0)
@@ -52,6 +53,7 @@ if finished(status) then
 else
   redis.call('ZADD', KEYS[2], updated, ARGV[1])
   redis.call('ZADD', KEYS[3], updated, ARGV[1])
+  redis.call('ZADD', KEYS[7], created, ARGV[1])
   redis.call('SADD', KEYS[4], ARGV[2])
   redis.call('PERSIST', R)
 end
